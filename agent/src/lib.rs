@@ -1,0 +1,23 @@
+//! `auditty-agent`: records a terminal session into the spool.
+//!
+//! - [`record::run`] is `auditty-agent record`: it spawns the shell on a PTY ([`pty`]),
+//!   puts the user's terminal in raw mode ([`terminal::RawMode`]), and runs the
+//!   [`relay`] loop, which copies bytes between terminal and PTY and hands every read to
+//!   the [`recorder`] as an event. The recorder runs on its own thread: it numbers events,
+//!   cuts chunks (size or latency bound), encodes them and appends them to the spool, so
+//!   the relay never waits on the disk.
+//! - [`control`] is the per-session socket through which `auditty-agent mark LABEL`
+//!   ([`mark::run`]) adds a marker to the session it runs in.
+//! - [`metadata`] gathers what the `start` event says about the session.
+//!
+//! Callers: `main.rs` (the binary) and the end-to-end tests, which use [`pty`] to run
+//! the agent itself on a PTY they own.
+
+pub mod cli;
+pub mod control;
+pub mod mark;
+pub mod metadata;
+pub mod pty;
+pub mod record;
+pub mod recorder;
+pub mod relay;

@@ -1,0 +1,158 @@
+//! `auditty-agent record`: one recorded session from start to end.
+
+use std::ffi::OsString;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use schemas::data_dir::DataDir;
+use schemas::{EndReason, SessionEnd, SessionId};
+use spool::{SpoolOptions, SpoolWriter};
+
+use crate::cli::RecordArgs;
+use crate::control::{ControlSocket, ENV_CONTROL, ENV_SESSION, runtime_dir};
+use crate::pty::{self, WinSize};
+use crate::recorder::{ChunkPolicy, Recorder};
+use crate::relay::{Relay, SignalFlags};
+use terminal::RawMode;
+
+/// Records one session; returns the exit code to leave with (the program's).
+pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
+    let spool_dir = match &args.spool {
+        Some(dir) => dir.clone(),
+        None => DataDir::resolve(data_dir)?.spool(),
+    };
+    let command = if args.command.is_empty() {
+        vec![std::env::var_os("SHELL").filter(|s| !s.is_empty()).unwrap_or_else(|| OsString::from("/bin/sh"))]
+    } else {
+        args.command.clone()
+    };
+    if args.chunk_bytes == 0 || args.chunk_latency_ms == 0 {
+        bail!("--chunk-bytes and --chunk-latency-ms must be greater than 0");
+    }
+
+    let stdin = std::io::stdin().as_raw_fd();
+    let stdout = std::io::stdout().as_raw_fd();
+    let terminal_size = pty::get_size(stdin);
+    let size = terminal_size.or_else(|| pty::get_size(stdout)).unwrap_or_else(size_from_env);
+
+    let session_id = SessionId::new_v7_at(schemas::time::now_ns());
+    let writer = SpoolWriter::create(
+        &spool_dir,
+        &session_id.to_string(),
+        SpoolOptions { max_bytes: args.spool_max_bytes, ..SpoolOptions::default() },
+    )
+    .with_context(|| format!("cannot start recording into spool {}", spool_dir.display()))?;
+    let start_time_ns = session_id.start_time_ns().unwrap_or_else(schemas::time::now_ns);
+    let start = crate::metadata::gather(start_time_ns, &command, size);
+    let recorder = Recorder::start(
+        writer,
+        session_id,
+        &start,
+        ChunkPolicy {
+            max_bytes: args.chunk_bytes,
+            max_latency: Duration::from_millis(args.chunk_latency_ms),
+            compress: !args.no_compress,
+        },
+    )
+    .with_context(|| format!("cannot write the start of session {session_id} to {}", spool_dir.display()))?;
+
+    let control = match ControlSocket::bind(&runtime_dir(), &session_id.to_string()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "Markers are unavailable: the control socket could not be created.");
+            None
+        }
+    };
+    let signals = SignalFlags::install().context("cannot install signal handlers")?;
+    let mut env = vec![(ENV_SESSION, session_id.to_string())];
+    if let Some(c) = &control {
+        env.push((ENV_CONTROL, c.path().display().to_string()));
+    }
+
+    let started = Instant::now();
+    let spawned = pty::spawn(&command[0], &command[1..], &env, size)
+        .with_context(|| format!("cannot start {:?}", command[0]));
+    let mut spawned = match spawned {
+        Ok(s) => s,
+        Err(e) => {
+            let end = SessionEnd {
+                version: schemas::session::METADATA_VERSION,
+                exit_status: Some(127),
+                reason: EndReason::Exit,
+                detail: Some(format!("{e:#}")),
+                ..Default::default()
+            };
+            let _ = recorder.finish(0, end);
+            return Err(e);
+        }
+    };
+
+    let outcome = {
+        // Raw mode only for the relay: every way out of this block restores the terminal.
+        let _raw = RawMode::enter(stdin).context("cannot put the terminal in raw mode")?;
+        Relay {
+            input: stdin,
+            output: stdout,
+            follow_size: terminal_size.is_some(),
+            child: &mut spawned.child,
+            master: spawned.master.as_raw_fd(),
+            recorder: &recorder,
+            control: control.as_ref(),
+            signals: &signals,
+            started,
+        }
+        .run()
+    };
+    let elapsed_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let outcome = outcome.context("the terminal relay failed")?;
+    let status = outcome.status;
+    let reason = match (outcome.reason, status.signal()) {
+        (EndReason::Exit, Some(_)) => EndReason::Signal,
+        (r, _) => r,
+    };
+    let end = SessionEnd {
+        version: schemas::session::METADATA_VERSION,
+        exit_status: status.code(),
+        signal: status.signal(),
+        reason,
+        detail: outcome.detail.clone(),
+        ..Default::default()
+    };
+    let stats = recorder.finish(elapsed_ns, end);
+    drop(control);
+
+    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    match stats {
+        Ok(stats) => {
+            if !args.quiet {
+                eprintln!(
+                    "auditty: session {session_id} recorded ({} events) in {}",
+                    stats.events,
+                    spool_dir.display()
+                );
+            }
+        }
+        Err(e) => {
+            eprintln!("auditty-agent: session {session_id} was not recorded completely: {e}");
+            if let Some(d) = outcome.detail {
+                eprintln!("  cause: {d}");
+            }
+            return Ok(if code == 0 { 1 } else { code });
+        }
+    }
+    if outcome.reason == EndReason::RecordingFailed {
+        return Ok(if code == 0 { 1 } else { code });
+    }
+    Ok(code)
+}
+
+fn size_from_env() -> WinSize {
+    let get = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u16>().ok()).filter(|&v| v > 0);
+    WinSize {
+        cols: get("COLUMNS").unwrap_or(80),
+        rows: get("LINES").unwrap_or(24),
+    }
+}

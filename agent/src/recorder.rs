@@ -1,0 +1,230 @@
+//! The recorder thread: numbers events, cuts chunks and appends them to the spool.
+//!
+//! The relay loop sends [`Message`]s over a bounded channel and never touches the disk.
+//! If the disk falls behind, the channel fills and the relay waits: recording slows the
+//! shell down rather than losing what it showed. If the spool fails (full, I/O error),
+//! the recorder reports it through [`Recorder::failure`] and the relay ends the session,
+//! so nothing goes unrecorded.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use schemas::{Chunk, Event, EventKind, SessionEnd, SessionId, SessionStart};
+use spool::SpoolWriter;
+
+/// What the relay sends to the recorder.
+pub enum Message {
+    /// An event; the recorder gives it its sequence number.
+    Event {
+        /// What happened.
+        kind: EventKind,
+        /// Nanoseconds since the session started.
+        elapsed_ns: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// The session is over; the recorder fills in the counts.
+    End {
+        /// Nanoseconds since the session started.
+        elapsed_ns: u64,
+        /// The end metadata (event and byte counts are filled in by the recorder).
+        end: SessionEnd,
+    },
+}
+
+/// How chunks are cut.
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkPolicy {
+    /// Cut once the pending events hold this many data bytes.
+    pub max_bytes: usize,
+    /// Cut this long after the first pending event arrived.
+    pub max_latency: Duration,
+    /// zstd-compress payloads.
+    pub compress: bool,
+}
+
+/// What the recorder did, when it is done.
+#[derive(Clone, Debug, Default)]
+pub struct RecorderStats {
+    /// Events written, `start` and `end` included.
+    pub events: u64,
+    /// Chunks written.
+    pub chunks: u64,
+}
+
+/// Handle to the recorder thread.
+pub struct Recorder {
+    tx: Sender<Message>,
+    failure: Arc<Mutex<Option<String>>>,
+    thread: JoinHandle<RecorderStats>,
+}
+
+impl Recorder {
+    /// Starts the recorder; the `start` event is written and synced before this returns,
+    /// so a session exists in the spool from its first moment.
+    pub fn start(
+        writer: SpoolWriter,
+        session_id: SessionId,
+        start: &SessionStart,
+        policy: ChunkPolicy,
+    ) -> Result<Recorder, spool::SpoolError> {
+        let mut state = State {
+            writer,
+            session_id,
+            policy,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            next_seq: 0,
+            input_bytes: 0,
+            output_bytes: 0,
+            stats: RecorderStats::default(),
+        };
+        state.push(EventKind::Start, 0, start.to_bytes());
+        state.flush()?;
+        let (tx, rx) = bounded(4096);
+        let failure = Arc::new(Mutex::new(None));
+        let thread_failure = Arc::clone(&failure);
+        let thread = std::thread::Builder::new()
+            .name("auditty-recorder".into())
+            .spawn(move || run(state, rx, thread_failure))
+            .map_err(|e| spool::SpoolError::Io {
+                path: Default::default(),
+                op: "start recorder thread",
+                source: e,
+            })?;
+        Ok(Recorder { tx, failure, thread })
+    }
+
+    /// Hands an event to the recorder. Blocks only while the recorder is behind.
+    pub fn send(&self, kind: EventKind, elapsed_ns: u64, data: Vec<u8>) {
+        // A send fails only if the thread is gone, which `failure` reports.
+        let _ = self.tx.send(Message::Event {
+            kind,
+            elapsed_ns,
+            data,
+        });
+    }
+
+    /// Why recording failed, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Writes the `end` event, waits for everything to be synced, and returns the counts.
+    pub fn finish(self, elapsed_ns: u64, end: SessionEnd) -> Result<RecorderStats, String> {
+        let _ = self.tx.send(Message::End { elapsed_ns, end });
+        drop(self.tx);
+        let stats = self
+            .thread
+            .join()
+            .map_err(|_| "the recorder thread panicked".to_string())?;
+        match self.failure.lock().ok().and_then(|f| f.clone()) {
+            Some(f) => Err(f),
+            None => Ok(stats),
+        }
+    }
+}
+
+struct State {
+    writer: SpoolWriter,
+    session_id: SessionId,
+    policy: ChunkPolicy,
+    pending: Vec<Event>,
+    pending_bytes: usize,
+    next_seq: u64,
+    input_bytes: u64,
+    output_bytes: u64,
+    stats: RecorderStats,
+}
+
+impl State {
+    fn push(&mut self, kind: EventKind, elapsed_ns: u64, data: Vec<u8>) {
+        match kind {
+            EventKind::Input => self.input_bytes += data.len() as u64,
+            EventKind::Output => self.output_bytes += data.len() as u64,
+            _ => {}
+        }
+        self.pending_bytes += data.len();
+        self.pending.push(Event {
+            seq: self.next_seq,
+            elapsed_ns,
+            kind,
+            data,
+        });
+        self.next_seq += 1;
+    }
+
+    fn flush(&mut self) -> Result<(), spool::SpoolError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let chunk = Chunk {
+            session_id: self.session_id,
+            events: std::mem::take(&mut self.pending),
+        };
+        self.pending_bytes = 0;
+        self.writer.append(&chunk.encode(self.policy.compress))?;
+        self.writer.sync()?;
+        self.stats.chunks += 1;
+        self.stats.events += chunk.events.len() as u64;
+        Ok(())
+    }
+}
+
+fn run(mut state: State, rx: Receiver<Message>, failure: Arc<Mutex<Option<String>>>) -> RecorderStats {
+    let mut oldest: Option<Instant> = None;
+    let mut failed = false;
+    loop {
+        let timeout = match oldest {
+            Some(t) => state.policy.max_latency.saturating_sub(t.elapsed()),
+            None => Duration::from_secs(3600),
+        };
+        let msg = rx.recv_timeout(timeout);
+        let mut ended = false;
+        match msg {
+            Ok(Message::Event { kind, elapsed_ns, data }) => {
+                state.push(kind, elapsed_ns, data);
+                oldest.get_or_insert_with(Instant::now);
+            }
+            Ok(Message::End { elapsed_ns, mut end }) => {
+                end.event_count = state.next_seq + 1;
+                end.input_bytes = state.input_bytes;
+                end.output_bytes = state.output_bytes;
+                state.push(EventKind::End, elapsed_ns, end.to_bytes());
+                ended = true;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            // The relay is gone without an `end`; keep what we have (the session reads
+            // as "never ended", which is the truth).
+            Err(RecvTimeoutError::Disconnected) => ended = true,
+        }
+        let due = oldest.is_some_and(|t| t.elapsed() >= state.policy.max_latency);
+        if !failed && (ended || due || state.pending_bytes >= state.policy.max_bytes) {
+            if let Err(e) = state.flush() {
+                tracing::error!(error = %e, "Recording failed; the session will be ended.");
+                if let Ok(mut f) = failure.lock() {
+                    *f = Some(e.to_string());
+                }
+                failed = true;
+            }
+            oldest = None;
+        }
+        if failed {
+            // Drop what arrives so the relay is never blocked while it winds down.
+            state.pending.clear();
+            state.pending_bytes = 0;
+        }
+        if ended {
+            if !failed {
+                if let Err(e) = state.writer.finish() {
+                    if let Ok(mut f) = failure.lock() {
+                        *f = Some(e.to_string());
+                    }
+                }
+            }
+            return state.stats;
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! The copy loop between the user's terminal and the PTY.
+//!
+//! One thread, one `poll(2)`: terminal input goes to the PTY, PTY output goes to the
+//! terminal, and each read becomes one event handed to the [`Recorder`]. Reads are up to
+//! 64 KiB, the PTY side is non-blocking (input waits in a buffer when the program is not
+//! reading, so its output is never blocked by its input), and the loop does no disk I/O.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, ExitStatus};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use schemas::EventKind;
+use schemas::session::EndReason;
+
+use crate::control::{ControlSocket, acknowledge};
+use crate::pty::{self, WinSize};
+use crate::recorder::Recorder;
+
+const READ_SIZE: usize = 64 * 1024;
+/// Input waiting for the program beyond this is not read from the terminal until the
+/// program catches up, which keeps memory bounded when it ignores its input.
+const MAX_PENDING_INPUT: usize = 1 << 20;
+/// After asking the program to hang up, how long to wait before killing it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Signals the loop reacts to, set by handlers and read by the loop.
+pub struct SignalFlags {
+    /// The user's terminal changed size.
+    pub winch: Arc<AtomicBool>,
+    /// A child changed state.
+    pub chld: Arc<AtomicBool>,
+    /// The agent was asked to stop (SIGTERM, SIGHUP, SIGINT).
+    pub stop: Arc<AtomicBool>,
+    /// Read end of the wake-up pipe the handlers write to.
+    pub wake: UnixStream,
+}
+
+impl SignalFlags {
+    /// Installs the handlers.
+    pub fn install() -> io::Result<SignalFlags> {
+        use signal_hook::consts::*;
+        let (wake, wake_tx) = UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        wake_tx.set_nonblocking(true)?;
+        let flags = SignalFlags {
+            winch: Arc::new(AtomicBool::new(false)),
+            chld: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(AtomicBool::new(false)),
+            wake,
+        };
+        signal_hook::flag::register(SIGWINCH, Arc::clone(&flags.winch))?;
+        signal_hook::flag::register(SIGCHLD, Arc::clone(&flags.chld))?;
+        for sig in [SIGTERM, SIGHUP, SIGINT] {
+            signal_hook::flag::register(sig, Arc::clone(&flags.stop))?;
+        }
+        for sig in [SIGWINCH, SIGCHLD, SIGTERM, SIGHUP, SIGINT] {
+            signal_hook::low_level::pipe::register(sig, wake_tx.try_clone()?)?;
+        }
+        Ok(flags)
+    }
+
+    fn drain(&self) {
+        let mut buf = [0u8; 64];
+        while matches!(io::Read::read(&mut &self.wake, &mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+/// Everything the loop works with.
+pub struct Relay<'a> {
+    /// The user's terminal (or whatever stdin is, when headless).
+    pub input: RawFd,
+    /// Where output goes.
+    pub output: RawFd,
+    /// True if `input` is a terminal whose size we follow.
+    pub follow_size: bool,
+    /// The program.
+    pub child: &'a mut Child,
+    /// PTY master.
+    pub master: RawFd,
+    /// The recorder.
+    pub recorder: &'a Recorder,
+    /// Marker requests.
+    pub control: Option<&'a ControlSocket>,
+    /// Signals.
+    pub signals: &'a SignalFlags,
+    /// Session start, for event times.
+    pub started: Instant,
+}
+
+/// How the session ended.
+pub struct Outcome {
+    /// The program's status.
+    pub status: ExitStatus,
+    /// Why the session ended.
+    pub reason: EndReason,
+    /// Detail for the `end` event (e.g. why recording failed).
+    pub detail: Option<String>,
+}
+
+fn elapsed(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: reads into a buffer we own, within its length.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+fn write_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: writes from a buffer we own, within its length.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+/// Writes all of `buf` to a blocking descriptor, retrying on EINTR.
+fn write_all_fd(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match write_fd(fd, buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Our stdout may be non-blocking if shared with another process; wait.
+                let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut p, 1, 100) };
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+impl Relay<'_> {
+    /// Runs until the program is gone. Returns how it ended.
+    pub fn run(mut self) -> io::Result<Outcome> {
+        pty::set_nonblocking(self.master)?;
+        let mut buf = vec![0u8; READ_SIZE];
+        let mut pending_input: Vec<u8> = Vec::new();
+        let mut input_open = true;
+        let mut output_open = true;
+        let mut reason = EndReason::Exit;
+        let mut detail = None;
+        let mut kill_at: Option<Instant> = None;
+
+        loop {
+            if kill_at.is_none() {
+                if let Some(failure) = self.recorder.failure() {
+                    let msg = format!(
+                        "\r\nauditty: recording failed: {failure}\r\nauditty: ending this session so that nothing goes unrecorded\r\n"
+                    );
+                    let _ = write_all_fd(self.output, msg.as_bytes());
+                    reason = EndReason::RecordingFailed;
+                    detail = Some(failure);
+                    kill_at = Some(self.hang_up());
+                }
+            }
+            if let Some(t) = kill_at {
+                if Instant::now() >= t {
+                    let _ = self.child.kill();
+                }
+            }
+
+            let master_events = libc::POLLIN
+                | if pending_input.is_empty() { 0 } else { libc::POLLOUT };
+            let mut fds = vec![
+                libc::pollfd { fd: self.master, events: master_events, revents: 0 },
+                libc::pollfd { fd: self.signals.wake.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            ];
+            let input_slot = (input_open && pending_input.len() < MAX_PENDING_INPUT).then(|| {
+                fds.push(libc::pollfd { fd: self.input, events: libc::POLLIN, revents: 0 });
+                fds.len() - 1
+            });
+            let control_slot = self.control.map(|c| {
+                fds.push(libc::pollfd { fd: c.listener().as_raw_fd(), events: libc::POLLIN, revents: 0 });
+                fds.len() - 1
+            });
+            let timeout = if kill_at.is_some() { 100 } else { 500 };
+            // SAFETY: fds is a valid array of pollfd of the given length.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+
+            if fds[1].revents != 0 {
+                self.signals.drain();
+            }
+            if self.signals.winch.swap(false, Ordering::Relaxed) && self.follow_size {
+                if let Some(size) = pty::get_size(self.input) {
+                    self.resize(size);
+                }
+            }
+            if self.signals.stop.swap(false, Ordering::Relaxed) && kill_at.is_none() {
+                reason = EndReason::AgentShutdown;
+                kill_at = Some(self.hang_up());
+            }
+
+            // Output first: it is what the user is waiting to see.
+            if fds[0].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                if !self.pump_output(&mut buf, &mut output_open)? {
+                    break;
+                }
+            }
+            if fds[0].revents & libc::POLLOUT != 0 && !pending_input.is_empty() {
+                match write_fd(self.master, &pending_input) {
+                    Ok(n) => {
+                        pending_input.drain(..n);
+                    }
+                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                    // The program closed its terminal; its output side tells us when it is gone.
+                    Err(_) => pending_input.clear(),
+                }
+            }
+            if let Some(i) = input_slot {
+                if fds[i].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                    match read_fd(self.input, &mut buf) {
+                        Ok(0) => input_open = false,
+                        Ok(n) => {
+                            let data = buf[..n].to_vec();
+                            if pending_input.is_empty() {
+                                // Most keystrokes go straight through without buffering.
+                                match write_fd(self.master, &data) {
+                                    Ok(w) => pending_input.extend_from_slice(&data[w..]),
+                                    Err(_) => pending_input.extend_from_slice(&data),
+                                }
+                            } else {
+                                pending_input.extend_from_slice(&data);
+                            }
+                            self.recorder.send(EventKind::Input, elapsed(self.started), data);
+                        }
+                        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                        // The user's terminal is gone (hangup); the program gets SIGHUP from us.
+                        Err(_) => {
+                            input_open = false;
+                            if kill_at.is_none() && self.follow_size {
+                                reason = EndReason::AgentShutdown;
+                                kill_at = Some(self.hang_up());
+                            }
+                        }
+                    }
+                }
+            }
+            if let (Some(i), Some(control)) = (control_slot, self.control) {
+                if fds[i].revents & libc::POLLIN != 0 {
+                    match control.accept_label() {
+                        Ok(Some((label, stream))) => {
+                            self.recorder.send(EventKind::Marker, elapsed(self.started), label.into_bytes());
+                            acknowledge(stream);
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "A marker request failed."),
+                    }
+                }
+            }
+            if self.signals.chld.swap(false, Ordering::Relaxed) {
+                if let Some(status) = self.child.try_wait()? {
+                    // What the program wrote just before exiting may still be in the PTY.
+                    while self.pump_output(&mut buf, &mut output_open)? {
+                        if !self.readable(self.master) {
+                            break;
+                        }
+                    }
+                    return Ok(Outcome { status, reason, detail });
+                }
+            }
+        }
+        let status = self.child.wait()?;
+        Ok(Outcome { status, reason, detail })
+    }
+
+    fn readable(&self, fd: RawFd) -> bool {
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, 0) > 0 && p.revents & libc::POLLIN != 0 }
+    }
+
+    /// Reads once from the PTY; false when the PTY is closed (the program is gone).
+    fn pump_output(&mut self, buf: &mut [u8], output_open: &mut bool) -> io::Result<bool> {
+        match read_fd(self.master, buf) {
+            Ok(0) => Ok(false),
+            Ok(n) => {
+                let data = buf[..n].to_vec();
+                if *output_open && write_all_fd(self.output, &data).is_err() {
+                    // Nobody sees the output any more; keep recording what the program does.
+                    *output_open = false;
+                }
+                self.recorder.send(EventKind::Output, elapsed(self.started), data);
+                Ok(true)
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(true),
+            // EIO: every handle on the slave side is closed.
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn resize(&mut self, size: WinSize) {
+        if pty::set_size(self.master, size).is_ok() {
+            self.recorder.send(
+                EventKind::Resize,
+                elapsed(self.started),
+                schemas::event::format_size(size.cols, size.rows),
+            );
+        }
+    }
+
+    /// Asks the program's process group to hang up; returns when to kill it if it does not.
+    fn hang_up(&mut self) -> Instant {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: signals to the session we created; failures (already gone) are harmless.
+        unsafe {
+            libc::kill(-pid, libc::SIGHUP);
+            libc::kill(-pid, libc::SIGCONT);
+        }
+        Instant::now() + SHUTDOWN_GRACE
+    }
+}

@@ -1,0 +1,229 @@
+//! The embedded source: the agent's spool directory, read in place.
+//!
+//! Each segment file is a partition; positions are byte offsets. The committed position
+//! of a segment lives next to it in `<segment>.ingested`, written (atomically) only after
+//! the batch's objects are durable. A segment that no agent holds any more and that is
+//! fully ingested is deleted, then its position file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use serde_json::json;
+use spool::{ScanItem, SegmentFile};
+use store::ObjectStore;
+
+use crate::decode::{Rows, decode_chunk};
+use crate::output::{Batch, DeadLetter, ExistingCuts, Written, dead_letter_location, write_batch};
+
+/// Name of this source in object names.
+pub const SOURCE: &str = "spool";
+
+/// What one pass over the spool did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PassSummary {
+    /// Segments that had new entries.
+    pub segments: u64,
+    /// Rows and objects written.
+    pub written: Written,
+    /// Damaged stretches found.
+    pub damaged: u64,
+    /// Torn tails cut off.
+    pub torn_tails: u64,
+    /// Segments deleted after being fully ingested.
+    pub deleted: u64,
+    /// Segments that could not be read (reported, retried next pass).
+    pub failed: u64,
+}
+
+/// The spool directory as a source.
+pub struct SpoolSource {
+    dir: PathBuf,
+}
+
+fn position_path(segment: &Path) -> PathBuf {
+    let mut p = segment.as_os_str().to_owned();
+    p.push(".ingested");
+    PathBuf::from(p)
+}
+
+fn read_position(segment: &Path) -> anyhow::Result<u64> {
+    let path = position_path(segment);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .with_context(|| format!("position file {} is damaged (holds {s:?}); delete it to re-ingest the segment from the start", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e).with_context(|| format!("cannot read position file {}", path.display())),
+    }
+}
+
+fn write_position(segment: &Path, offset: u64) -> anyhow::Result<()> {
+    let path = position_path(segment);
+    let tmp = path.with_extension("ingested.tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(offset.to_string().as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    };
+    write().with_context(|| format!("cannot record the ingested position in {}", path.display()))
+}
+
+/// The date that dead letters of a segment are filed under: its session's start date,
+/// so that a re-run files them in the same place.
+fn segment_date(seg: &SegmentFile) -> String {
+    seg.stem
+        .get(..36)
+        .and_then(|s| s.parse::<schemas::SessionId>().ok())
+        .and_then(|id| id.start_time_ns())
+        .map(schemas::time::date)
+        .unwrap_or_else(|| schemas::time::date(schemas::time::now_ns()))
+}
+
+impl SpoolSource {
+    /// A source reading `dir`.
+    pub fn new(dir: PathBuf) -> SpoolSource {
+        SpoolSource { dir }
+    }
+
+    /// The directory read.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Ingests everything in the spool now. A segment that cannot be read is reported and
+    /// left for the next pass; a store failure ends the pass with an error (nothing is
+    /// committed past what is durable).
+    pub fn pass(&self, store: &dyn ObjectStore, stop: &AtomicBool) -> anyhow::Result<PassSummary> {
+        let mut summary = PassSummary::default();
+        let segments = spool::list_segments(&self.dir)
+            .with_context(|| format!("cannot list spool {}", self.dir.display()))?;
+        if segments.is_empty() {
+            return Ok(summary);
+        }
+        let cuts = ExistingCuts::load(store).context("cannot list the store's events/")?;
+        for seg in segments {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            match self.ingest_segment(store, &cuts, &seg, &mut summary) {
+                Ok(()) => {}
+                Err(e) if e.downcast_ref::<store::StoreError>().is_some() => return Err(e),
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    summary.failed += 1;
+                }
+            }
+        }
+        Ok(summary)
+    }
+
+    fn ingest_segment(
+        &self,
+        store: &dyn ObjectStore,
+        cuts: &ExistingCuts,
+        seg: &SegmentFile,
+        summary: &mut PassSummary,
+    ) -> anyhow::Result<()> {
+        let path = seg.path.display().to_string();
+        let committed = read_position(&seg.path)?;
+        let scan = match spool::scan_segment(&seg.path, committed) {
+            Ok(s) => s,
+            // Deleted by a concurrent ingester between listing and reading: nothing to do.
+            Err(spool::SpoolError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).context(format!("cannot read spool file {path}")),
+        };
+        // A batch already written from this position fixes where this one ends.
+        let limit = cuts.end_of(store, SOURCE, &seg.stem, committed)?;
+        let items: Vec<&ScanItem> = scan
+            .items
+            .iter()
+            .filter(|i| limit.is_none_or(|l| item_end(i) <= l))
+            .collect();
+        let date = segment_date(seg);
+        let mut end = committed;
+        if !items.is_empty() {
+            let mut rows = Rows::default();
+            let mut dead_letters = Vec::new();
+            for item in &items {
+                match item {
+                    ScanItem::Entry { offset, payload, .. } => {
+                        if let Err(reason) = decode_chunk(payload, &mut rows) {
+                            tracing::warn!(
+                                "spool file {path}: the entry at offset {offset} ({} bytes) is not a valid chunk: {reason}\n  kept: as a dead letter in {}; the other entries were ingested",
+                                payload.len(),
+                                dead_letter_location(store, &date)
+                            );
+                            dead_letters.push(DeadLetter {
+                                offset: *offset,
+                                bytes: payload.clone(),
+                                info: json!({"source": SOURCE, "file": path, "offset": offset, "error": reason}),
+                            });
+                        }
+                    }
+                    ScanItem::Damaged { offset, end, reason, bytes } => {
+                        tracing::error!(
+                            "spool file {path} is damaged: bytes {offset}..{end} ({} bytes) are not a valid entry: {reason}\n  kept: the entries before and after them were ingested\n  moved: the damaged bytes to {}",
+                            end - offset,
+                            dead_letter_location(store, &date)
+                        );
+                        summary.damaged += 1;
+                        dead_letters.push(DeadLetter {
+                            offset: *offset,
+                            bytes: bytes.clone(),
+                            info: json!({"source": SOURCE, "file": path, "offset": offset, "end": end, "error": reason}),
+                        });
+                    }
+                }
+            }
+            end = items.last().map_or(committed, |i| item_end(i));
+            let batch = Batch {
+                source: SOURCE.into(),
+                partition: seg.stem.clone(),
+                first_offset: committed,
+                end_offset: end,
+                rows,
+                dead_letters,
+                fallback_date: date,
+            };
+            summary.written += write_batch(store, batch)?;
+            write_position(&seg.path, end)?;
+            summary.segments += 1;
+        }
+
+        if scan.in_use || end < scan.end {
+            return Ok(());
+        }
+        // No agent holds the segment: nothing will ever be appended to it again.
+        if let Some(tail) = &scan.tail {
+            if spool::cut_torn_tail(&seg.path, tail.offset)? {
+                tracing::warn!(
+                    "spool file {path}: cut off a torn tail of {} bytes at offset {}: {} (the agent was stopped mid-write?); every complete entry before it was ingested",
+                    tail.len,
+                    tail.offset,
+                    tail.reason
+                );
+                summary.torn_tails += 1;
+            } else {
+                return Ok(());
+            }
+        }
+        std::fs::remove_file(&seg.path).with_context(|| format!("cannot delete ingested spool file {path}"))?;
+        let _ = std::fs::remove_file(position_path(&seg.path));
+        summary.deleted += 1;
+        Ok(())
+    }
+}
+
+fn item_end(item: &ScanItem) -> u64 {
+    match item {
+        ScanItem::Entry { end, .. } | ScanItem::Damaged { end, .. } => *end,
+    }
+}

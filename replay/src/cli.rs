@@ -1,0 +1,101 @@
+//! Command-line definitions of `replay`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Lists, plays and exports recorded terminal sessions.
+#[derive(Parser, Debug)]
+#[command(name = "replay", version, about, long_about = None, after_help = "Exit status: 0 done, 1 nothing found, 2 the job could not run.")]
+pub struct Cli {
+    /// Data directory whose store/ is read.
+    /// Default: $AUDITTY_DATA_DIR, else $XDG_DATA_HOME/auditty, else ~/.local/share/auditty.
+    #[arg(long, global = true, env = "AUDITTY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Store to read: `file:///PATH` or a path. Default: <data dir>/store.
+    #[arg(long, global = true, env = "AUDITTY_STORE", value_name = "URL")]
+    pub store: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List recorded sessions, oldest first.
+    #[command(after_help = "Columns: session id, user, host, start (UTC), duration, command, exit status\n(\"-\" while running or when cut off: the agent never wrote an end), size of input+output.")]
+    Ls(LsArgs),
+    /// Play a session in this terminal with its original timing.
+    #[command(after_help = "Keys while playing: space pauses and resumes, q (or Ctrl-C) quits.\n\nExamples:\n  replay play 01a21f3b\n  replay play 01a21f3b --speed 4 --idle-limit 2")]
+    Play(PlayArgs),
+    /// Write a session as asciicast v2 (plays in asciinema) or plain text.
+    #[command(after_help = "Examples:\n  replay export 01a21f3b -o session.cast && asciinema play session.cast\n  replay export 01a21f3b --format text")]
+    Export(ExportArgs),
+}
+
+/// Options of `ls`.
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// One JSON array of sessions instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `play`.
+#[derive(Args, Debug)]
+pub struct PlayArgs {
+    /// Session id or a unique prefix of it.
+    pub session: String,
+    /// Playback speed factor (2 = twice as fast).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+    pub speed: f64,
+    /// Cap pauses longer than this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub idle_limit: Option<Duration>,
+}
+
+/// Export formats.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// asciicast v2: `asciinema play FILE`.
+    Asciicast,
+    /// What the user saw, as plain text (rendered through a terminal emulator).
+    Text,
+}
+
+/// Options of `export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Session id or a unique prefix of it.
+    pub session: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Asciicast)]
+    pub format: ExportFormat,
+    /// Write to FILE instead of standard output (refuses to overwrite; use --force).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Cap pauses longer than this many seconds (asciicast only).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub idle_limit: Option<Duration>,
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if v.is_finite() && v > 0.0 { Ok(v) } else { Err("speed must be greater than 0".into()) }
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err("seconds must be 0 or more".into())
+    }
+}

@@ -1,0 +1,13 @@
+//! One module per subcommand.
+
+pub mod export;
+pub mod ls;
+pub mod play;
+
+/// Outcomes that are not errors of the tool but still mean "no": exit status 1.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The session asked for is not in the store (or the prefix is ambiguous).
+    #[error("{0}")]
+    NotFound(String),
+}

@@ -1,0 +1,13 @@
+//! `replay`: the auditor's tool.
+//!
+//! - [`open`]: `--store`/data dir → the store; id or unique prefix → a session's events.
+//! - [`stream`]: playback timing as iterator adapters (`cap_idle`, `speed`), shared by
+//!   `play` and `export`.
+//! - [`cmd`]: one module per subcommand (`ls`, `play`, `export`).
+//!
+//! Exit codes: 0 done, 1 nothing found, 2 the job could not run.
+
+pub mod cli;
+pub mod cmd;
+pub mod open;
+pub mod stream;

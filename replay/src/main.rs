@@ -1,0 +1,44 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use replay::cli::{Cli, Command};
+use replay::cmd::Failure;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AUDITTY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    let store = replay::open::StoreArgs { data_dir: cli.data_dir.clone(), store: cli.store.clone() };
+    let result = match cli.command {
+        Command::Ls(args) => replay::cmd::ls::run(&store, args),
+        Command::Play(args) => replay::cmd::play::run(&store, args),
+        Command::Export(args) => replay::cmd::export::run(&store, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // A closed pipe (`replay ls | head`) is the reader's choice, not an error.
+            let broken_pipe = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().map(|io| io.kind())
+                    .or_else(|| c.downcast_ref::<serde_json::Error>().and_then(|j| j.io_error_kind()))
+                    == Some(std::io::ErrorKind::BrokenPipe)
+            });
+            if broken_pipe {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("replay: {e:#}");
+            match e.downcast_ref::<Failure>() {
+                Some(Failure::NotFound(_)) => ExitCode::from(1),
+                None => ExitCode::from(2),
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Finding the store and the session the auditor asked for.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use schemas::Event;
+use schemas::data_dir::DataDir;
+use store::{ObjectStore, SessionInfo, StoreError, StoreUrl};
+
+use crate::cmd::Failure;
+
+/// The global options that choose the store.
+#[derive(Clone, Debug, Default)]
+pub struct StoreArgs {
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--store`.
+    pub store: Option<String>,
+}
+
+impl StoreArgs {
+    /// The store URL: `--store`, else `<data dir>/store`.
+    pub fn url(&self) -> anyhow::Result<StoreUrl> {
+        Ok(match &self.store {
+            Some(s) => StoreUrl::parse(s)?,
+            None => StoreUrl::Local(DataDir::resolve(self.data_dir.as_deref())?.store()),
+        })
+    }
+
+    /// Opens the store.
+    pub fn open(&self) -> anyhow::Result<(StoreUrl, Box<dyn ObjectStore>)> {
+        let url = self.url()?;
+        let store = url.open().with_context(|| format!("cannot open store {url}"))?;
+        Ok((url, store))
+    }
+}
+
+/// Every session in the store; unreadable objects are reported on stderr and skipped.
+pub fn sessions(store: &dyn ObjectStore) -> anyhow::Result<Vec<SessionInfo>> {
+    let (sessions, problems) = store::list_sessions(store)
+        .with_context(|| format!("cannot list the sessions in {}", store.describe()))?;
+    for p in problems {
+        eprintln!("replay: skipped an unreadable object: {p}");
+    }
+    Ok(sessions)
+}
+
+/// A session's metadata and its events in order.
+pub struct OpenSession {
+    /// What the catalog knows.
+    pub info: SessionInfo,
+    /// Every stored event, by seq, without duplicates.
+    pub events: Vec<Event>,
+}
+
+/// Resolves an id or unique prefix and reads the session's events.
+pub fn open_session(store: &dyn ObjectStore, query: &str) -> anyhow::Result<OpenSession> {
+    let all = sessions(store)?;
+    let id = match store::resolve_session(&all, query) {
+        Ok(id) => id,
+        Err(e @ (StoreError::SessionNotFound { .. } | StoreError::AmbiguousSession { .. })) => {
+            return Err(Failure::NotFound(e.to_string()).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let info = all
+        .into_iter()
+        .find(|s| s.id == id)
+        .ok_or_else(|| Failure::NotFound(format!("session {id} vanished from the store")))?;
+    let rows = store::session_events(store, id)
+        .with_context(|| format!("cannot read the events of session {id} from {}", store.describe()))?;
+    let events = rows.iter().filter_map(|r| r.to_event()).collect();
+    Ok(OpenSession { info, events })
+}

@@ -1,0 +1,233 @@
+//! asciicast v2, the format asciinema plays (<https://docs.asciinema.org>).
+//!
+//! [`Encoder`] turns raw session bytes into asciicast lines. Events keep raw bytes, so the
+//! encoder owns the UTF-8 carry-over: a character split across two reads is held back
+//! until its last byte arrives, and bytes that are not UTF-8 become U+FFFD.
+//! [`parse_v2`] reads a file back with errors that name the line.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The header line of an asciicast v2 file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HeaderV2 {
+    /// Always 2.
+    pub version: u32,
+    /// Initial terminal width.
+    pub width: u16,
+    /// Initial terminal height.
+    pub height: u16,
+    /// Start time, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+    /// Total duration in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+    /// Idle time cap used by players.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_time_limit: Option<f64>,
+    /// The recorded command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// A title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Selected environment variables (`TERM`, `SHELL`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, Option<String>>,
+}
+
+/// One asciicast event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CastEvent {
+    /// Seconds since the start.
+    pub time: f64,
+    /// `o` output, `i` input, `r` resize, `m` marker.
+    pub code: String,
+    /// The text.
+    pub data: String,
+}
+
+/// Keeps the incomplete tail of a UTF-8 character between reads.
+#[derive(Default, Debug)]
+pub struct Utf8Carry {
+    pending: Vec<u8>,
+}
+
+impl Utf8Carry {
+    /// Decodes `bytes` after whatever was held back, holding back a trailing partial
+    /// character. Invalid sequences become U+FFFD.
+    pub fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let mut out = String::with_capacity(self.pending.len());
+        let mut rest: &[u8] = &self.pending;
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(s) => {
+                    out.push_str(s);
+                    rest = &[];
+                    break;
+                }
+                Err(e) => {
+                    let (good, bad) = rest.split_at(e.valid_up_to());
+                    // Valid by the check above.
+                    out.push_str(std::str::from_utf8(good).unwrap_or_default());
+                    match e.error_len() {
+                        Some(n) => {
+                            out.push('\u{FFFD}');
+                            rest = &bad[n..];
+                        }
+                        None => {
+                            rest = bad;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.pending = rest.to_vec();
+        out
+    }
+
+    /// Flushes a held-back partial character as U+FFFD.
+    pub fn finish(&mut self) -> String {
+        let out = if self.pending.is_empty() { String::new() } else { "\u{FFFD}".to_string() };
+        self.pending.clear();
+        out
+    }
+}
+
+/// Writes asciicast v2 lines: the header first, then one line per event.
+#[derive(Default)]
+pub struct Encoder {
+    output: Utf8Carry,
+    input: Utf8Carry,
+}
+
+impl Encoder {
+    /// The header line, with its newline.
+    pub fn header(&self, header: &HeaderV2) -> String {
+        let mut s = serde_json::to_string(header).expect("header serializes");
+        s.push('\n');
+        s
+    }
+
+    /// The line for an event at `elapsed_ns`, or nothing while a character is incomplete.
+    /// `code` is `o`, `i`, `r` or `m`.
+    pub fn event(&mut self, elapsed_ns: u64, code: char, data: &[u8]) -> Option<String> {
+        let text = match code {
+            'o' => self.output.push(data),
+            'i' => self.input.push(data),
+            _ => String::from_utf8_lossy(data).into_owned(),
+        };
+        if text.is_empty() && !data.is_empty() {
+            return None;
+        }
+        Some(event_line(elapsed_ns, code, &text))
+    }
+}
+
+fn event_line(elapsed_ns: u64, code: char, text: &str) -> String {
+    let secs = elapsed_ns as f64 / 1e9;
+    let data = serde_json::to_string(text).expect("string serializes");
+    format!("[{secs:.6}, \"{code}\", {data}]\n")
+}
+
+/// Why an asciicast file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("asciicast line {line}: {message}")]
+pub struct ParseError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong there.
+    pub message: String,
+}
+
+/// Parses an asciicast v2 file. Blank lines are skipped; any other malformed line is an
+/// error naming it.
+pub fn parse_v2(text: &str) -> Result<(HeaderV2, Vec<CastEvent>), ParseError> {
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let (_, first) = lines.next().ok_or(ParseError { line: 1, message: "empty file".into() })?;
+    let header: HeaderV2 = serde_json::from_str(first)
+        .map_err(|e| ParseError { line: 1, message: format!("bad header: {e}") })?;
+    if header.version != 2 {
+        return Err(ParseError { line: 1, message: format!("version {} is not 2", header.version) });
+    }
+    let mut events = Vec::new();
+    let mut last = 0f64;
+    for (i, l) in lines {
+        let line = i + 1;
+        let bad = |m: String| ParseError { line, message: m };
+        let v: serde_json::Value = serde_json::from_str(l).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let arr = v.as_array().ok_or_else(|| bad("an event must be a JSON array".into()))?;
+        if arr.len() != 3 {
+            return Err(bad(format!("an event has 3 elements, this one has {}", arr.len())));
+        }
+        let time = arr[0].as_f64().ok_or_else(|| bad("event time is not a number".into()))?;
+        if !(time >= 0.0 && time.is_finite()) {
+            return Err(bad(format!("event time {time} is negative or not finite")));
+        }
+        let code = arr[1].as_str().ok_or_else(|| bad("event code is not a string".into()))?;
+        let data = arr[2].as_str().ok_or_else(|| bad("event data is not a string".into()))?;
+        if code == "r" && crate::event::parse_size(data.as_bytes()).is_none() {
+            return Err(bad(format!("resize data {data:?} is not COLSxROWS")));
+        }
+        last = last.max(time);
+        events.push(CastEvent { time, code: code.to_string(), data: data.to_string() });
+    }
+    Ok((header, events))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_split_across_reads_is_carried() {
+        let crab = "🦀".as_bytes();
+        let mut enc = Encoder::default();
+        assert_eq!(enc.event(0, 'o', &crab[..1]), None);
+        assert_eq!(enc.event(1_500_000, 'o', &crab[1..]).unwrap(), "[0.001500, \"o\", \"🦀\"]\n");
+        let mut c = Utf8Carry::default();
+        assert_eq!(c.push(b"a\xffb"), "a\u{FFFD}b");
+    }
+
+    #[test]
+    fn conformance_files_parse_or_fail_with_a_line() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/asciicast/v2");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            panic!("conformance data missing at {}", dir.display());
+        };
+        let mut seen = 0;
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let result = parse_v2(&text);
+            let invalid = ["broken", "invalid-code", "invalid-data", "invalid-resize", "invalid-time-1", "invalid-time-2", "wrong-event-length"]
+                .iter()
+                .any(|k| name.contains(&format!("__{k}.")));
+            if invalid {
+                let e = result.expect_err(&name);
+                assert!(e.line >= 1, "{name}: {e}");
+            } else if !name.contains("invalid-theme") {
+                result.unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+            seen += 1;
+        }
+        assert!(seen >= 15);
+    }
+
+    #[test]
+    fn encoded_lines_parse_back() {
+        let mut enc = Encoder::default();
+        let mut text = enc.header(&HeaderV2 { version: 2, width: 80, height: 24, ..Default::default() });
+        text += &enc.event(1_000_000_000, 'o', "żółć\r\n".as_bytes()).unwrap();
+        text += &enc.event(2_000_000_000, 'r', b"100x30").unwrap();
+        let (h, ev) = parse_v2(&text).unwrap();
+        assert_eq!((h.width, h.height), (80, 24));
+        assert_eq!(ev[0].data, "żółć\r\n");
+        assert_eq!(ev[1], CastEvent { time: 2.0, code: "r".into(), data: "100x30".into() });
+    }
+}

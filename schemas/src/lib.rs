@@ -1,0 +1,28 @@
+//! The contracts every part of auditty agrees on.
+//!
+//! - [`event`]: [`Event`], [`EventKind`] and [`SessionId`], the event model of DESIGN.md §3.
+//! - [`session`]: [`SessionStart`] and [`SessionEnd`], the metadata carried by the `start`
+//!   and `end` events.
+//! - [`chunk`]: [`Chunk`], the unit of transport (one spool entry, one Kafka record), and
+//!   its versioned binary encoding. `chunk-format.md` next to this crate documents the bytes.
+//! - [`arrow`]: the Arrow schemas of the `events` and `sessions` Parquet tables.
+//! - [`asciicast`]: asciicast v2 encoding and parsing, shared by `replay export` and tests.
+//! - [`data_dir`]: where the agent, the ingester and replay keep their files by default.
+//! - [`time`]: UTC calendar helpers for partition dates and listings.
+//!
+//! Callers: `agent` builds chunks, `ingest` decodes them into rows, `replay` reads rows back
+//! into events. Decoders here never panic on any input; they return [`DecodeError`].
+#![warn(missing_docs)]
+
+pub mod arrow;
+pub mod asciicast;
+pub mod chunk;
+pub mod data_dir;
+pub mod event;
+pub mod session;
+pub mod text;
+pub mod time;
+
+pub use chunk::{Chunk, DecodeError, DecodeErrorKind};
+pub use event::{Event, EventKind, SessionId};
+pub use session::{EndReason, SessionEnd, SessionStart};

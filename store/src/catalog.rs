@@ -1,0 +1,263 @@
+//! The reading side of the store, for `replay`: which sessions exist and what they hold.
+//!
+//! This scans the Parquet objects directly. It is what `replay ls` runs on a small store
+//! and what the search catalog (DESIGN.md §8) is rebuilt from.
+
+use std::collections::{BTreeMap, HashMap};
+
+use schemas::{EventKind, SessionEnd, SessionId, SessionStart};
+
+use crate::layout;
+use crate::parquet_io::{self, EventRow};
+use crate::{ObjectStore, StoreError};
+
+/// Widest `seq..=seq_last` a sealed row is believed to cover. A chunk is ~64 KiB, so a real
+/// one covers far fewer events; a wider range is damage and counts as its first seq only.
+const MAX_SEALED_SPAN: u64 = 1 << 20;
+
+/// What the store knows about one session.
+#[derive(Clone, Debug)]
+pub struct SessionInfo {
+    /// The session.
+    pub id: SessionId,
+    /// Its `start` metadata; `None` if the start row is missing or does not parse.
+    pub start: Option<SessionStart>,
+    /// Its `end` metadata; `None` while it runs, or if it was cut off (agent killed).
+    pub end: Option<SessionEnd>,
+    /// Wall-clock start, UTC ns: the start row's time, else the earliest time implied by
+    /// any row (time − elapsed), else 0.
+    pub start_time_ns: i64,
+    /// The end row's `elapsed_ns` if there is one, else the largest `elapsed_ns` seen.
+    pub duration_ns: u64,
+    /// Distinct sequence numbers found in `events/` (sealed rows count their whole range).
+    pub event_count: u64,
+    /// Bytes of input and output found in `events/`. For sealed sessions, whose payloads
+    /// cannot be measured without the key, the end row's input + output byte counts.
+    pub bytes: u64,
+}
+
+/// Disjoint, non-adjacent inclusive ranges of sequence numbers. Seqs of a session are
+/// dense, so this is usually a single range however many events it holds.
+#[derive(Default)]
+struct SeqSet {
+    ranges: BTreeMap<u64, u64>,
+    len: u64,
+}
+
+impl SeqSet {
+    /// Adds `lo..=hi`; returns how many of those seqs were new.
+    fn insert(&mut self, lo: u64, hi: u64) -> u64 {
+        let (mut new_lo, mut new_hi) = (lo, hi);
+        let mut overlap = 0u64;
+        let touching: Vec<(u64, u64)> = self
+            .ranges
+            .range(..=hi.saturating_add(1))
+            .rev()
+            .take_while(|&(_, &end)| end.saturating_add(1) >= lo)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        for (s, e) in touching {
+            self.ranges.remove(&s);
+            let (a, b) = (s.max(lo), e.min(hi));
+            if a <= b {
+                overlap += b - a + 1;
+            }
+            self.len -= e - s + 1;
+            new_lo = new_lo.min(s);
+            new_hi = new_hi.max(e);
+        }
+        self.ranges.insert(new_lo, new_hi);
+        self.len += new_hi - new_lo + 1;
+        (hi - lo + 1) - overlap
+    }
+}
+
+#[derive(Default)]
+struct Acc {
+    start: Option<(i64, Option<SessionStart>)>,
+    end: Option<(u64, Option<SessionEnd>)>,
+    first_seen_ns: Option<i64>,
+    seqs: SeqSet,
+    max_elapsed_ns: u64,
+    io_bytes: u64,
+    sealed: bool,
+}
+
+impl Acc {
+    fn saw(&mut self, time_ns: i64, elapsed_ns: u64) {
+        let start = time_ns.saturating_sub_unsigned(elapsed_ns);
+        self.first_seen_ns = Some(self.first_seen_ns.map_or(start, |t| t.min(start)));
+    }
+
+    fn into_info(self, id: SessionId) -> SessionInfo {
+        let start_time_ns = self
+            .start
+            .as_ref()
+            .map(|(t, _)| *t)
+            .or(self.first_seen_ns)
+            .unwrap_or(0);
+        let duration_ns = self.end.as_ref().map_or(self.max_elapsed_ns, |(e, _)| *e);
+        let (start, end) = (self.start.and_then(|s| s.1), self.end.and_then(|e| e.1));
+        let bytes = match &end {
+            Some(e) if self.sealed && self.io_bytes == 0 => {
+                e.input_bytes.saturating_add(e.output_bytes)
+            }
+            _ => self.io_bytes,
+        };
+        SessionInfo {
+            id,
+            start,
+            end,
+            start_time_ns,
+            duration_ns,
+            event_count: self.seqs.len,
+            bytes,
+        }
+    }
+}
+
+/// Parquet objects of one table, e.g. `events/`.
+fn objects(store: &dyn ObjectStore, table: &str) -> Result<Vec<String>, StoreError> {
+    let mut keys = store.list(&format!("{table}/"))?;
+    keys.retain(|k| layout::is_parquet(k));
+    Ok(keys)
+}
+
+/// Reads one object and hands it to `use_it`; a failure is logged, kept in `warnings` and
+/// does not stop the caller, so one damaged object does not hide the rest of the store.
+fn each_object(
+    store: &dyn ObjectStore,
+    keys: &[String],
+    warnings: &mut Vec<StoreError>,
+    mut use_it: impl FnMut(&str, &[u8]) -> Result<(), StoreError>,
+) {
+    for key in keys {
+        if let Err(e) = store.get(key).and_then(|bytes| use_it(key, &bytes)) {
+            tracing::warn!(key = %key, error = %e, "skipping an object that cannot be read");
+            warnings.push(e);
+        }
+    }
+}
+
+/// Every session in the store: `start` and `end` rows from `sessions/` merged by id, and
+/// duration, event count and bytes from `events/` (duplicate (session, seq) rows counted
+/// once), sorted by start time.
+///
+/// An object that cannot be read is logged with `tracing::warn!`, skipped, and returned in
+/// the second list (rows read from it before the damage still count); only a failure to
+/// list the store is fatal.
+pub fn list_sessions(
+    store: &dyn ObjectStore,
+) -> Result<(Vec<SessionInfo>, Vec<StoreError>), StoreError> {
+    let session_keys = objects(store, layout::SESSIONS)?;
+    let event_keys = objects(store, layout::EVENTS)?;
+    let mut warnings = Vec::new();
+    let mut accs: HashMap<SessionId, Acc> = HashMap::new();
+
+    each_object(store, &session_keys, &mut warnings, |key, bytes| {
+        for row in parquet_io::decode_sessions(key, bytes)? {
+            let acc = accs.entry(row.session_id).or_default();
+            acc.saw(row.time_ns, row.elapsed_ns);
+            match row.kind {
+                EventKind::Start if acc.start.is_none() => {
+                    acc.start = Some((row.time_ns, SessionStart::from_bytes(&row.metadata).ok()));
+                }
+                EventKind::End if acc.end.is_none() => {
+                    acc.end = Some((row.elapsed_ns, SessionEnd::from_bytes(&row.metadata).ok()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    });
+
+    each_object(store, &event_keys, &mut warnings, |key, bytes| {
+        parquet_io::scan_events(key, bytes, None, |r| {
+            let acc = accs.entry(r.session_id).or_default();
+            acc.saw(r.time_ns, r.elapsed_ns);
+            acc.max_elapsed_ns = acc.max_elapsed_ns.max(r.elapsed_ns);
+            let plain = EventKind::from_name(r.kind);
+            let hi =
+                if plain.is_none() && r.seq_last >= r.seq && r.seq_last - r.seq < MAX_SEALED_SPAN {
+                    r.seq_last
+                } else {
+                    r.seq
+                };
+            acc.sealed |= plain.is_none();
+            let new = acc.seqs.insert(r.seq, hi);
+            if new > 0 && matches!(plain, Some(EventKind::Input | EventKind::Output)) {
+                acc.io_bytes = acc.io_bytes.saturating_add(r.data.len() as u64);
+            }
+        })
+    });
+
+    let mut sessions: Vec<SessionInfo> = accs
+        .into_iter()
+        .map(|(id, acc)| acc.into_info(id))
+        .collect();
+    sessions.sort_by_key(|s| (s.start_time_ns, s.id));
+    Ok((sessions, warnings))
+}
+
+/// The session named by a full id or a unique prefix of its text form (hyphenated, or
+/// without hyphens if the query has none; case-insensitive).
+pub fn resolve_session(sessions: &[SessionInfo], query: &str) -> Result<SessionId, StoreError> {
+    let q = query.trim().to_ascii_lowercase();
+    let not_found = || StoreError::SessionNotFound {
+        query: query.to_string(),
+    };
+    if q.is_empty() {
+        return Err(not_found());
+    }
+    let hyphens = q.contains('-');
+    let mut matches: Vec<SessionId> = sessions
+        .iter()
+        .map(|s| s.id)
+        .filter(|id| {
+            if hyphens {
+                id.to_string().starts_with(&q)
+            } else {
+                id.0.simple().to_string().starts_with(&q)
+            }
+        })
+        .collect();
+    matches.sort();
+    matches.dedup();
+    match matches.as_slice() {
+        [] => Err(not_found()),
+        [one] => Ok(*one),
+        many => Err(StoreError::AmbiguousSession {
+            query: query.to_string(),
+            candidates: many.iter().map(SessionId::to_string).collect(),
+        }),
+    }
+}
+
+/// All events of one session from `events/`, sorted by seq, duplicates (same seq) dropped.
+///
+/// Objects that cannot be read are logged and skipped, as in [`list_sessions`]; the
+/// events they held show up as gaps, which `replay verify` reports. Use
+/// [`session_events_with_warnings`] to get those failures.
+pub fn session_events(store: &dyn ObjectStore, id: SessionId) -> Result<Vec<EventRow>, StoreError> {
+    session_events_with_warnings(store, id).map(|(rows, _)| rows)
+}
+
+/// [`session_events`], also returning the objects that could not be read.
+pub fn session_events_with_warnings(
+    store: &dyn ObjectStore,
+    id: SessionId,
+) -> Result<(Vec<EventRow>, Vec<StoreError>), StoreError> {
+    let keys = objects(store, layout::EVENTS)?;
+    let mut warnings = Vec::new();
+    let mut rows = Vec::new();
+    each_object(store, &keys, &mut warnings, |key, bytes| {
+        rows.extend(parquet_io::decode_events(key, bytes, Some(id))?);
+        Ok(())
+    });
+    rows.sort_by_key(|r| r.seq);
+    rows.dedup_by_key(|r| r.seq);
+    Ok((rows, warnings))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+//! The one error type of the store.
+
+/// Most candidates an [`StoreError::AmbiguousSession`] message shows; more would bury the hint.
+const MAX_CANDIDATES_SHOWN: usize = 10;
+
+/// What can go wrong reading or writing the store.
+///
+/// Each message says what happened and, where the user can act, what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An I/O call on the store's files failed.
+    #[error(
+        "cannot {op} {key_or_path}: {source} (check that the store exists, is readable and \
+         writable by this user, and that its disk is not full)"
+    )]
+    Io {
+        /// The object key or filesystem path concerned.
+        key_or_path: String,
+        /// What was being done, e.g. "write", "rename", "list".
+        op: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The object does not exist.
+    #[error(
+        "object {key} is not in the store (it may have been deleted since it was listed, or \
+         --store points at the wrong place)"
+    )]
+    NotFound {
+        /// The key asked for.
+        key: String,
+    },
+    /// A feature this build does not have yet.
+    #[error("{0}")]
+    Unsupported(String),
+    /// `--store` could not be understood.
+    #[error("bad store URL '{url}': {reason}")]
+    BadUrl {
+        /// The text given.
+        url: String,
+        /// What is wrong with it and what to write instead.
+        reason: String,
+    },
+    /// A Parquet object could not be read: corrupt, truncated or not written by auditty.
+    #[error(
+        "cannot read Parquet object {key}: {message} (the object is damaged or was not written \
+         by auditty; move it out of the store or restore it from a backup)"
+    )]
+    Parquet {
+        /// The object's key.
+        key: String,
+        /// What the reader found wrong.
+        message: String,
+    },
+    /// Building Arrow or Parquet data failed while writing; a bug in auditty, not in the data.
+    #[error("cannot build Parquet data: {0} (this is a bug in auditty; please report it)")]
+    Arrow(String),
+    /// An object key that could escape the store or does not name a file.
+    #[error(
+        "invalid object key '{0}': keys are relative '/'-separated paths whose parts are not \
+         empty, '.', '..', and do not start with '.'"
+    )]
+    InvalidKey(String),
+    /// No session id starts with what the user typed.
+    #[error("no session matches '{query}'; `replay ls` lists them")]
+    SessionNotFound {
+        /// What the user typed.
+        query: String,
+    },
+    /// More than one session id starts with what the user typed.
+    #[error("{}", ambiguous_message(query, candidates))]
+    AmbiguousSession {
+        /// What the user typed.
+        query: String,
+        /// Every matching id, hyphenated text form, sorted.
+        candidates: Vec<String>,
+    },
+}
+
+fn ambiguous_message(query: &str, candidates: &[String]) -> String {
+    let mut shown = candidates
+        .iter()
+        .take(MAX_CANDIDATES_SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if candidates.len() > MAX_CANDIDATES_SHOWN {
+        shown.push_str(&format!(
+            " and {} more",
+            candidates.len() - MAX_CANDIDATES_SHOWN
+        ));
+    }
+    format!(
+        "'{query}' matches {} sessions: {shown}; type more characters of the id",
+        candidates.len()
+    )
+}
+
+impl StoreError {
+    pub(crate) fn io(
+        key_or_path: impl Into<String>,
+        op: &'static str,
+        source: std::io::Error,
+    ) -> Self {
+        StoreError::Io {
+            key_or_path: key_or_path.into(),
+            op,
+            source,
+        }
+    }
+
+    pub(crate) fn parquet(key: &str, message: impl std::fmt::Display) -> Self {
+        StoreError::Parquet {
+            key: key.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ambiguous_message_caps_the_list() {
+        let candidates: Vec<String> = (0..12).map(|i| format!("id{i}")).collect();
+        let msg = StoreError::AmbiguousSession {
+            query: "id".into(),
+            candidates,
+        }
+        .to_string();
+        assert!(msg.contains("matches 12 sessions"), "{msg}");
+        assert!(msg.contains("id9"), "{msg}");
+        assert!(!msg.contains("id10"), "{msg}");
+        assert!(msg.contains("and 2 more"), "{msg}");
+    }
+
+    #[test]
+    fn parquet_errors_name_the_key() {
+        let msg = StoreError::parquet("events/date=2026-11-27/x.parquet", "bad footer").to_string();
+        assert!(msg.contains("events/date=2026-11-27/x.parquet"), "{msg}");
+        assert!(msg.contains("bad footer"), "{msg}");
+    }
+}

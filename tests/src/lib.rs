@@ -1,0 +1,295 @@
+//! Test harness for auditty's end-to-end tests: real binaries, real PTYs, real files.
+//!
+//! - [`Sandbox`]: a fresh data directory per test, and commands for our binaries with it
+//!   set; [`Sandbox::run`] fails with the command's stdout and stderr shown.
+//! - [`PtySession`]: a program on a PTY the test owns; a reader thread draws everything
+//!   it prints into a terminal emulator, so tests wait for and compare *screens*.
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use agent::pty::{self, WinSize};
+use search::render::Screen;
+
+/// The directory holding the workspace's built binaries (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/<test> → target/debug
+    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+}
+
+/// Path of one of our binaries; panics with a hint when it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`, which the README's test command does)",
+        p.display()
+    );
+    p
+}
+
+/// A temporary data directory and the environment our binaries run with.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sandbox {
+    /// A fresh sandbox.
+    pub fn new() -> Sandbox {
+        let dir = tempfile::Builder::new().prefix("auditty-test-").tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("run")).expect("run dir");
+        std::fs::create_dir_all(dir.path().join("home")).expect("home dir");
+        Sandbox { dir }
+    }
+
+    /// The sandbox root.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The data directory (spool/ and store/ inside).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The spool directory.
+    pub fn spool(&self) -> PathBuf {
+        self.data_dir().join("spool")
+    }
+
+    /// The local store.
+    pub fn store(&self) -> PathBuf {
+        self.data_dir().join("store")
+    }
+
+    /// Environment for our binaries and the programs they record.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+        vec![
+            ("AUDITTY_DATA_DIR", self.data_dir().display().to_string()),
+            ("XDG_RUNTIME_DIR", self.dir.path().join("run").display().to_string()),
+            ("HOME", self.dir.path().join("home").display().to_string()),
+            ("PATH", path),
+            ("TERM", "xterm".to_string()),
+            ("PS1", "$ ".to_string()),
+            ("LANG", "C.UTF-8".to_string()),
+        ]
+    }
+
+    /// A command for one of our binaries with the sandbox environment.
+    pub fn cmd(&self, name: &str) -> Command {
+        let mut c = Command::new(bin(name));
+        c.envs(self.env().into_iter().map(|(k, v)| (k, v)));
+        c.env_remove("AUDITTY_STORE");
+        c
+    }
+
+    /// Runs a command to completion and returns its output, whatever its status.
+    pub fn output(&self, cmd: &mut Command) -> Output {
+        cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn run(&self, cmd: &mut Command) -> String {
+        let out = self.output(cmd);
+        assert!(out.status.success(), "{cmd:?} failed with {}\n{}", out.status, show(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `auditty-ingest run --once`, which must succeed; returns its stderr.
+    pub fn ingest(&self) -> String {
+        let out = self.output(self.cmd("auditty-ingest").args(["run", "--once"]));
+        assert!(out.status.success(), "ingest failed with {}\n{}", out.status, show(&out));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// `replay ls --json`, parsed.
+    pub fn sessions(&self) -> Vec<serde_json::Value> {
+        let out = self.run(self.cmd("replay").args(["ls", "--json"]));
+        match serde_json::from_str::<serde_json::Value>(&out) {
+            Ok(serde_json::Value::Array(a)) => a,
+            other => panic!("replay ls --json printed {out:?}: {other:?}"),
+        }
+    }
+
+    /// Opens the local store, as replay does.
+    pub fn open_store(&self) -> Box<dyn store::ObjectStore> {
+        store::StoreUrl::Local(self.store()).open().expect("open store")
+    }
+}
+
+/// stdout and stderr of a finished command, for failure messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "--- stdout ---\n{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A program on a PTY owned by the test, with its screen emulated.
+pub struct PtySession {
+    child: Child,
+    writer: std::fs::File,
+    master_fd: i32,
+    screen: Arc<Mutex<Screen>>,
+    raw: Arc<Mutex<Vec<u8>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl PtySession {
+    /// Starts `program args` on a new PTY of `size`.
+    pub fn spawn<I, S>(program: impl AsRef<OsStr>, args: I, env: &[(&str, String)], size: WinSize) -> PtySession
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let spawned = pty::spawn(program.as_ref(), args, env, size).expect("spawn on a pty");
+        let master_fd = spawned.master.as_raw_fd();
+        let mut reader_file = std::fs::File::from(spawned.master);
+        let writer = reader_file.try_clone().expect("clone master");
+        let screen = Arc::new(Mutex::new(Screen::new(size.cols, size.rows)));
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let (screen2, raw2) = (Arc::clone(&screen), Arc::clone(&raw));
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            // Ends with EIO once every process holding the slave side is gone.
+            while let Ok(n) = reader_file.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                screen2.lock().expect("screen lock").process(&buf[..n]);
+                raw2.lock().expect("raw lock").extend_from_slice(&buf[..n]);
+            }
+        });
+        PtySession { child: spawned.child, writer, master_fd, screen, raw, reader: Some(reader) }
+    }
+
+    /// The process id of the program (the agent, when the test runs the agent).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Types bytes, as a user would.
+    pub fn send(&mut self, s: impl AsRef<[u8]>) {
+        self.writer.write_all(s.as_ref()).expect("write to pty");
+    }
+
+    /// Types a line and Enter, a few bytes at a time like a fast typist.
+    pub fn type_line(&mut self, line: &str) {
+        for chunk in line.as_bytes().chunks(8) {
+            self.send(chunk);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.send(b"\r");
+    }
+
+    /// The visible screen, one string per row.
+    pub fn rows(&self) -> Vec<String> {
+        self.screen.lock().expect("screen lock").rows()
+    }
+
+    /// Everything the program printed so far.
+    pub fn raw_output(&self) -> Vec<u8> {
+        self.raw.lock().expect("raw lock").clone()
+    }
+
+    /// Waits until the screen shows `text`; panics with the screen after `timeout`.
+    pub fn wait_for(&self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let rows = self.rows();
+            if rows.iter().any(|r| r.contains(text)) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("screen never showed {text:?}; it shows:\n{}", rows.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the output stops changing for `quiet`, so that what the program
+    /// printed has been drawn before the test acts.
+    pub fn settle(&self, quiet: Duration) {
+        let mut last = self.raw.lock().expect("raw lock").len();
+        let mut since = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while since.elapsed() < quiet && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            let now = self.raw.lock().expect("raw lock").len();
+            if now != last {
+                last = now;
+                since = Instant::now();
+            }
+        }
+    }
+
+    /// Resizes the terminal (the program gets SIGWINCH) and the emulated screen with it.
+    pub fn resize(&mut self, size: WinSize) {
+        pty::set_size(self.master_fd, size).expect("resize pty");
+        self.screen.lock().expect("screen lock").resize(size.cols, size.rows);
+    }
+
+    /// Waits for the program to exit and the reader to drain its output.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                if let Some(r) = self.reader.take() {
+                    r.join().expect("reader thread");
+                }
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("program did not exit within {timeout:?}; screen:\n{}", self.rows().join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends a signal to the program.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+}
+
+impl Drop for PtySession {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Renders asciicast v2 text through the same emulator as [`PtySession`]: output and
+/// resize events, from the header's size.
+pub fn render_asciicast(text: &str) -> Vec<String> {
+    let (header, events) = schemas::asciicast::parse_v2(text).expect("valid asciicast v2");
+    let mut screen = Screen::new(header.width, header.height);
+    for e in events {
+        match e.code.as_str() {
+            "o" => screen.process(e.data.as_bytes()),
+            "r" => {
+                let (c, r) = schemas::event::parse_size(e.data.as_bytes()).expect("resize data");
+                screen.resize(c, r);
+            }
+            _ => {}
+        }
+    }
+    screen.rows()
+}
