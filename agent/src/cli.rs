@@ -24,10 +24,14 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a shell (or COMMAND) on a PTY and record the session.
-    #[command(after_help = "Examples:\n  auditty-agent record\n  auditty-agent record -- bash --norc\n  auditty-agent record --spool /var/spool/auditty -- top\n\nThe exit status is the recorded program's (128+N if it was killed by signal N).\nThe session id is printed on stderr when the session ends (unless -q).")]
+    #[command(
+        after_help = "Examples:\n  auditty-agent record\n  auditty-agent record -- bash --norc\n  auditty-agent record --spool /var/spool/auditty -- top\n\nThe exit status is the recorded program's (128+N if it was killed by signal N).\nThe session id is printed on stderr when the session ends (unless -q)."
+    )]
     Record(RecordArgs),
     /// Add a marker to the session this command runs inside.
-    #[command(after_help = "Example, inside a recorded session:\n  auditty-agent mark \"starting the database migration\"")]
+    #[command(
+        after_help = "Example, inside a recorded session:\n  auditty-agent mark \"starting the database migration\""
+    )]
     Mark(MarkArgs),
 }
 

@@ -18,7 +18,10 @@ pub fn run(args: MarkArgs) -> anyhow::Result<()> {
         );
     };
     if args.label.len() > MAX_LABEL_BYTES {
-        bail!("marker label is {} bytes; the limit is {MAX_LABEL_BYTES}", args.label.len());
+        bail!(
+            "marker label is {} bytes; the limit is {MAX_LABEL_BYTES}",
+            args.label.len()
+        );
     }
     let session = std::env::var(ENV_SESSION).unwrap_or_else(|_| "?".into());
     let mut stream = UnixStream::connect(&path).with_context(|| {
@@ -35,7 +38,9 @@ pub fn run(args: MarkArgs) -> anyhow::Result<()> {
         .read_to_string(&mut reply)
         .with_context(|| format!("no answer from the agent recording session {session}"))?;
     if reply.trim() != "ok" {
-        bail!("the agent recording session {session} did not record the marker (answer: {reply:?})");
+        bail!(
+            "the agent recording session {session} did not record the marker (answer: {reply:?})"
+        );
     }
     Ok(())
 }

@@ -34,7 +34,10 @@ pub fn gather(start_time_ns: i64, command: &[OsString], size: WinSize) -> Sessio
         host,
         machine_id,
         remote_addr,
-        command: command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+        command: command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
         term: std::env::var("TERM").ok(),
         cols: size.cols,
         rows: size.rows,

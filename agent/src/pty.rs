@@ -5,8 +5,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 
-pub use terminal::{WinSize, get_size, set_size};
 use std::process::{Child, Command, Stdio};
+pub use terminal::{WinSize, get_size, set_size};
 
 /// A program running on a PTY; we hold the master side.
 pub struct Spawned {
@@ -20,17 +20,28 @@ pub struct Spawned {
 /// new PTY of the given size. The slave side is closed in this process once the child
 /// has it, so reads from the master fail with EIO when the program and its children are
 /// gone.
-pub fn spawn<I, S>(program: &OsStr, args: I, env: &[(&str, String)], size: WinSize) -> io::Result<Spawned>
+pub fn spawn<I, S>(
+    program: &OsStr,
+    args: I,
+    env: &[(&str, String)],
+    size: WinSize,
+) -> io::Result<Spawned>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
     let mut master: RawFd = -1;
     let mut slave: RawFd = -1;
-    let mut ws = size.to_libc();
+    let ws = size.to_libc();
     // SAFETY: out-pointers to valid ints and a valid winsize; name and termios are optional.
     let rc = unsafe {
-        libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &mut ws)
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &ws,
+        )
     };
     if rc != 0 {
         return Err(io::Error::last_os_error());
@@ -110,7 +121,10 @@ mod tests {
             OsStr::new("sh"),
             ["-c", "stty size; test -t 0 && echo tty; echo $FOO"],
             &[("FOO", "bar".to_string())],
-            WinSize { cols: 100, rows: 30 },
+            WinSize {
+                cols: 100,
+                rows: 30,
+            },
         )
         .unwrap();
         let Spawned { mut child, master } = s;
@@ -123,7 +137,13 @@ mod tests {
 
     #[test]
     fn output_ends_with_eio_when_the_program_exits() {
-        let s = spawn(OsStr::new("true"), Vec::<String>::new(), &[], WinSize::default()).unwrap();
+        let s = spawn(
+            OsStr::new("true"),
+            Vec::<String>::new(),
+            &[],
+            WinSize::default(),
+        )
+        .unwrap();
         let Spawned { mut child, master } = s;
         assert!(read_all(master).is_empty());
         assert!(child.wait().unwrap().success());
@@ -131,9 +151,28 @@ mod tests {
 
     #[test]
     fn resizing_is_seen_by_the_program() {
-        let s = spawn(OsStr::new("sh"), ["-c", "sleep 0.3; stty size"], &[], WinSize::default()).unwrap();
-        set_size(s.master.as_raw_fd(), WinSize { cols: 123, rows: 45 }).unwrap();
-        assert_eq!(get_size(s.master.as_raw_fd()), Some(WinSize { cols: 123, rows: 45 }));
+        let s = spawn(
+            OsStr::new("sh"),
+            ["-c", "sleep 0.3; stty size"],
+            &[],
+            WinSize::default(),
+        )
+        .unwrap();
+        set_size(
+            s.master.as_raw_fd(),
+            WinSize {
+                cols: 123,
+                rows: 45,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            get_size(s.master.as_raw_fd()),
+            Some(WinSize {
+                cols: 123,
+                rows: 45
+            })
+        );
         let Spawned { mut child, master } = s;
         let out = String::from_utf8_lossy(&read_all(master)).to_string();
         child.wait().unwrap();

@@ -25,7 +25,11 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
         None => DataDir::resolve(data_dir)?.spool(),
     };
     let command = if args.command.is_empty() {
-        vec![std::env::var_os("SHELL").filter(|s| !s.is_empty()).unwrap_or_else(|| OsString::from("/bin/sh"))]
+        vec![
+            std::env::var_os("SHELL")
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| OsString::from("/bin/sh")),
+        ]
     } else {
         args.command.clone()
     };
@@ -36,16 +40,23 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
     let stdin = std::io::stdin().as_raw_fd();
     let stdout = std::io::stdout().as_raw_fd();
     let terminal_size = pty::get_size(stdin);
-    let size = terminal_size.or_else(|| pty::get_size(stdout)).unwrap_or_else(size_from_env);
+    let size = terminal_size
+        .or_else(|| pty::get_size(stdout))
+        .unwrap_or_else(size_from_env);
 
     let session_id = SessionId::new_v7_at(schemas::time::now_ns());
     let writer = SpoolWriter::create(
         &spool_dir,
         &session_id.to_string(),
-        SpoolOptions { max_bytes: args.spool_max_bytes, ..SpoolOptions::default() },
+        SpoolOptions {
+            max_bytes: args.spool_max_bytes,
+            ..SpoolOptions::default()
+        },
     )
     .with_context(|| format!("cannot start recording into spool {}", spool_dir.display()))?;
-    let start_time_ns = session_id.start_time_ns().unwrap_or_else(schemas::time::now_ns);
+    let start_time_ns = session_id
+        .start_time_ns()
+        .unwrap_or_else(schemas::time::now_ns);
     let start = crate::metadata::gather(start_time_ns, &command, size);
     let recorder = Recorder::start(
         writer,
@@ -57,7 +68,12 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
             compress: !args.no_compress,
         },
     )
-    .with_context(|| format!("cannot write the start of session {session_id} to {}", spool_dir.display()))?;
+    .with_context(|| {
+        format!(
+            "cannot write the start of session {session_id} to {}",
+            spool_dir.display()
+        )
+    })?;
 
     let control = match ControlSocket::bind(&runtime_dir(), &session_id.to_string()) {
         Ok(c) => Some(c),
@@ -124,7 +140,9 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
     let stats = recorder.finish(elapsed_ns, end);
     drop(control);
 
-    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     match stats {
         Ok(stats) => {
             if !args.quiet {
@@ -150,7 +168,12 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
 }
 
 fn size_from_env() -> WinSize {
-    let get = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u16>().ok()).filter(|&v| v > 0);
+    let get = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse::<u16>().ok())
+            .filter(|&v| v > 0)
+    };
     WinSize {
         cols: get("COLUMNS").unwrap_or(80),
         rows: get("LINES").unwrap_or(24),

@@ -94,7 +94,11 @@ impl Recorder {
                 op: "start recorder thread",
                 source: e,
             })?;
-        Ok(Recorder { tx, failure, thread })
+        Ok(Recorder {
+            tx,
+            failure,
+            thread,
+        })
     }
 
     /// Hands an event to the recorder. Blocks only while the recorder is behind.
@@ -173,7 +177,11 @@ impl State {
     }
 }
 
-fn run(mut state: State, rx: Receiver<Message>, failure: Arc<Mutex<Option<String>>>) -> RecorderStats {
+fn run(
+    mut state: State,
+    rx: Receiver<Message>,
+    failure: Arc<Mutex<Option<String>>>,
+) -> RecorderStats {
     let mut oldest: Option<Instant> = None;
     let mut failed = false;
     loop {
@@ -184,11 +192,18 @@ fn run(mut state: State, rx: Receiver<Message>, failure: Arc<Mutex<Option<String
         let msg = rx.recv_timeout(timeout);
         let mut ended = false;
         match msg {
-            Ok(Message::Event { kind, elapsed_ns, data }) => {
+            Ok(Message::Event {
+                kind,
+                elapsed_ns,
+                data,
+            }) => {
                 state.push(kind, elapsed_ns, data);
                 oldest.get_or_insert_with(Instant::now);
             }
-            Ok(Message::End { elapsed_ns, mut end }) => {
+            Ok(Message::End {
+                elapsed_ns,
+                mut end,
+            }) => {
                 end.event_count = state.next_seq + 1;
                 end.input_bytes = state.input_bytes;
                 end.output_bytes = state.output_bytes;
@@ -217,12 +232,11 @@ fn run(mut state: State, rx: Receiver<Message>, failure: Arc<Mutex<Option<String
             state.pending_bytes = 0;
         }
         if ended {
-            if !failed {
-                if let Err(e) = state.writer.finish() {
-                    if let Ok(mut f) = failure.lock() {
-                        *f = Some(e.to_string());
-                    }
-                }
+            if !failed
+                && let Err(e) = state.writer.finish()
+                && let Ok(mut f) = failure.lock()
+            {
+                *f = Some(e.to_string());
             }
             return state.stats;
         }

@@ -108,13 +108,21 @@ fn elapsed(started: Instant) -> u64 {
 fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: reads into a buffer we own, within its length.
     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 fn write_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: writes from a buffer we own, within its length.
     let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 /// Writes all of `buf` to a blocking descriptor, retrying on EINTR.
@@ -126,7 +134,11 @@ fn write_all_fd(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 // Our stdout may be non-blocking if shared with another process; wait.
-                let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+                let mut p = libc::pollfd {
+                    fd,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
                 // SAFETY: one valid pollfd.
                 unsafe { libc::poll(&mut p, 1, 100) };
             }
@@ -149,35 +161,55 @@ impl Relay<'_> {
         let mut kill_at: Option<Instant> = None;
 
         loop {
-            if kill_at.is_none() {
-                if let Some(failure) = self.recorder.failure() {
-                    let msg = format!(
-                        "\r\nauditty: recording failed: {failure}\r\nauditty: ending this session so that nothing goes unrecorded\r\n"
-                    );
-                    let _ = write_all_fd(self.output, msg.as_bytes());
-                    reason = EndReason::RecordingFailed;
-                    detail = Some(failure);
-                    kill_at = Some(self.hang_up());
-                }
+            if kill_at.is_none()
+                && let Some(failure) = self.recorder.failure()
+            {
+                let msg = format!(
+                    "\r\nauditty: recording failed: {failure}\r\nauditty: ending this session so that nothing goes unrecorded\r\n"
+                );
+                let _ = write_all_fd(self.output, msg.as_bytes());
+                reason = EndReason::RecordingFailed;
+                detail = Some(failure);
+                kill_at = Some(self.hang_up());
             }
-            if let Some(t) = kill_at {
-                if Instant::now() >= t {
-                    let _ = self.child.kill();
-                }
+            if let Some(t) = kill_at
+                && Instant::now() >= t
+            {
+                let _ = self.child.kill();
             }
 
             let master_events = libc::POLLIN
-                | if pending_input.is_empty() { 0 } else { libc::POLLOUT };
+                | if pending_input.is_empty() {
+                    0
+                } else {
+                    libc::POLLOUT
+                };
             let mut fds = vec![
-                libc::pollfd { fd: self.master, events: master_events, revents: 0 },
-                libc::pollfd { fd: self.signals.wake.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd {
+                    fd: self.master,
+                    events: master_events,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.signals.wake.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
             let input_slot = (input_open && pending_input.len() < MAX_PENDING_INPUT).then(|| {
-                fds.push(libc::pollfd { fd: self.input, events: libc::POLLIN, revents: 0 });
+                fds.push(libc::pollfd {
+                    fd: self.input,
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
                 fds.len() - 1
             });
             let control_slot = self.control.map(|c| {
-                fds.push(libc::pollfd { fd: c.listener().as_raw_fd(), events: libc::POLLIN, revents: 0 });
+                fds.push(libc::pollfd {
+                    fd: c.listener().as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
                 fds.len() - 1
             });
             let timeout = if kill_at.is_some() { 100 } else { 500 };
@@ -194,10 +226,11 @@ impl Relay<'_> {
             if fds[1].revents != 0 {
                 self.signals.drain();
             }
-            if self.signals.winch.swap(false, Ordering::Relaxed) && self.follow_size {
-                if let Some(size) = pty::get_size(self.input) {
-                    self.resize(size);
-                }
+            if self.signals.winch.swap(false, Ordering::Relaxed)
+                && self.follow_size
+                && let Some(size) = pty::get_size(self.input)
+            {
+                self.resize(size);
             }
             if self.signals.stop.swap(false, Ordering::Relaxed) && kill_at.is_none() {
                 reason = EndReason::AgentShutdown;
@@ -205,80 +238,105 @@ impl Relay<'_> {
             }
 
             // Output first: it is what the user is waiting to see.
-            if fds[0].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-                if !self.pump_output(&mut buf, &mut output_open)? {
-                    break;
-                }
+            if fds[0].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+                && !self.pump_output(&mut buf, &mut output_open)?
+            {
+                break;
             }
             if fds[0].revents & libc::POLLOUT != 0 && !pending_input.is_empty() {
                 match write_fd(self.master, &pending_input) {
                     Ok(n) => {
                         pending_input.drain(..n);
                     }
-                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                        ) => {}
                     // The program closed its terminal; its output side tells us when it is gone.
                     Err(_) => pending_input.clear(),
                 }
             }
-            if let Some(i) = input_slot {
-                if fds[i].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-                    match read_fd(self.input, &mut buf) {
-                        Ok(0) => input_open = false,
-                        Ok(n) => {
-                            let data = buf[..n].to_vec();
-                            if pending_input.is_empty() {
-                                // Most keystrokes go straight through without buffering.
-                                match write_fd(self.master, &data) {
-                                    Ok(w) => pending_input.extend_from_slice(&data[w..]),
-                                    Err(_) => pending_input.extend_from_slice(&data),
-                                }
-                            } else {
-                                pending_input.extend_from_slice(&data);
+            if let Some(i) = input_slot
+                && fds[i].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+            {
+                match read_fd(self.input, &mut buf) {
+                    Ok(0) => input_open = false,
+                    Ok(n) => {
+                        let data = buf[..n].to_vec();
+                        if pending_input.is_empty() {
+                            // Most keystrokes go straight through without buffering.
+                            match write_fd(self.master, &data) {
+                                Ok(w) => pending_input.extend_from_slice(&data[w..]),
+                                Err(_) => pending_input.extend_from_slice(&data),
                             }
-                            self.recorder.send(EventKind::Input, elapsed(self.started), data);
+                        } else {
+                            pending_input.extend_from_slice(&data);
                         }
-                        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
-                        // The user's terminal is gone (hangup); the program gets SIGHUP from us.
-                        Err(_) => {
-                            input_open = false;
-                            if kill_at.is_none() && self.follow_size {
-                                reason = EndReason::AgentShutdown;
-                                kill_at = Some(self.hang_up());
-                            }
+                        self.recorder
+                            .send(EventKind::Input, elapsed(self.started), data);
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                        ) => {}
+                    // The user's terminal is gone (hangup); the program gets SIGHUP from us.
+                    Err(_) => {
+                        input_open = false;
+                        if kill_at.is_none() && self.follow_size {
+                            reason = EndReason::AgentShutdown;
+                            kill_at = Some(self.hang_up());
                         }
                     }
                 }
             }
-            if let (Some(i), Some(control)) = (control_slot, self.control) {
-                if fds[i].revents & libc::POLLIN != 0 {
-                    match control.accept_label() {
-                        Ok(Some((label, stream))) => {
-                            self.recorder.send(EventKind::Marker, elapsed(self.started), label.into_bytes());
-                            acknowledge(stream);
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!(error = %e, "A marker request failed."),
+            if let (Some(i), Some(control)) = (control_slot, self.control)
+                && fds[i].revents & libc::POLLIN != 0
+            {
+                match control.accept_label() {
+                    Ok(Some((label, stream))) => {
+                        self.recorder.send(
+                            EventKind::Marker,
+                            elapsed(self.started),
+                            label.into_bytes(),
+                        );
+                        acknowledge(stream);
                     }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "A marker request failed."),
                 }
             }
-            if self.signals.chld.swap(false, Ordering::Relaxed) {
-                if let Some(status) = self.child.try_wait()? {
-                    // What the program wrote just before exiting may still be in the PTY.
-                    while self.pump_output(&mut buf, &mut output_open)? {
-                        if !self.readable(self.master) {
-                            break;
-                        }
+            if self.signals.chld.swap(false, Ordering::Relaxed)
+                && let Some(status) = self.child.try_wait()?
+            {
+                // What the program wrote just before exiting may still be in the PTY.
+                while self.pump_output(&mut buf, &mut output_open)? {
+                    if !self.readable(self.master) {
+                        break;
                     }
-                    return Ok(Outcome { status, reason, detail });
                 }
+                return Ok(Outcome {
+                    status,
+                    reason,
+                    detail,
+                });
             }
         }
         let status = self.child.wait()?;
-        Ok(Outcome { status, reason, detail })
+        Ok(Outcome {
+            status,
+            reason,
+            detail,
+        })
     }
 
     fn readable(&self, fd: RawFd) -> bool {
-        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         unsafe { libc::poll(&mut p, 1, 0) > 0 && p.revents & libc::POLLIN != 0 }
     }
@@ -293,10 +351,18 @@ impl Relay<'_> {
                     // Nobody sees the output any more; keep recording what the program does.
                     *output_open = false;
                 }
-                self.recorder.send(EventKind::Output, elapsed(self.started), data);
+                self.recorder
+                    .send(EventKind::Output, elapsed(self.started), data);
                 Ok(true)
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(true)
+            }
             // EIO: every handle on the slave side is closed.
             Err(_) => Ok(false),
         }

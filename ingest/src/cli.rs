@@ -24,7 +24,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Ingest continuously (or once, with --once).
-    #[command(after_help = "Examples:\n  auditty-ingest run --once\n  auditty-ingest run --source spool:/var/spool/auditty --store file:///var/lib/auditty/store\n\nWith no flags it reads <data dir>/spool and writes <data dir>/store.\nSIGTERM or Ctrl-C finishes the file in hand and exits.")]
+    #[command(
+        after_help = "Examples:\n  auditty-ingest run --once\n  auditty-ingest run --source spool:/var/spool/auditty --store file:///var/lib/auditty/store\n\nWith no flags it reads <data dir>/spool and writes <data dir>/store.\nSIGTERM or Ctrl-C finishes the file in hand and exits."
+    )]
     Run(RunArgs),
 }
 

@@ -79,7 +79,10 @@ pub fn write_batch(store: &dyn ObjectStore, batch: Batch) -> Result<Written, Sto
 
     let mut events_by_date: BTreeMap<String, Vec<EventRow>> = BTreeMap::new();
     for row in batch.rows.events {
-        events_by_date.entry(schemas::time::date(row.time_ns)).or_default().push(row);
+        events_by_date
+            .entry(schemas::time::date(row.time_ns))
+            .or_default()
+            .push(row);
     }
     if events_by_date.is_empty() {
         events_by_date.insert(batch.fallback_date.clone(), Vec::new());
@@ -93,7 +96,10 @@ pub fn write_batch(store: &dyn ObjectStore, batch: Batch) -> Result<Written, Sto
 
     let mut sessions_by_date: BTreeMap<String, Vec<SessionRow>> = BTreeMap::new();
     for row in batch.rows.sessions {
-        sessions_by_date.entry(schemas::time::date(row.time_ns)).or_default().push(row);
+        sessions_by_date
+            .entry(schemas::time::date(row.time_ns))
+            .or_default()
+            .push(row);
     }
     for (date, mut rows) in sessions_by_date {
         let bytes = encode_sessions(&mut rows, &meta)?;
@@ -105,8 +111,14 @@ pub fn write_batch(store: &dyn ObjectStore, batch: Batch) -> Result<Written, Sto
     for dl in batch.dead_letters {
         let dl_stem = layout::object_stem(&batch.source, &batch.partition, dl.offset);
         let info = serde_json::to_vec_pretty(&dl.info).unwrap_or_default();
-        store.put(&layout::dead_letter_key(&batch.fallback_date, &dl_stem, "bin"), &dl.bytes)?;
-        store.put(&layout::dead_letter_key(&batch.fallback_date, &dl_stem, "json"), &info)?;
+        store.put(
+            &layout::dead_letter_key(&batch.fallback_date, &dl_stem, "bin"),
+            &dl.bytes,
+        )?;
+        store.put(
+            &layout::dead_letter_key(&batch.fallback_date, &dl_stem, "json"),
+            &info,
+        )?;
         written.dead_letters += 1;
         written.objects += 2;
     }

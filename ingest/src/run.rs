@@ -38,12 +38,15 @@ pub fn run(data_dir: Option<&Path>, args: RunArgs) -> anyhow::Result<()> {
         Some(s) => StoreUrl::parse(s)?,
         None => StoreUrl::Local(resolve()?.store()),
     };
-    let store = store_url.open().with_context(|| format!("cannot open store {store_url}"))?;
+    let store = store_url
+        .open()
+        .with_context(|| format!("cannot open store {store_url}"))?;
     let source = SpoolSource::new(spool_dir);
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot install signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install signal handlers")?;
     }
 
     let mut total = PassSummary::default();
@@ -79,7 +82,10 @@ pub fn run(data_dir: Option<&Path>, args: RunArgs) -> anyhow::Result<()> {
         );
     }
     if total.failed > 0 {
-        bail!("{} spool files could not be read (see above); they were left in place", total.failed);
+        bail!(
+            "{} spool files could not be read (see above); they were left in place",
+            total.failed
+        );
     }
     Ok(())
 }

@@ -137,7 +137,11 @@ impl SpoolSource {
         let scan = match spool::scan_segment(&seg.path, committed) {
             Ok(s) => s,
             // Deleted by a concurrent ingester between listing and reading: nothing to do.
-            Err(spool::SpoolError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(spool::SpoolError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(());
+            }
             Err(e) => return Err(e).context(format!("cannot read spool file {path}")),
         };
         // A batch already written from this position fixes where this one ends.
@@ -154,7 +158,9 @@ impl SpoolSource {
             let mut dead_letters = Vec::new();
             for item in &items {
                 match item {
-                    ScanItem::Entry { offset, payload, .. } => {
+                    ScanItem::Entry {
+                        offset, payload, ..
+                    } => {
                         if let Err(reason) = decode_chunk(payload, &mut rows) {
                             tracing::warn!(
                                 "spool file {path}: the entry at offset {offset} ({} bytes) is not a valid chunk: {reason}\n  kept: as a dead letter in {}; the other entries were ingested",
@@ -168,7 +174,12 @@ impl SpoolSource {
                             });
                         }
                     }
-                    ScanItem::Damaged { offset, end, reason, bytes } => {
+                    ScanItem::Damaged {
+                        offset,
+                        end,
+                        reason,
+                        bytes,
+                    } => {
                         tracing::error!(
                             "spool file {path} is damaged: bytes {offset}..{end} ({} bytes) are not a valid entry: {reason}\n  kept: the entries before and after them were ingested\n  moved: the damaged bytes to {}",
                             end - offset,
@@ -215,7 +226,8 @@ impl SpoolSource {
                 return Ok(());
             }
         }
-        std::fs::remove_file(&seg.path).with_context(|| format!("cannot delete ingested spool file {path}"))?;
+        std::fs::remove_file(&seg.path)
+            .with_context(|| format!("cannot delete ingested spool file {path}"))?;
         let _ = std::fs::remove_file(position_path(&seg.path));
         summary.deleted += 1;
         Ok(())

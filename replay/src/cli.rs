@@ -27,13 +27,19 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// List recorded sessions, oldest first.
-    #[command(after_help = "Columns: session id, user, host, start (UTC), duration, command, exit status\n(\"-\" while running or when cut off: the agent never wrote an end), size of input+output.")]
+    #[command(
+        after_help = "Columns: session id, user, host, start (UTC), duration, command, exit status\n(\"-\" while running or when cut off: the agent never wrote an end), size of input+output."
+    )]
     Ls(LsArgs),
     /// Play a session in this terminal with its original timing.
-    #[command(after_help = "Keys while playing: space pauses and resumes, q (or Ctrl-C) quits.\n\nExamples:\n  replay play 01a21f3b\n  replay play 01a21f3b --speed 4 --idle-limit 2")]
+    #[command(
+        after_help = "Keys while playing: space pauses and resumes, q (or Ctrl-C) quits.\n\nExamples:\n  replay play 01a21f3b\n  replay play 01a21f3b --speed 4 --idle-limit 2"
+    )]
     Play(PlayArgs),
     /// Write a session as asciicast v2 (plays in asciinema) or plain text.
-    #[command(after_help = "Examples:\n  replay export 01a21f3b -o session.cast && asciinema play session.cast\n  replay export 01a21f3b --format text")]
+    #[command(
+        after_help = "Examples:\n  replay export 01a21f3b -o session.cast && asciinema play session.cast\n  replay export 01a21f3b --format text"
+    )]
     Export(ExportArgs),
 }
 
@@ -88,11 +94,17 @@ pub struct ExportArgs {
 
 fn parse_speed(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if v.is_finite() && v > 0.0 { Ok(v) } else { Err("speed must be greater than 0".into()) }
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err("speed must be greater than 0".into())
+    }
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if v.is_finite() && v >= 0.0 {
         Ok(Duration::from_secs_f64(v))
     } else {

@@ -16,7 +16,10 @@ fn main() -> ExitCode {
         .with_target(false)
         .without_time()
         .init();
-    let store = replay::open::StoreArgs { data_dir: cli.data_dir.clone(), store: cli.store.clone() };
+    let store = replay::open::StoreArgs {
+        data_dir: cli.data_dir.clone(),
+        store: cli.store.clone(),
+    };
     let result = match cli.command {
         Command::Ls(args) => replay::cmd::ls::run(&store, args),
         Command::Play(args) => replay::cmd::play::run(&store, args),
@@ -27,8 +30,12 @@ fn main() -> ExitCode {
         Err(e) => {
             // A closed pipe (`replay ls | head`) is the reader's choice, not an error.
             let broken_pipe = e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>().map(|io| io.kind())
-                    .or_else(|| c.downcast_ref::<serde_json::Error>().and_then(|j| j.io_error_kind()))
+                c.downcast_ref::<std::io::Error>()
+                    .map(|io| io.kind())
+                    .or_else(|| {
+                        c.downcast_ref::<serde_json::Error>()
+                            .and_then(|j| j.io_error_kind())
+                    })
                     == Some(std::io::ErrorKind::BrokenPipe)
             });
             if broken_pipe {

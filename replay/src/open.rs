@@ -30,7 +30,9 @@ impl StoreArgs {
     /// Opens the store.
     pub fn open(&self) -> anyhow::Result<(StoreUrl, Box<dyn ObjectStore>)> {
         let url = self.url()?;
-        let store = url.open().with_context(|| format!("cannot open store {url}"))?;
+        let store = url
+            .open()
+            .with_context(|| format!("cannot open store {url}"))?;
         Ok((url, store))
     }
 }
@@ -67,8 +69,12 @@ pub fn open_session(store: &dyn ObjectStore, query: &str) -> anyhow::Result<Open
         .into_iter()
         .find(|s| s.id == id)
         .ok_or_else(|| Failure::NotFound(format!("session {id} vanished from the store")))?;
-    let rows = store::session_events(store, id)
-        .with_context(|| format!("cannot read the events of session {id} from {}", store.describe()))?;
+    let rows = store::session_events(store, id).with_context(|| {
+        format!(
+            "cannot read the events of session {id} from {}",
+            store.describe()
+        )
+    })?;
     let events = rows.iter().filter_map(|r| r.to_event()).collect();
     Ok(OpenSession { info, events })
 }

@@ -18,11 +18,17 @@ pub struct Timed {
 
 /// The events at their recorded times.
 pub fn timed(events: impl IntoIterator<Item = Event>) -> impl Iterator<Item = Timed> {
-    events.into_iter().map(|event| Timed { at: Duration::from_nanos(event.elapsed_ns), event })
+    events.into_iter().map(|event| Timed {
+        at: Duration::from_nanos(event.elapsed_ns),
+        event,
+    })
 }
 
 /// Shortens every pause longer than `limit` to `limit`.
-pub fn cap_idle(events: impl Iterator<Item = Timed>, limit: Duration) -> impl Iterator<Item = Timed> {
+pub fn cap_idle(
+    events: impl Iterator<Item = Timed>,
+    limit: Duration,
+) -> impl Iterator<Item = Timed> {
     let mut last_in = Duration::ZERO;
     let mut last_out = Duration::ZERO;
     events.map(move |mut t| {
@@ -48,7 +54,12 @@ mod tests {
     use schemas::EventKind;
 
     fn ev(ms: u64) -> Event {
-        Event { seq: 0, elapsed_ns: ms * 1_000_000, kind: EventKind::Output, data: vec![] }
+        Event {
+            seq: 0,
+            elapsed_ns: ms * 1_000_000,
+            kind: EventKind::Output,
+            data: vec![],
+        }
     }
 
     fn times(it: impl Iterator<Item = Timed>) -> Vec<u64> {
@@ -58,11 +69,17 @@ mod tests {
     #[test]
     fn idle_pauses_are_capped_and_order_kept() {
         let events = vec![ev(0), ev(100), ev(5100), ev(5200)];
-        assert_eq!(times(cap_idle(timed(events), Duration::from_secs(1))), vec![0, 100, 1100, 1200]);
+        assert_eq!(
+            times(cap_idle(timed(events), Duration::from_secs(1))),
+            vec![0, 100, 1100, 1200]
+        );
     }
 
     #[test]
     fn speed_divides_times() {
-        assert_eq!(times(speed(timed(vec![ev(0), ev(1000)]), 4.0)), vec![0, 250]);
+        assert_eq!(
+            times(speed(timed(vec![ev(0), ev(1000)]), 4.0)),
+            vec![0, 250]
+        );
     }
 }

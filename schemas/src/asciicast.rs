@@ -92,7 +92,11 @@ impl Utf8Carry {
 
     /// Flushes a held-back partial character as U+FFFD.
     pub fn finish(&mut self) -> String {
-        let out = if self.pending.is_empty() { String::new() } else { "\u{FFFD}".to_string() };
+        let out = if self.pending.is_empty() {
+            String::new()
+        } else {
+            "\u{FFFD}".to_string()
+        };
         self.pending.clear();
         out
     }
@@ -147,34 +151,61 @@ pub struct ParseError {
 /// Parses an asciicast v2 file. Blank lines are skipped; any other malformed line is an
 /// error naming it.
 pub fn parse_v2(text: &str) -> Result<(HeaderV2, Vec<CastEvent>), ParseError> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let (_, first) = lines.next().ok_or(ParseError { line: 1, message: "empty file".into() })?;
-    let header: HeaderV2 = serde_json::from_str(first)
-        .map_err(|e| ParseError { line: 1, message: format!("bad header: {e}") })?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, first) = lines.next().ok_or(ParseError {
+        line: 1,
+        message: "empty file".into(),
+    })?;
+    let header: HeaderV2 = serde_json::from_str(first).map_err(|e| ParseError {
+        line: 1,
+        message: format!("bad header: {e}"),
+    })?;
     if header.version != 2 {
-        return Err(ParseError { line: 1, message: format!("version {} is not 2", header.version) });
+        return Err(ParseError {
+            line: 1,
+            message: format!("version {} is not 2", header.version),
+        });
     }
     let mut events = Vec::new();
     let mut last = 0f64;
     for (i, l) in lines {
         let line = i + 1;
         let bad = |m: String| ParseError { line, message: m };
-        let v: serde_json::Value = serde_json::from_str(l).map_err(|e| bad(format!("not JSON: {e}")))?;
-        let arr = v.as_array().ok_or_else(|| bad("an event must be a JSON array".into()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(l).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let arr = v
+            .as_array()
+            .ok_or_else(|| bad("an event must be a JSON array".into()))?;
         if arr.len() != 3 {
-            return Err(bad(format!("an event has 3 elements, this one has {}", arr.len())));
+            return Err(bad(format!(
+                "an event has 3 elements, this one has {}",
+                arr.len()
+            )));
         }
-        let time = arr[0].as_f64().ok_or_else(|| bad("event time is not a number".into()))?;
+        let time = arr[0]
+            .as_f64()
+            .ok_or_else(|| bad("event time is not a number".into()))?;
         if !(time >= 0.0 && time.is_finite()) {
             return Err(bad(format!("event time {time} is negative or not finite")));
         }
-        let code = arr[1].as_str().ok_or_else(|| bad("event code is not a string".into()))?;
-        let data = arr[2].as_str().ok_or_else(|| bad("event data is not a string".into()))?;
+        let code = arr[1]
+            .as_str()
+            .ok_or_else(|| bad("event code is not a string".into()))?;
+        let data = arr[2]
+            .as_str()
+            .ok_or_else(|| bad("event data is not a string".into()))?;
         if code == "r" && crate::event::parse_size(data.as_bytes()).is_none() {
             return Err(bad(format!("resize data {data:?} is not COLSxROWS")));
         }
         last = last.max(time);
-        events.push(CastEvent { time, code: code.to_string(), data: data.to_string() });
+        events.push(CastEvent {
+            time,
+            code: code.to_string(),
+            data: data.to_string(),
+        });
     }
     Ok((header, events))
 }
@@ -188,14 +219,18 @@ mod tests {
         let crab = "🦀".as_bytes();
         let mut enc = Encoder::default();
         assert_eq!(enc.event(0, 'o', &crab[..1]), None);
-        assert_eq!(enc.event(1_500_000, 'o', &crab[1..]).unwrap(), "[0.001500, \"o\", \"🦀\"]\n");
+        assert_eq!(
+            enc.event(1_500_000, 'o', &crab[1..]).unwrap(),
+            "[0.001500, \"o\", \"🦀\"]\n"
+        );
         let mut c = Utf8Carry::default();
         assert_eq!(c.push(b"a\xffb"), "a\u{FFFD}b");
     }
 
     #[test]
     fn conformance_files_parse_or_fail_with_a_line() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/asciicast/v2");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/testdata/asciicast/v2");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             panic!("conformance data missing at {}", dir.display());
         };
@@ -205,9 +240,17 @@ mod tests {
             let name = path.file_name().unwrap().to_string_lossy().to_string();
             let text = std::fs::read_to_string(&path).unwrap();
             let result = parse_v2(&text);
-            let invalid = ["broken", "invalid-code", "invalid-data", "invalid-resize", "invalid-time-1", "invalid-time-2", "wrong-event-length"]
-                .iter()
-                .any(|k| name.contains(&format!("__{k}.")));
+            let invalid = [
+                "broken",
+                "invalid-code",
+                "invalid-data",
+                "invalid-resize",
+                "invalid-time-1",
+                "invalid-time-2",
+                "wrong-event-length",
+            ]
+            .iter()
+            .any(|k| name.contains(&format!("__{k}.")));
             if invalid {
                 let e = result.expect_err(&name);
                 assert!(e.line >= 1, "{name}: {e}");
@@ -222,12 +265,26 @@ mod tests {
     #[test]
     fn encoded_lines_parse_back() {
         let mut enc = Encoder::default();
-        let mut text = enc.header(&HeaderV2 { version: 2, width: 80, height: 24, ..Default::default() });
-        text += &enc.event(1_000_000_000, 'o', "żółć\r\n".as_bytes()).unwrap();
+        let mut text = enc.header(&HeaderV2 {
+            version: 2,
+            width: 80,
+            height: 24,
+            ..Default::default()
+        });
+        text += &enc
+            .event(1_000_000_000, 'o', "żółć\r\n".as_bytes())
+            .unwrap();
         text += &enc.event(2_000_000_000, 'r', b"100x30").unwrap();
         let (h, ev) = parse_v2(&text).unwrap();
         assert_eq!((h.width, h.height), (80, 24));
         assert_eq!(ev[0].data, "żółć\r\n");
-        assert_eq!(ev[1], CastEvent { time: 2.0, code: "r".into(), data: "100x30".into() });
+        assert_eq!(
+            ev[1],
+            CastEvent {
+                time: 2.0,
+                code: "r".into(),
+                data: "100x30".into()
+            }
+        );
     }
 }

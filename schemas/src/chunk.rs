@@ -86,7 +86,9 @@ pub enum DecodeErrorKind {
         found: [u8; 4],
     },
     /// Written by a newer, incompatible format.
-    #[error("unsupported chunk format version {found}.x (this build reads {supported}.x); upgrade auditty")]
+    #[error(
+        "unsupported chunk format version {found}.x (this build reads {supported}.x); upgrade auditty"
+    )]
     UnsupportedVersion {
         /// The major version found.
         found: u8,
@@ -184,7 +186,8 @@ impl ChunkHeader {
             ));
         }
         let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
-        let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let u32_at =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         let flags = u16_at(6);
         if flags & !KNOWN_FLAGS != 0 {
             return Err(err(6, DecodeErrorKind::UnknownFlags(flags)));
@@ -466,9 +469,24 @@ mod tests {
         Chunk {
             session_id: SessionId::from_bytes([7; 16]),
             events: vec![
-                Event { seq: 5, elapsed_ns: 1_000, kind: EventKind::Input, data: b"ls\r".to_vec() },
-                Event { seq: 6, elapsed_ns: 2_500_000, kind: EventKind::Output, data: "héllo 🦀\r\n".as_bytes().to_vec() },
-                Event { seq: 7, elapsed_ns: 2_500_000, kind: EventKind::Resize, data: b"100x30".to_vec() },
+                Event {
+                    seq: 5,
+                    elapsed_ns: 1_000,
+                    kind: EventKind::Input,
+                    data: b"ls\r".to_vec(),
+                },
+                Event {
+                    seq: 6,
+                    elapsed_ns: 2_500_000,
+                    kind: EventKind::Output,
+                    data: "héllo 🦀\r\n".as_bytes().to_vec(),
+                },
+                Event {
+                    seq: 7,
+                    elapsed_ns: 2_500_000,
+                    kind: EventKind::Resize,
+                    data: b"100x30".to_vec(),
+                },
             ],
         }
     }
@@ -480,7 +498,12 @@ mod tests {
         let big = Chunk {
             session_id: c.session_id,
             events: (0..200)
-                .map(|i| Event { seq: i, elapsed_ns: i * 10, kind: EventKind::Output, data: vec![b'a'; 100] })
+                .map(|i| Event {
+                    seq: i,
+                    elapsed_ns: i * 10,
+                    kind: EventKind::Output,
+                    data: vec![b'a'; 100],
+                })
                 .collect(),
         };
         let bytes = big.encode(true);
@@ -495,7 +518,13 @@ mod tests {
         let mut bytes = sample().encode(false);
         bytes[4] = 2;
         let e = Chunk::decode(&bytes).unwrap_err();
-        assert_eq!(e.kind, DecodeErrorKind::UnsupportedVersion { found: 2, supported: 1 });
+        assert_eq!(
+            e.kind,
+            DecodeErrorKind::UnsupportedVersion {
+                found: 2,
+                supported: 1
+            }
+        );
         assert!(e.to_string().contains("upgrade auditty"));
     }
 
@@ -504,20 +533,29 @@ mod tests {
         let mut bytes = sample().encode(false);
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        assert!(matches!(Chunk::decode(&bytes).unwrap_err().kind, DecodeErrorKind::ChecksumMismatch { .. }));
+        assert!(matches!(
+            Chunk::decode(&bytes).unwrap_err().kind,
+            DecodeErrorKind::ChecksumMismatch { .. }
+        ));
         let bytes = sample().encode(false);
         assert!(matches!(
             Chunk::decode(&bytes[..bytes.len() - 2]).unwrap_err().kind,
             DecodeErrorKind::Truncated { .. }
         ));
-        assert!(matches!(Chunk::decode(b"garbage!").unwrap_err().kind, DecodeErrorKind::BadMagic { .. }));
+        assert!(matches!(
+            Chunk::decode(b"garbage!").unwrap_err().kind,
+            DecodeErrorKind::BadMagic { .. }
+        ));
     }
 
     #[test]
     fn sealed_chunks_say_so() {
         let c = sample();
         let bytes = c.frame(FLAG_SEALED, b"opaque");
-        assert_eq!(Chunk::decode(&bytes).unwrap_err().kind, DecodeErrorKind::Sealed);
+        assert_eq!(
+            Chunk::decode(&bytes).unwrap_err().kind,
+            DecodeErrorKind::Sealed
+        );
     }
 
     proptest! {

@@ -15,14 +15,20 @@ pub struct DataDir(pub PathBuf);
 
 /// No data directory could be determined.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot tell where auditty keeps its data: none of --data-dir, {ENV_VAR}, XDG_DATA_HOME or HOME is set; pass --data-dir DIR")]
+#[error(
+    "cannot tell where auditty keeps its data: none of --data-dir, {ENV_VAR}, XDG_DATA_HOME or HOME is set; pass --data-dir DIR"
+)]
 pub struct NoDataDir;
 
 impl DataDir {
     /// Resolves the data directory from an explicit flag value, then the environment.
     /// Binaries usually bind the flag to [`ENV_VAR`] already; both are honoured here.
     pub fn resolve(flag: Option<&Path>) -> Result<DataDir, NoDataDir> {
-        let from_env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let from_env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         if let Some(p) = flag {
             return Ok(DataDir(p.to_path_buf()));
         }

@@ -18,7 +18,11 @@ impl SessionId {
     /// tell an event's wall-clock time (start + elapsed) from the chunk alone.
     pub fn new_v7_at(unix_ns: i64) -> Self {
         let ms = u64::try_from(unix_ns.max(0) / 1_000_000).unwrap_or(0);
-        let ts = uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, ((ms % 1000) * 1_000_000) as u32);
+        let ts = uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            ms / 1000,
+            ((ms % 1000) * 1_000_000) as u32,
+        );
         SessionId(uuid::Uuid::new_v7(ts))
     }
 
@@ -29,7 +33,10 @@ impl SessionId {
             return None;
         }
         let (secs, nanos) = self.0.get_timestamp()?.to_unix();
-        i64::try_from(secs).ok()?.checked_mul(1_000_000_000)?.checked_add(i64::from(nanos))
+        i64::try_from(secs)
+            .ok()?
+            .checked_mul(1_000_000_000)?
+            .checked_add(i64::from(nanos))
     }
 
     /// The 16 raw bytes, as carried in chunk headers.

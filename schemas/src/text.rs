@@ -21,7 +21,10 @@ pub fn escape_controls(s: &str) -> String {
 mod tests {
     #[test]
     fn escapes_terminal_controls() {
-        assert_eq!(super::escape_controls("a\x1b[2Jb\n\u{9b}"), "a\\e[2Jb\\n\\u{9b}");
+        assert_eq!(
+            super::escape_controls("a\x1b[2Jb\n\u{9b}"),
+            "a\\e[2Jb\\n\\u{9b}"
+        );
         assert_eq!(super::escape_controls("żółć 🦀"), "żółć 🦀");
     }
 }

@@ -66,7 +66,10 @@ mod tests {
         assert_eq!(date(1_795_823_188 * NANOS_PER_SEC), "2026-11-27");
         assert_eq!(date(951_782_400 * NANOS_PER_SEC), "2000-02-29");
         assert_eq!(date(-1), "1969-12-31");
-        assert_eq!(rfc3339(1_795_823_188 * NANOS_PER_SEC), "2026-11-27T23:46:28Z");
+        assert_eq!(
+            rfc3339(1_795_823_188 * NANOS_PER_SEC),
+            "2026-11-27T23:46:28Z"
+        );
     }
 
     #[test]

@@ -51,7 +51,10 @@ impl Screen {
     pub fn rows(&self) -> Vec<String> {
         let screen = self.parser.screen();
         let (_, cols) = screen.size();
-        screen.rows(0, cols.get()).map(|r| r.trim_end().to_string()).collect()
+        screen
+            .rows(0, cols.get())
+            .map(|r| r.trim_end().to_string())
+            .collect()
     }
 
     /// The visible screen as text, trailing blank rows removed.
@@ -101,7 +104,12 @@ mod tests {
     use super::*;
 
     fn out(data: &[u8]) -> Event {
-        Event { seq: 0, elapsed_ns: 0, kind: EventKind::Output, data: data.to_vec() }
+        Event {
+            seq: 0,
+            elapsed_ns: 0,
+            kind: EventKind::Output,
+            data: data.to_vec(),
+        }
     }
 
     #[test]
@@ -125,7 +133,12 @@ mod tests {
     #[test]
     fn resize_events_resize() {
         let mut s = Screen::new(10, 3);
-        s.apply(&Event { seq: 1, elapsed_ns: 0, kind: EventKind::Resize, data: b"30x5".to_vec() });
+        s.apply(&Event {
+            seq: 1,
+            elapsed_ns: 0,
+            kind: EventKind::Resize,
+            data: b"30x5".to_vec(),
+        });
         assert_eq!(s.rows().len(), 5);
     }
 }

@@ -17,9 +17,7 @@
 mod reader;
 mod writer;
 
-pub use reader::{
-    Scan, ScanItem, SegmentFile, Tail, cut_torn_tail, list_segments, scan_segment,
-};
+pub use reader::{Scan, ScanItem, SegmentFile, Tail, cut_torn_tail, list_segments, scan_segment};
 pub use writer::{SpoolOptions, SpoolWriter, dir_size};
 
 use std::path::PathBuf;
@@ -64,13 +62,12 @@ pub enum SpoolError {
     EntryTooLarge(usize),
 }
 
-pub(crate) fn io_err(path: &std::path::Path, op: &'static str) -> impl FnOnce(std::io::Error) -> SpoolError {
+pub(crate) fn io_err(
+    path: &std::path::Path,
+    op: &'static str,
+) -> impl FnOnce(std::io::Error) -> SpoolError {
     let path = path.to_path_buf();
-    move |source| SpoolError::Io {
-        path,
-        op,
-        source,
-    }
+    move |source| SpoolError::Io { path, op, source }
 }
 
 /// The checksum of an entry: CRC-32 over its length field and payload.

@@ -96,15 +96,27 @@ fn check_entry(data: &[u8], pos: usize) -> Result<usize, (bool, String)> {
     let rest = &data[pos..];
     let magic_len = rest.len().min(4);
     if rest[..magic_len] != ENTRY_MAGIC[..magic_len] {
-        return Err((false, format!("no entry marker (found {:02x?})", &rest[..magic_len])));
+        return Err((
+            false,
+            format!("no entry marker (found {:02x?})", &rest[..magic_len]),
+        ));
     }
     if rest.len() < ENTRY_HEADER_LEN {
-        return Err((true, format!("entry header cut off after {} of {ENTRY_HEADER_LEN} bytes", rest.len())));
+        return Err((
+            true,
+            format!(
+                "entry header cut off after {} of {ENTRY_HEADER_LEN} bytes",
+                rest.len()
+            ),
+        ));
     }
     let len_bytes = [rest[4], rest[5], rest[6], rest[7]];
     let len = u32::from_le_bytes(len_bytes) as usize;
     if len > MAX_ENTRY_BYTES {
-        return Err((false, format!("entry claims {len} bytes, more than the {MAX_ENTRY_BYTES}-byte limit")));
+        return Err((
+            false,
+            format!("entry claims {len} bytes, more than the {MAX_ENTRY_BYTES}-byte limit"),
+        ));
     }
     if rest.len() < ENTRY_HEADER_LEN + len {
         return Err((
@@ -118,7 +130,10 @@ fn check_entry(data: &[u8], pos: usize) -> Result<usize, (bool, String)> {
     let crc = u32::from_le_bytes([rest[8], rest[9], rest[10], rest[11]]);
     let payload = &rest[ENTRY_HEADER_LEN..ENTRY_HEADER_LEN + len];
     if entry_crc(len_bytes, payload) != crc {
-        return Err((false, "entry checksum mismatch (bytes altered on disk)".to_string()));
+        return Err((
+            false,
+            "entry checksum mismatch (bytes altered on disk)".to_string(),
+        ));
     }
     Ok(ENTRY_HEADER_LEN + len)
 }
@@ -131,7 +146,8 @@ fn check_entry(data: &[u8], pos: usize) -> Result<usize, (bool, String)> {
 pub fn scan_segment(path: &Path, from: u64) -> Result<Scan, SpoolError> {
     let mut file = File::open(path).map_err(io_err(path, "open segment"))?;
     let in_use = is_locked(&file);
-    file.seek(SeekFrom::Start(from)).map_err(io_err(path, "seek"))?;
+    file.seek(SeekFrom::Start(from))
+        .map_err(io_err(path, "seek"))?;
     let mut data = Vec::new();
     file.read_to_end(&mut data).map_err(io_err(path, "read"))?;
     Ok(scan_bytes(&data, from, in_use))
@@ -247,7 +263,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), &[b"one", b"two", b""]);
         let scan = scan_segment(&path, 0).unwrap();
-        assert_eq!(payloads(&scan), vec![b"one".to_vec(), b"two".to_vec(), vec![]]);
+        assert_eq!(
+            payloads(&scan),
+            vec![b"one".to_vec(), b"two".to_vec(), vec![]]
+        );
         assert!(scan.tail.is_none());
         assert!(!scan.in_use);
         let again = scan_segment(&path, scan.end).unwrap();
@@ -259,7 +278,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), &[b"first entry", b"second entry"]);
         let full = std::fs::metadata(&path).unwrap().len();
-        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(full - 3).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(full - 3)
+            .unwrap();
         let scan = scan_segment(&path, 0).unwrap();
         assert_eq!(payloads(&scan), vec![b"first entry".to_vec()]);
         let tail = scan.tail.clone().unwrap();
@@ -279,7 +303,12 @@ mod tests {
         let scan = scan_segment(&path, 0).unwrap();
         assert_eq!(payloads(&scan), vec![b"aaaa".to_vec(), b"cccc".to_vec()]);
         match &scan.items[1] {
-            ScanItem::Damaged { offset, end, reason, .. } => {
+            ScanItem::Damaged {
+                offset,
+                end,
+                reason,
+                ..
+            } => {
                 assert_eq!((*offset, *end), (16, 32));
                 assert!(reason.contains("checksum"));
             }
@@ -302,7 +331,10 @@ mod tests {
     #[test]
     fn rotation_and_the_cap() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = SpoolOptions { max_bytes: 250, segment_bytes: 100 };
+        let opts = SpoolOptions {
+            max_bytes: 250,
+            segment_bytes: 100,
+        };
         let mut w = SpoolWriter::create(dir.path(), "s", opts).unwrap();
         for _ in 0..3 {
             w.append(&[1u8; 60]).unwrap();
@@ -313,7 +345,14 @@ mod tests {
         assert!(err.to_string().contains("is full"));
         drop(w);
         assert!(matches!(
-            SpoolWriter::create(dir.path(), "t", SpoolOptions { max_bytes: 100, segment_bytes: 100 }),
+            SpoolWriter::create(
+                dir.path(),
+                "t",
+                SpoolOptions {
+                    max_bytes: 100,
+                    segment_bytes: 100
+                }
+            ),
             Err(SpoolError::Full { .. })
         ));
     }

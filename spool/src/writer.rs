@@ -42,7 +42,11 @@ pub struct SpoolWriter {
 impl SpoolWriter {
     /// Starts writing segments named `<name>-000000.seg`, … in `dir` (created if needed).
     /// Fails with [`SpoolError::Full`] if the spool is already at its cap.
-    pub fn create(dir: &Path, name: &str, options: SpoolOptions) -> Result<SpoolWriter, SpoolError> {
+    pub fn create(
+        dir: &Path,
+        name: &str,
+        options: SpoolOptions,
+    ) -> Result<SpoolWriter, SpoolError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir, "create directory"))?;
         let used = dir_size(dir)?;
         if used >= options.max_bytes {
@@ -96,7 +100,8 @@ impl SpoolWriter {
         self.buf.clear();
         self.buf.extend_from_slice(&ENTRY_MAGIC);
         self.buf.extend_from_slice(&len_bytes);
-        self.buf.extend_from_slice(&entry_crc(len_bytes, payload).to_le_bytes());
+        self.buf
+            .extend_from_slice(&entry_crc(len_bytes, payload).to_le_bytes());
         self.buf.extend_from_slice(payload);
         self.file
             .write_all(&self.buf)
@@ -141,7 +146,9 @@ fn open_segment(dir: &Path, name: &str, index: u32) -> Result<(File, PathBuf), S
         .map_err(io_err(&new_path, "create segment"))?;
     // SAFETY: flock on a file descriptor we own; no memory is involved.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(io_err(&new_path, "lock segment")(std::io::Error::last_os_error()));
+        return Err(io_err(&new_path, "lock segment")(
+            std::io::Error::last_os_error(),
+        ));
     }
     std::fs::rename(&new_path, &path).map_err(io_err(&path, "rename segment into place"))?;
     // The directory entry must survive a crash too, or the data in the file is orphaned.
@@ -157,10 +164,10 @@ pub fn dir_size(dir: &Path) -> Result<u64, SpoolError> {
     for entry in std::fs::read_dir(dir).map_err(io_err(dir, "list directory"))? {
         let entry = entry.map_err(io_err(dir, "list directory"))?;
         // A file deleted between listing and stat is simply not counted.
-        if let Ok(meta) = entry.metadata() {
-            if meta.is_file() {
-                total += meta.len();
-            }
+        if let Ok(meta) = entry.metadata()
+            && meta.is_file()
+        {
+            total += meta.len();
         }
     }
     Ok(total)

@@ -21,7 +21,10 @@ use search::render::Screen;
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/debug/deps/<test> → target/debug
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 /// Path of one of our binaries; panics with a hint when it was not built.
@@ -49,7 +52,10 @@ impl Default for Sandbox {
 impl Sandbox {
     /// A fresh sandbox.
     pub fn new() -> Sandbox {
-        let dir = tempfile::Builder::new().prefix("auditty-test-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("auditty-test-")
+            .tempdir()
+            .expect("temp dir");
         std::fs::create_dir_all(dir.path().join("run")).expect("run dir");
         std::fs::create_dir_all(dir.path().join("home")).expect("home dir");
         Sandbox { dir }
@@ -77,10 +83,17 @@ impl Sandbox {
 
     /// Environment for our binaries and the programs they record.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         vec![
             ("AUDITTY_DATA_DIR", self.data_dir().display().to_string()),
-            ("XDG_RUNTIME_DIR", self.dir.path().join("run").display().to_string()),
+            (
+                "XDG_RUNTIME_DIR",
+                self.dir.path().join("run").display().to_string(),
+            ),
             ("HOME", self.dir.path().join("home").display().to_string()),
             ("PATH", path),
             ("TERM", "xterm".to_string()),
@@ -92,27 +105,38 @@ impl Sandbox {
     /// A command for one of our binaries with the sandbox environment.
     pub fn cmd(&self, name: &str) -> Command {
         let mut c = Command::new(bin(name));
-        c.envs(self.env().into_iter().map(|(k, v)| (k, v)));
+        c.envs(self.env());
         c.env_remove("AUDITTY_STORE");
         c
     }
 
     /// Runs a command to completion and returns its output, whatever its status.
     pub fn output(&self, cmd: &mut Command) -> Output {
-        cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+        cmd.output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
     }
 
     /// Runs a command that must succeed; returns its stdout.
     pub fn run(&self, cmd: &mut Command) -> String {
         let out = self.output(cmd);
-        assert!(out.status.success(), "{cmd:?} failed with {}\n{}", out.status, show(&out));
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed with {}\n{}",
+            out.status,
+            show(&out)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// `auditty-ingest run --once`, which must succeed; returns its stderr.
     pub fn ingest(&self) -> String {
         let out = self.output(self.cmd("auditty-ingest").args(["run", "--once"]));
-        assert!(out.status.success(), "ingest failed with {}\n{}", out.status, show(&out));
+        assert!(
+            out.status.success(),
+            "ingest failed with {}\n{}",
+            out.status,
+            show(&out)
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
@@ -127,7 +151,9 @@ impl Sandbox {
 
     /// Opens the local store, as replay does.
     pub fn open_store(&self) -> Box<dyn store::ObjectStore> {
-        store::StoreUrl::Local(self.store()).open().expect("open store")
+        store::StoreUrl::Local(self.store())
+            .open()
+            .expect("open store")
     }
 }
 
@@ -152,7 +178,12 @@ pub struct PtySession {
 
 impl PtySession {
     /// Starts `program args` on a new PTY of `size`.
-    pub fn spawn<I, S>(program: impl AsRef<OsStr>, args: I, env: &[(&str, String)], size: WinSize) -> PtySession
+    pub fn spawn<I, S>(
+        program: impl AsRef<OsStr>,
+        args: I,
+        env: &[(&str, String)],
+        size: WinSize,
+    ) -> PtySession
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -175,7 +206,14 @@ impl PtySession {
                 raw2.lock().expect("raw lock").extend_from_slice(&buf[..n]);
             }
         });
-        PtySession { child: spawned.child, writer, master_fd, screen, raw, reader: Some(reader) }
+        PtySession {
+            child: spawned.child,
+            writer,
+            master_fd,
+            screen,
+            raw,
+            reader: Some(reader),
+        }
     }
 
     /// The process id of the program (the agent, when the test runs the agent).
@@ -216,7 +254,10 @@ impl PtySession {
                 return;
             }
             if Instant::now() > deadline {
-                panic!("screen never showed {text:?}; it shows:\n{}", rows.join("\n"));
+                panic!(
+                    "screen never showed {text:?}; it shows:\n{}",
+                    rows.join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -241,7 +282,10 @@ impl PtySession {
     /// Resizes the terminal (the program gets SIGWINCH) and the emulated screen with it.
     pub fn resize(&mut self, size: WinSize) {
         pty::set_size(self.master_fd, size).expect("resize pty");
-        self.screen.lock().expect("screen lock").resize(size.cols, size.rows);
+        self.screen
+            .lock()
+            .expect("screen lock")
+            .resize(size.cols, size.rows);
     }
 
     /// Waits for the program to exit and the reader to drain its output.
@@ -256,7 +300,10 @@ impl PtySession {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("program did not exit within {timeout:?}; screen:\n{}", self.rows().join("\n"));
+                panic!(
+                    "program did not exit within {timeout:?}; screen:\n{}",
+                    self.rows().join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

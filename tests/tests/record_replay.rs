@@ -8,7 +8,10 @@ use auditty_tests::{PtySession, Sandbox, render_asciicast, show};
 const T: Duration = Duration::from_secs(20);
 
 fn hostname() -> String {
-    nix::unistd::gethostname().unwrap().to_string_lossy().into_owned()
+    nix::unistd::gethostname()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn only_session(sb: &Sandbox) -> serde_json::Value {
@@ -38,7 +41,10 @@ fn a_scripted_shell_session_round_trips_to_an_identical_screen() {
 
     // A window resize, seen by the program inside.
     s.settle(Duration::from_millis(300));
-    s.resize(WinSize { cols: 100, rows: 30 });
+    s.resize(WinSize {
+        cols: 100,
+        rows: 30,
+    });
     s.type_line("stty size");
     s.wait_for("30 100", T);
 
@@ -65,7 +71,11 @@ fn a_scripted_shell_session_round_trips_to_an_identical_screen() {
 
     s.type_line("exit 3");
     let status = s.wait(T);
-    assert_eq!(status.code(), Some(3), "the shell's exit status passes through the agent");
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "the shell's exit status passes through the agent"
+    );
     let live = s.rows();
 
     let ingest_log = sb.ingest();
@@ -73,33 +83,69 @@ fn a_scripted_shell_session_round_trips_to_an_identical_screen() {
 
     let session = only_session(&sb);
     let id = session["id"].as_str().unwrap().to_string();
-    assert_eq!(session["user"], nix::unistd::User::from_uid(nix::unistd::getuid()).unwrap().unwrap().name);
+    assert_eq!(
+        session["user"],
+        nix::unistd::User::from_uid(nix::unistd::getuid())
+            .unwrap()
+            .unwrap()
+            .name
+    );
     assert_eq!(session["host"], hostname());
-    assert_eq!(session["command"], serde_json::json!(["bash", "--norc", "--noprofile"]));
+    assert_eq!(
+        session["command"],
+        serde_json::json!(["bash", "--norc", "--noprofile"])
+    );
     assert_eq!(session["exit_status"], 3);
     assert_eq!(session["ended"], true);
-    assert_eq!((session["cols"].as_u64(), session["rows"].as_u64()), (Some(80), Some(24)));
+    assert_eq!(
+        (session["cols"].as_u64(), session["rows"].as_u64()),
+        (Some(80), Some(24))
+    );
 
     // asciicast export: valid for the real asciinema, and the same final screen.
     let cast_path = sb.path().join("session.cast");
-    sb.run(sb.cmd("replay").args(["export", &id[..8], "--format", "asciicast", "-o"]).arg(&cast_path));
+    sb.run(
+        sb.cmd("replay")
+            .args(["export", &id[..8], "--format", "asciicast", "-o"])
+            .arg(&cast_path),
+    );
     let cast = std::fs::read_to_string(&cast_path).unwrap();
     let replayed = render_asciicast(&cast);
-    assert_eq!(replayed, live, "final screen of the replay differs from the live session");
-    assert!(cast.contains(r#""r", "100x30""#), "resize event exported: {cast}");
+    assert_eq!(
+        replayed, live,
+        "final screen of the replay differs from the live session"
+    );
+    assert!(
+        cast.contains(r#""r", "100x30""#),
+        "resize event exported: {cast}"
+    );
     assert!(cast.contains(r#""m", "checkpoint-one""#), "marker exported");
     assert!(cast.contains("zażółć gęślą jaźń — 🦀🎉 done"));
 
     // `asciinema cat` needs a terminal of its own.
-    let mut cat = PtySession::spawn("asciinema", [std::ffi::OsStr::new("cat"), cast_path.as_os_str()], &sb.env(), WinSize { cols: 80, rows: 24 });
+    let mut cat = PtySession::spawn(
+        "asciinema",
+        [std::ffi::OsStr::new("cat"), cast_path.as_os_str()],
+        &sb.env(),
+        WinSize { cols: 80, rows: 24 },
+    );
     let status = cat.wait(T);
     let printed = String::from_utf8_lossy(&cat.raw_output()).into_owned();
-    assert!(status.success(), "asciinema cat rejected the export ({status}):\n{printed}");
-    assert!(printed.contains("🦀🎉 done"), "asciinema cat output: {printed}");
+    assert!(
+        status.success(),
+        "asciinema cat rejected the export ({status}):\n{printed}"
+    );
+    assert!(
+        printed.contains("🦀🎉 done"),
+        "asciinema cat output: {printed}"
+    );
 
     // Plain-text export shows what the user saw.
     let text = sb.run(sb.cmd("replay").args(["export", &id, "--format", "text"]));
-    assert!(text.contains("ready-42") && text.contains("after-vi") && text.contains("marked"), "{text}");
+    assert!(
+        text.contains("ready-42") && text.contains("after-vi") && text.contains("marked"),
+        "{text}"
+    );
 
     // Refuses to overwrite without --force.
     let out = sb.output(sb.cmd("replay").args(["export", &id, "-o"]).arg(&cast_path));
@@ -110,24 +156,60 @@ fn a_scripted_shell_session_round_trips_to_an_identical_screen() {
 #[test]
 fn playback_writes_the_session_and_restores_the_terminal() {
     let sb = Sandbox::new();
-    sb.run(sb.cmd("auditty-agent").args(["record", "-q", "--", "sh", "-c", "printf 'one\\n'; sleep 0.3; printf 'two\\n'"]));
+    sb.run(sb.cmd("auditty-agent").args([
+        "record",
+        "-q",
+        "--",
+        "sh",
+        "-c",
+        "printf 'one\\n'; sleep 0.3; printf 'two\\n'",
+    ]));
     sb.ingest();
     let id = only_session(&sb)["id"].as_str().unwrap().to_string();
 
     let replay = auditty_tests::bin("replay");
-    let mut p = PtySession::spawn(&replay, ["play", &id, "--speed", "2"], &sb.env(), WinSize { cols: 80, rows: 24 });
+    let mut p = PtySession::spawn(
+        &replay,
+        ["play", &id, "--speed", "2"],
+        &sb.env(),
+        WinSize { cols: 80, rows: 24 },
+    );
     let status = p.wait(T);
     assert!(status.success(), "{status}");
     let rows = p.rows();
-    assert_eq!(&rows[..2], &["one".to_string(), "two".to_string()], "{rows:?}");
+    assert_eq!(
+        &rows[..2],
+        &["one".to_string(), "two".to_string()],
+        "{rows:?}"
+    );
 
     // q quits a long playback at once, and leaves the terminal in cooked mode: the shell
     // around it echoes what is typed afterwards.
-    sb.run(sb.cmd("auditty-agent").args(["record", "-q", "--", "sh", "-c", "echo start; sleep 30; echo never"]));
+    sb.run(sb.cmd("auditty-agent").args([
+        "record",
+        "-q",
+        "--",
+        "sh",
+        "-c",
+        "echo start; sleep 30; echo never",
+    ]));
     sb.ingest();
-    let long = sb.sessions().into_iter().find(|s| s["command"][2] == "echo start; sleep 30; echo never").unwrap();
-    let script = format!("{} play {}; stty -a | grep -o ' icanon' ; echo done", replay.display(), long["id"].as_str().unwrap());
-    let mut p = PtySession::spawn("sh", ["-c", &script], &sb.env(), WinSize { cols: 80, rows: 24 });
+    let long = sb
+        .sessions()
+        .into_iter()
+        .find(|s| s["command"][2] == "echo start; sleep 30; echo never")
+        .unwrap();
+    let script = format!(
+        "{} play {}; stty -a | grep -o ' icanon' ; echo done",
+        replay.display(),
+        long["id"].as_str().unwrap()
+    );
+    let mut p = PtySession::spawn(
+        "sh",
+        ["-c", &script],
+        &sb.env(),
+        WinSize { cols: 80, rows: 24 },
+    );
     p.wait_for("start", T);
     p.send("q");
     let status = p.wait(T);
@@ -140,7 +222,12 @@ fn playback_writes_the_session_and_restores_the_terminal() {
 fn killing_the_agent_keeps_every_spooled_event_and_reads_as_not_ended() {
     let sb = Sandbox::new();
     let agent = auditty_tests::bin("auditty-agent");
-    let mut s = PtySession::spawn(&agent, ["record", "-q", "--", "bash", "--norc", "--noprofile"], &sb.env(), WinSize::default());
+    let mut s = PtySession::spawn(
+        &agent,
+        ["record", "-q", "--", "bash", "--norc", "--noprofile"],
+        &sb.env(),
+        WinSize::default(),
+    );
     s.type_line("echo before-kill-$((6*7))");
     s.wait_for("before-kill-42", T);
     s.type_line("for i in 1 2 3; do echo line$i; done");
@@ -151,11 +238,18 @@ fn killing_the_agent_keeps_every_spooled_event_and_reads_as_not_ended() {
     let deadline = std::time::Instant::now() + T;
     let spooled = loop {
         let events = spooled_events(&sb);
-        let output: Vec<u8> = events.iter().filter(|e| e.kind == schemas::EventKind::Output).flat_map(|e| e.data.clone()).collect();
+        let output: Vec<u8> = events
+            .iter()
+            .filter(|e| e.kind == schemas::EventKind::Output)
+            .flat_map(|e| e.data.clone())
+            .collect();
         if String::from_utf8_lossy(&output).contains("line3") {
             break events;
         }
-        assert!(std::time::Instant::now() < deadline, "the spool never held the output");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spool never held the output"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     s.signal(libc::SIGKILL);
@@ -166,12 +260,22 @@ fn killing_the_agent_keeps_every_spooled_event_and_reads_as_not_ended() {
     assert!(at_kill.len() >= spooled.len());
     // Simulate the kill landing mid-append: half an entry at the end of the segment.
     let seg = spool::list_segments(&sb.spool()).unwrap().pop().unwrap();
-    let mut f = std::fs::OpenOptions::new().append(true).open(&seg.path).unwrap();
-    std::io::Write::write_all(&mut f, &[0xA7, b'S', b'P', b'1', 200, 0, 0, 0, 1, 2, 3, 4, 5]).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&seg.path)
+        .unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        &[0xA7, b'S', b'P', b'1', 200, 0, 0, 0, 1, 2, 3, 4, 5],
+    )
+    .unwrap();
     drop(f);
 
     let log = sb.ingest();
-    assert!(log.contains("torn tail") && log.contains(&seg.path.display().to_string()), "{log}");
+    assert!(
+        log.contains("torn tail") && log.contains(&seg.path.display().to_string()),
+        "{log}"
+    );
     let session = only_session(&sb);
     assert_eq!(session["ended"], false, "{session:#}");
     assert_eq!(session["exit_status"], serde_json::Value::Null);
@@ -182,13 +286,28 @@ fn killing_the_agent_keeps_every_spooled_event_and_reads_as_not_ended() {
         .iter()
         .filter_map(|r| r.to_event())
         .collect();
-    assert_eq!(stored, at_kill, "the store holds exactly the events the spool held");
-    assert!(stored.iter().enumerate().all(|(i, e)| e.seq == i as u64), "no gaps");
-    assert!(spool::list_segments(&sb.spool()).unwrap().is_empty(), "ingested segments are removed");
+    assert_eq!(
+        stored, at_kill,
+        "the store holds exactly the events the spool held"
+    );
+    assert!(
+        stored.iter().enumerate().all(|(i, e)| e.seq == i as u64),
+        "no gaps"
+    );
+    assert!(
+        spool::list_segments(&sb.spool()).unwrap().is_empty(),
+        "ingested segments are removed"
+    );
 
     let listing = sb.run(sb.cmd("replay").arg("ls"));
-    let row = listing.lines().find(|l| l.starts_with(&id.to_string())).unwrap();
-    assert!(row.contains("     -"), "not-ended sessions show '-' for exit: {listing}");
+    let row = listing
+        .lines()
+        .find(|l| l.starts_with(&id.to_string()))
+        .unwrap();
+    assert!(
+        row.contains("     -"),
+        "not-ended sessions show '-' for exit: {listing}"
+    );
 }
 
 /// Decodes every chunk in the spool, in order.
@@ -209,7 +328,16 @@ fn a_damaged_segment_and_a_garbage_chunk_are_reported_and_the_rest_ingested() {
     let sb = Sandbox::new();
     let script = "for i in $(seq 1 40); do echo line-$i; sleep 0.01; done";
     for _ in 0..2 {
-        sb.run(sb.cmd("auditty-agent").args(["record", "-q", "--chunk-latency-ms", "5", "--", "sh", "-c", script]));
+        sb.run(sb.cmd("auditty-agent").args([
+            "record",
+            "-q",
+            "--chunk-latency-ms",
+            "5",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ]));
     }
     let segments = spool::list_segments(&sb.spool()).unwrap();
     assert_eq!(segments.len(), 2);
@@ -217,16 +345,31 @@ fn a_damaged_segment_and_a_garbage_chunk_are_reported_and_the_rest_ingested() {
     // Flip a byte inside the payload of the third entry of the first session's segment.
     let damaged = &segments[0];
     let scan = spool::scan_segment(&damaged.path, 0).unwrap();
-    assert!(scan.items.len() > 6, "want several chunks, got {}", scan.items.len());
-    let spool::ScanItem::Entry { offset: bad_at, end: bad_end, .. } = scan.items[2].clone() else { panic!() };
+    assert!(
+        scan.items.len() > 6,
+        "want several chunks, got {}",
+        scan.items.len()
+    );
+    let spool::ScanItem::Entry {
+        offset: bad_at,
+        end: bad_end,
+        ..
+    } = scan.items[2].clone()
+    else {
+        panic!()
+    };
     let mut bytes = std::fs::read(&damaged.path).unwrap();
     bytes[bad_at as usize + 20] ^= 0x55;
     std::fs::write(&damaged.path, &bytes).unwrap();
 
     // A segment holding a garbage record and a chunk from a future format version.
-    let mut w = spool::SpoolWriter::create(&sb.spool(), "garbage", spool::SpoolOptions::default()).unwrap();
+    let mut w =
+        spool::SpoolWriter::create(&sb.spool(), "garbage", spool::SpoolOptions::default()).unwrap();
     w.append(b"this is not a chunk").unwrap();
-    let future = schemas::Chunk { session_id: schemas::SessionId::new_v7_at(0), events: vec![] };
+    let future = schemas::Chunk {
+        session_id: schemas::SessionId::new_v7_at(0),
+        events: vec![],
+    };
     let mut future = future.encode(false);
     future[4] = 9;
     w.append(&future).unwrap();
@@ -235,10 +378,19 @@ fn a_damaged_segment_and_a_garbage_chunk_are_reported_and_the_rest_ingested() {
 
     let log = sb.ingest();
     assert!(
-        log.contains(&format!("spool file {} is damaged: bytes {bad_at}..{bad_end}", damaged.path.display())),
+        log.contains(&format!(
+            "spool file {} is damaged: bytes {bad_at}..{bad_end}",
+            damaged.path.display()
+        )),
         "the damage is named with its file and offsets:\n{log}"
     );
-    assert!(log.contains(&format!("spool file {}: the entry at offset 0", garbage.display())) && log.contains("not an auditty chunk"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "spool file {}: the entry at offset 0",
+            garbage.display()
+        )) && log.contains("not an auditty chunk"),
+        "{log}"
+    );
     assert!(log.contains("unsupported chunk format version 9"), "{log}");
 
     // Both sessions are there; the damaged one lost exactly one chunk, nothing else.
@@ -251,27 +403,52 @@ fn a_damaged_segment_and_a_garbage_chunk_are_reported_and_the_rest_ingested() {
         assert_eq!(s["ended"], true);
     }
     let dead: Vec<String> = sb.open_store().list("dead-letter/").unwrap();
-    assert_eq!(dead.iter().filter(|k| k.ends_with(".bin")).count(), 3, "{dead:?}");
+    assert_eq!(
+        dead.iter().filter(|k| k.ends_with(".bin")).count(),
+        3,
+        "{dead:?}"
+    );
     assert!(spool::list_segments(&sb.spool()).unwrap().is_empty());
 }
 
 #[test]
 fn markers_outside_a_session_and_unknown_sessions_fail_clearly() {
     let sb = Sandbox::new();
-    let out = sb.output(sb.cmd("auditty-agent").args(["mark", "x"]).env_remove("AUDITTY_CONTROL"));
+    let out = sb.output(
+        sb.cmd("auditty-agent")
+            .args(["mark", "x"])
+            .env_remove("AUDITTY_CONTROL"),
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not inside a recorded session"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not inside a recorded session"),
+        "{}",
+        show(&out)
+    );
 
     let out = sb.output(sb.cmd("replay").args(["play", "0123"]));
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("replay ls"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("replay ls"),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]
 fn a_full_spool_refuses_to_record_with_a_clear_error() {
     let sb = Sandbox::new();
-    sb.run(sb.cmd("auditty-agent").args(["record", "-q", "--", "sh", "-c", "seq 1 2000"]));
-    let out = sb.output(sb.cmd("auditty-agent").args(["record", "--spool-max-bytes", "100", "--", "true"]));
+    sb.run(
+        sb.cmd("auditty-agent")
+            .args(["record", "-q", "--", "sh", "-c", "seq 1 2000"]),
+    );
+    let out = sb.output(sb.cmd("auditty-agent").args([
+        "record",
+        "--spool-max-bytes",
+        "100",
+        "--",
+        "true",
+    ]));
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is full") && err.contains("ingester"), "{err}");

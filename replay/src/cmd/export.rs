@@ -22,9 +22,13 @@ pub fn run(store_args: &StoreArgs, args: ExportArgs) -> anyhow::Result<()> {
     match &args.output {
         Some(path) => {
             if path.exists() && !args.force {
-                bail!("{} already exists; pass --force to overwrite it, or choose another -o FILE", path.display());
+                bail!(
+                    "{} already exists; pass --force to overwrite it, or choose another -o FILE",
+                    path.display()
+                );
             }
-            std::fs::write(path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(path, &bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
         None => {
             let mut out = std::io::stdout().lock();

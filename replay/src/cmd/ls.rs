@@ -22,10 +22,17 @@ pub fn run(store_args: &StoreArgs, args: LsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if sessions.is_empty() {
-        eprintln!("replay: no sessions in {} yet (record one with `auditty-agent record`, then run `auditty-ingest run --once`)", store.describe());
+        eprintln!(
+            "replay: no sessions in {} yet (record one with `auditty-agent record`, then run `auditty-ingest run --once`)",
+            store.describe()
+        );
         return Ok(());
     }
-    writeln!(out, "{:<36}  {:<12} {:<16} {:<20} {:>9} {:>5} {:>9}  COMMAND", "SESSION", "USER", "HOST", "START (UTC)", "DURATION", "EXIT", "SIZE")?;
+    writeln!(
+        out,
+        "{:<36}  {:<12} {:<16} {:<20} {:>9} {:>5} {:>9}  COMMAND",
+        "SESSION", "USER", "HOST", "START (UTC)", "DURATION", "EXIT", "SIZE"
+    )?;
     for s in &sessions {
         let start = s.start.as_ref();
         writeln!(

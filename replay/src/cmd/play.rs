@@ -23,7 +23,11 @@ enum Key {
 
 /// Waits up to `timeout` for a key on `fd` (a terminal in raw mode).
 fn read_key(fd: i32, timeout: Duration) -> Option<Key> {
-    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     let ready = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
     if ready <= 0 {
@@ -48,7 +52,11 @@ pub fn run(store_args: &StoreArgs, args: PlayArgs) -> anyhow::Result<()> {
     let session = open_session(store.as_ref(), &args.session)?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
+    for sig in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
     let stdin = std::io::stdin().as_raw_fd();
@@ -56,7 +64,12 @@ pub fn run(store_args: &StoreArgs, args: PlayArgs) -> anyhow::Result<()> {
     let raw = RawMode::enter(stdin)?;
     let keys = raw.is_some();
 
-    let events = timed(session.events.into_iter().filter(|e| e.kind == EventKind::Output));
+    let events = timed(
+        session
+            .events
+            .into_iter()
+            .filter(|e| e.kind == EventKind::Output),
+    );
     let events: Box<dyn Iterator<Item = _>> = match args.idle_limit {
         Some(limit) => Box::new(cap_idle(events, limit)),
         None => Box::new(events),
@@ -77,7 +90,9 @@ pub fn run(store_args: &StoreArgs, args: PlayArgs) -> anyhow::Result<()> {
                 Some(_) => TICK,
                 None => t.at.saturating_sub(clock.elapsed()).min(TICK),
             };
-            let key = if keys { read_key(stdin, wait) } else {
+            let key = if keys {
+                read_key(stdin, wait)
+            } else {
                 std::thread::sleep(wait);
                 None
             };
