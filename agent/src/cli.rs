@@ -28,6 +28,11 @@ pub enum Command {
         after_help = "Examples:\n  auditty-agent record\n  auditty-agent record -- bash --norc\n  auditty-agent record --spool /var/spool/auditty -- top\n\nThe exit status is the recorded program's (128+N if it was killed by signal N).\nThe session id is printed on stderr when the session ends (unless -q)."
     )]
     Record(RecordArgs),
+    /// Ship spooled chunks to Kafka; delete each only once the broker acknowledged it.
+    #[command(
+        after_help = "Examples:\n  auditty-agent ship --brokers kafka1:9092,kafka2:9092\n  auditty-agent ship --brokers kafka:9093 -X security.protocol=SASL_SSL -X sasl.mechanism=SCRAM-SHA-512 \\\n      -X sasl.username=agent -X sasl.password=...\n\nRuns until SIGTERM (or, with --once, until the spool is empty). Recording never waits on\nit: sessions go to the spool, and the shipper catches up when the broker is reachable."
+    )]
+    Ship(ShipArgs),
     /// Add a marker to the session this command runs inside.
     #[command(
         after_help = "Example, inside a recorded session:\n  auditty-agent mark \"starting the database migration\""
@@ -73,4 +78,37 @@ pub struct RecordArgs {
 pub struct MarkArgs {
     /// The marker's label, shown by `replay` as a point to jump to.
     pub label: String,
+}
+
+/// Options of `ship`.
+#[derive(Args, Debug, Clone)]
+pub struct ShipArgs {
+    /// Spool directory to ship from. Default: <data dir>/spool.
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+
+    /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT…].
+    #[arg(long, env = "AUDITTY_KAFKA_BROKERS", value_name = "HOSTS")]
+    pub brokers: String,
+
+    /// Topic to produce to (key = session id, so a session stays in order on one partition).
+    #[arg(long, default_value = "auditty.events", value_name = "TOPIC")]
+    pub topic: String,
+
+    /// A librdkafka property, e.g. -X security.protocol=SSL (repeatable; wins over --kafka-config).
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub librdkafka: Vec<String>,
+
+    /// A file of librdkafka properties, one key=value per line (# comments).
+    #[arg(long, value_name = "FILE")]
+    pub kafka_config: Option<PathBuf>,
+
+    /// Ship what is in the spool, wait until every finished segment is acknowledged and
+    /// deleted, then exit (sessions still recording are shipped as far as they got).
+    #[arg(long)]
+    pub once: bool,
+
+    /// How often to look for new chunks, in milliseconds.
+    #[arg(long, default_value_t = 200, value_name = "MS")]
+    pub poll_interval_ms: u64,
 }

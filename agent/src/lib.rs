@@ -8,6 +8,8 @@
 //!   the relay never waits on the disk.
 //! - [`control`] is the per-session socket through which `auditty-agent mark LABEL`
 //!   ([`mark::run`]) adds a marker to the session it runs in.
+//! - [`ship`] is `auditty-agent ship`: the daemon that produces spooled chunks to Kafka
+//!   and deletes them only once the broker acknowledged them.
 //! - [`metadata`] gathers what the `start` event says about the session.
 //!
 //! Callers: `main.rs` (the binary) and the end-to-end tests, which use [`pty`] to run
@@ -21,3 +23,4 @@ pub mod pty;
 pub mod record;
 pub mod recorder;
 pub mod relay;
+pub mod ship;

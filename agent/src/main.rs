@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Record(args) => agent::record::run(cli.data_dir.as_deref(), args),
+        Command::Ship(args) => agent::ship::run(cli.data_dir.as_deref(), args).map(|()| 0),
         Command::Mark(args) => agent::mark::run(args).map(|()| 0),
     };
     match result {

@@ -1,5 +1,10 @@
 //! The recorder thread: numbers events, cuts chunks and appends them to the spool.
 //!
+//! Chunks are appended as soon as they are cut (so a killed agent loses only what was
+//! not cut yet), and fdatasync'd at most once per `max_latency`: under bulk output a
+//! chunk is cut every few milliseconds, and one sync per chunk made the disk, not the
+//! terminal, set the pace. A crash of the machine loses at most about two `max_latency`.
+//!
 //! The relay loop sends [`Message`]s over a bounded channel and never touches the disk.
 //! If the disk falls behind, the channel fills and the relay waits: recording slows the
 //! shell down rather than losing what it showed. If the spool fails (full, I/O error),
@@ -80,9 +85,12 @@ impl Recorder {
             input_bytes: 0,
             output_bytes: 0,
             stats: RecorderStats::default(),
+            synced_at: Instant::now(),
+            unsynced: false,
         };
         state.push(EventKind::Start, 0, start.to_bytes());
         state.flush()?;
+        state.sync()?;
         let (tx, rx) = bounded(4096);
         let failure = Arc::new(Mutex::new(None));
         let thread_failure = Arc::clone(&failure);
@@ -141,6 +149,10 @@ struct State {
     input_bytes: u64,
     output_bytes: u64,
     stats: RecorderStats,
+    /// When the spool was last synced.
+    synced_at: Instant,
+    /// Chunks were appended since.
+    unsynced: bool,
 }
 
 impl State {
@@ -170,10 +182,29 @@ impl State {
         };
         self.pending_bytes = 0;
         self.writer.append(&chunk.encode(self.policy.compress))?;
-        self.writer.sync()?;
+        self.unsynced = true;
         self.stats.chunks += 1;
         self.stats.events += chunk.events.len() as u64;
+        if self.synced_at.elapsed() >= self.policy.max_latency {
+            self.sync()?;
+        }
         Ok(())
+    }
+
+    /// Makes every appended chunk durable.
+    fn sync(&mut self) -> Result<(), spool::SpoolError> {
+        if self.unsynced {
+            self.writer.sync()?;
+            self.unsynced = false;
+        }
+        self.synced_at = Instant::now();
+        Ok(())
+    }
+
+    /// When appended chunks must be synced, if any wait.
+    fn sync_due(&self) -> Option<Instant> {
+        self.unsynced
+            .then(|| self.synced_at + self.policy.max_latency)
     }
 }
 
@@ -185,8 +216,15 @@ fn run(
     let mut oldest: Option<Instant> = None;
     let mut failed = false;
     loop {
-        let timeout = match oldest {
-            Some(t) => state.policy.max_latency.saturating_sub(t.elapsed()),
+        let wake = [
+            oldest.map(|t| t + state.policy.max_latency),
+            state.sync_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let timeout = match wake {
+            Some(t) => t.saturating_duration_since(Instant::now()),
             None => Duration::from_secs(3600),
         };
         let msg = rx.recv_timeout(timeout);
@@ -225,6 +263,17 @@ fn run(
                 failed = true;
             }
             oldest = None;
+        }
+        if !failed
+            && !ended
+            && state.sync_due().is_some_and(|t| Instant::now() >= t)
+            && let Err(e) = state.sync()
+        {
+            tracing::error!(error = %e, "Recording failed; the session will be ended.");
+            if let Ok(mut f) = failure.lock() {
+                *f = Some(e.to_string());
+            }
+            failed = true;
         }
         if failed {
             // Drop what arrives so the relay is never blocked while it winds down.

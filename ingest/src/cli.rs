@@ -33,7 +33,8 @@ pub enum Command {
 /// Options of `run`.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Where chunks come from: `spool:DIR`. Default: spool:<data dir>/spool.
+    /// Where chunks come from: `spool:DIR`, or `kafka://HOST:PORT[,HOST:PORT…]/TOPIC` as a
+    /// member of consumer group --group. Default: spool:<data dir>/spool.
     #[arg(long, value_name = "URL")]
     pub source: Option<String>,
 
@@ -41,9 +42,47 @@ pub struct RunArgs {
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
 
-    /// Ingest what is there now, then exit.
+    /// Ingest what is there now, then exit. For Kafka: once no record arrived for
+    /// --idle-exit-ms after the partitions were assigned.
     #[arg(long)]
     pub once: bool,
+
+    /// Kafka consumer group; ingesters in one group share the topic's partitions.
+    #[arg(long, default_value = "auditty-ingest", value_name = "GROUP")]
+    pub group: String,
+
+    /// A librdkafka property, e.g. -X security.protocol=SSL (repeatable; wins over --kafka-config).
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub librdkafka: Vec<String>,
+
+    /// A file of librdkafka properties, one key=value per line (# comments).
+    #[arg(long, value_name = "FILE")]
+    pub kafka_config: Option<PathBuf>,
+
+    /// Kafka: write a partition's batch once it holds this many events …
+    #[arg(long, default_value_t = 200_000, value_name = "N")]
+    pub max_batch_events: usize,
+
+    /// … or this many bytes of records …
+    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    pub max_batch_bytes: usize,
+
+    /// … or when its first record is this many milliseconds old.
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    pub max_batch_age_ms: u64,
+
+    /// Kafka: records larger than this are dead letters (chunks are ~64 KiB).
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
+    pub max_record_bytes: usize,
+
+    /// Kafka with --once: how long the topic must be quiet before exiting.
+    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    pub idle_exit_ms: u64,
+
+    /// Kafka: after a session's start or end is durably stored, send a JSON notification
+    /// (event, session id, user, host, times, exit status, object keys) to this topic.
+    #[arg(long, value_name = "TOPIC")]
+    pub notify_topic: Option<String>,
 
     /// How often to look for new chunks, in milliseconds, when not --once.
     #[arg(long, default_value_t = 1000, value_name = "MS")]

@@ -1,7 +1,7 @@
 //! `auditty-ingest`: turns spool entries (and, later, Kafka records) into durable Parquet
 //! objects, and says which input positions are now safe to forget.
 //!
-//! The flow of one batch: a source ([`spool_source`]) reads entries from its position →
+//! The flow of one batch: a source ([`spool_source`], [`kafka_source`]) reads entries from its position →
 //! [`decode`] turns each chunk into `events`/`sessions` rows or a dead letter →
 //! [`output`] writes the objects (names derive only from source, partition and first
 //! offset, so a re-run after a crash rewrites the same objects) → only then the source
@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod decode;
+pub mod kafka_source;
 pub mod output;
 pub mod run;
 pub mod spool_source;

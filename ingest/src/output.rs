@@ -66,8 +66,12 @@ impl std::ops::AddAssign for Written {
     }
 }
 
-/// Writes a batch; when this returns, every object is durable.
-pub fn write_batch(store: &dyn ObjectStore, batch: Batch) -> Result<Written, StoreError> {
+/// Writes a batch; when this returns, every object is durable. Returns the counts and the
+/// keys written.
+pub fn write_batch(
+    store: &dyn ObjectStore,
+    batch: Batch,
+) -> Result<(Written, Vec<String>), StoreError> {
     let stem = layout::object_stem(&batch.source, &batch.partition, batch.first_offset);
     let meta = ObjectMeta {
         source: batch.source.clone(),
@@ -76,6 +80,7 @@ pub fn write_batch(store: &dyn ObjectStore, batch: Batch) -> Result<Written, Sto
         end_offset: batch.end_offset,
     };
     let mut written = Written::default();
+    let mut keys = Vec::new();
 
     let mut events_by_date: BTreeMap<String, Vec<EventRow>> = BTreeMap::new();
     for row in batch.rows.events {
@@ -89,7 +94,9 @@ pub fn write_batch(store: &dyn ObjectStore, batch: Batch) -> Result<Written, Sto
     }
     for (date, mut rows) in events_by_date {
         let bytes = encode_events(&mut rows, &meta)?;
-        store.put(&layout::events_key(&date, &stem), &bytes)?;
+        let key = layout::events_key(&date, &stem);
+        store.put(&key, &bytes)?;
+        keys.push(key);
         written.events += rows.len() as u64;
         written.objects += 1;
     }
@@ -103,7 +110,9 @@ pub fn write_batch(store: &dyn ObjectStore, batch: Batch) -> Result<Written, Sto
     }
     for (date, mut rows) in sessions_by_date {
         let bytes = encode_sessions(&mut rows, &meta)?;
-        store.put(&layout::sessions_key(&date, &stem), &bytes)?;
+        let key = layout::sessions_key(&date, &stem);
+        store.put(&key, &bytes)?;
+        keys.push(key);
         written.sessions += rows.len() as u64;
         written.objects += 1;
     }
@@ -122,7 +131,7 @@ pub fn write_batch(store: &dyn ObjectStore, batch: Batch) -> Result<Written, Sto
         written.dead_letters += 1;
         written.objects += 2;
     }
-    Ok(written)
+    Ok((written, keys))
 }
 
 /// Batches already in the store, by object stem: where a re-run must cut again.

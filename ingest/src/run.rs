@@ -10,29 +10,53 @@ use schemas::data_dir::DataDir;
 use store::StoreUrl;
 
 use crate::cli::RunArgs;
+use crate::kafka_source::KafkaSourceConfig;
 use crate::spool_source::{PassSummary, SpoolSource};
 
-/// Parses `spool:DIR` (also `spool://DIR`).
-pub fn parse_source(s: &str) -> anyhow::Result<PathBuf> {
+/// Where records come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceUrl {
+    /// `spool:DIR`.
+    Spool(PathBuf),
+    /// `kafka://BROKERS/TOPIC`.
+    Kafka {
+        /// Bootstrap servers.
+        brokers: String,
+        /// Topic.
+        topic: String,
+    },
+}
+
+/// Parses `spool:DIR` (also `spool://DIR`) or `kafka://HOST:PORT[,…]/TOPIC`.
+pub fn parse_source(s: &str) -> anyhow::Result<SourceUrl> {
     if let Some(rest) = s.strip_prefix("spool:") {
         let rest = rest.strip_prefix("//").unwrap_or(rest);
         if rest.is_empty() {
             bail!("source {s:?} names no directory; expected spool:DIR");
         }
-        return Ok(PathBuf::from(rest));
+        return Ok(SourceUrl::Spool(PathBuf::from(rest)));
     }
-    if s.starts_with("kafka://") {
-        bail!("source {s:?}: Kafka sources are not built yet; use spool:DIR");
+    if let Some(rest) = s.strip_prefix("kafka://") {
+        let Some((brokers, topic)) = rest.split_once('/') else {
+            bail!("source {s:?} names no topic; expected kafka://HOST:PORT/TOPIC");
+        };
+        if brokers.is_empty() || topic.is_empty() || topic.contains('/') {
+            bail!("source {s:?} is not kafka://HOST:PORT[,HOST:PORT…]/TOPIC");
+        }
+        return Ok(SourceUrl::Kafka {
+            brokers: brokers.into(),
+            topic: topic.into(),
+        });
     }
-    bail!("source {s:?} is not understood; expected spool:DIR")
+    bail!("source {s:?} is not understood; expected spool:DIR or kafka://HOST:PORT/TOPIC")
 }
 
 /// Runs the ingester.
 pub fn run(data_dir: Option<&Path>, args: RunArgs) -> anyhow::Result<()> {
     let resolve = || DataDir::resolve(data_dir);
-    let spool_dir = match &args.source {
+    let source = match &args.source {
         Some(s) => parse_source(s)?,
-        None => resolve()?.spool(),
+        None => SourceUrl::Spool(resolve()?.spool()),
     };
     let store_url = match &args.store {
         Some(s) => StoreUrl::parse(s)?,
@@ -41,13 +65,18 @@ pub fn run(data_dir: Option<&Path>, args: RunArgs) -> anyhow::Result<()> {
     let store = store_url
         .open()
         .with_context(|| format!("cannot open store {store_url}"))?;
-    let source = SpoolSource::new(spool_dir);
-
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("cannot install signal handlers")?;
     }
+    let dir = match source {
+        SourceUrl::Spool(dir) => dir,
+        SourceUrl::Kafka { brokers, topic } => {
+            return run_kafka(&args, &brokers, &topic, store.as_ref(), &store_url, &stop);
+        }
+    };
+    let source = SpoolSource::new(dir);
 
     let mut total = PassSummary::default();
     let started = Instant::now();
@@ -97,4 +126,79 @@ fn accumulate(total: &mut PassSummary, pass: &PassSummary) {
     total.torn_tails += pass.torn_tails;
     total.deleted += pass.deleted;
     total.failed += pass.failed;
+}
+
+fn run_kafka(
+    args: &RunArgs,
+    brokers: &str,
+    topic: &str,
+    store: &dyn store::ObjectStore,
+    store_url: &StoreUrl,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let config = KafkaSourceConfig {
+        options: kafka::KafkaOptions::new(brokers, args.kafka_config.as_deref(), &args.librdkafka)?,
+        topic: topic.to_string(),
+        group: args.group.clone(),
+        max_batch_events: args.max_batch_events.max(1),
+        max_batch_bytes: args.max_batch_bytes.max(1),
+        max_batch_age: Duration::from_millis(args.max_batch_age_ms),
+        max_record_bytes: args.max_record_bytes,
+        exit_when_idle: args.once.then(|| Duration::from_millis(args.idle_exit_ms)),
+        notify_topic: args.notify_topic.clone(),
+    };
+    tracing::info!(%brokers, %topic, group = %args.group, store = %store_url, "Consuming.");
+    let started = Instant::now();
+    let summary = crate::kafka_source::run(&config, store, stop)
+        .with_context(|| format!("ingesting kafka://{brokers}/{topic} into {store_url} failed; offsets were committed only for durable objects, so a restart picks up from there"))?;
+    if !args.quiet {
+        eprintln!(
+            "auditty-ingest: {} events and {} session rows from {} Kafka records into {store_url} in {:.1}s ({} batches, {} objects; {} dead letters)",
+            summary.written.events,
+            summary.written.sessions,
+            summary.records,
+            started.elapsed().as_secs_f64(),
+            summary.batches,
+            summary.written.objects,
+            summary.written.dead_letters,
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse_and_nonsense_is_explained() {
+        assert_eq!(
+            parse_source("spool:/var/spool/auditty").unwrap(),
+            SourceUrl::Spool("/var/spool/auditty".into())
+        );
+        assert_eq!(
+            parse_source("spool:///x").unwrap(),
+            SourceUrl::Spool("/x".into())
+        );
+        assert_eq!(
+            parse_source("kafka://k1:9092,k2:9092/auditty.events").unwrap(),
+            SourceUrl::Kafka {
+                brokers: "k1:9092,k2:9092".into(),
+                topic: "auditty.events".into()
+            }
+        );
+        assert!(
+            parse_source("kafka://k1:9092")
+                .unwrap_err()
+                .to_string()
+                .contains("names no topic")
+        );
+        assert!(
+            parse_source("s3://bucket")
+                .unwrap_err()
+                .to_string()
+                .contains("kafka://HOST:PORT/TOPIC")
+        );
+        assert!(parse_source("spool:").is_err());
+    }
 }

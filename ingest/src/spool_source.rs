@@ -5,7 +5,6 @@
 //! the batch's objects are durable. A segment that no agent holds any more and that is
 //! fully ingested is deleted, then its position file.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -19,6 +18,8 @@ use crate::output::{Batch, DeadLetter, ExistingCuts, Written, dead_letter_locati
 
 /// Name of this source in object names.
 pub const SOURCE: &str = "spool";
+/// Name of the ingester's position files next to each segment.
+pub const CONSUMER: &str = "ingested";
 
 /// What one pass over the spool did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -40,40 +41,6 @@ pub struct PassSummary {
 /// The spool directory as a source.
 pub struct SpoolSource {
     dir: PathBuf,
-}
-
-fn position_path(segment: &Path) -> PathBuf {
-    let mut p = segment.as_os_str().to_owned();
-    p.push(".ingested");
-    PathBuf::from(p)
-}
-
-fn read_position(segment: &Path) -> anyhow::Result<u64> {
-    let path = position_path(segment);
-    match std::fs::read_to_string(&path) {
-        Ok(s) => s
-            .trim()
-            .parse()
-            .with_context(|| format!("position file {} is damaged (holds {s:?}); delete it to re-ingest the segment from the start", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(e).with_context(|| format!("cannot read position file {}", path.display())),
-    }
-}
-
-fn write_position(segment: &Path, offset: u64) -> anyhow::Result<()> {
-    let path = position_path(segment);
-    let tmp = path.with_extension("ingested.tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(offset.to_string().as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    };
-    write().with_context(|| format!("cannot record the ingested position in {}", path.display()))
 }
 
 /// The date that dead letters of a segment are filed under: its session's start date,
@@ -133,7 +100,7 @@ impl SpoolSource {
         summary: &mut PassSummary,
     ) -> anyhow::Result<()> {
         let path = seg.path.display().to_string();
-        let committed = read_position(&seg.path)?;
+        let committed = spool::read_position(&seg.path, CONSUMER)?;
         let scan = match spool::scan_segment(&seg.path, committed) {
             Ok(s) => s,
             // Deleted by a concurrent ingester between listing and reading: nothing to do.
@@ -204,32 +171,26 @@ impl SpoolSource {
                 dead_letters,
                 fallback_date: date,
             };
-            summary.written += write_batch(store, batch)?;
-            write_position(&seg.path, end)?;
+            summary.written += write_batch(store, batch)?.0;
+            spool::write_position(&seg.path, CONSUMER, end)?;
             summary.segments += 1;
         }
 
-        if scan.in_use || end < scan.end {
-            return Ok(());
-        }
-        // No agent holds the segment: nothing will ever be appended to it again.
-        if let Some(tail) = &scan.tail {
-            if spool::cut_torn_tail(&seg.path, tail.offset)? {
-                tracing::warn!(
-                    "spool file {path}: cut off a torn tail of {} bytes at offset {}: {} (the agent was stopped mid-write?); every complete entry before it was ingested",
-                    tail.len,
-                    tail.offset,
-                    tail.reason
-                );
-                summary.torn_tails += 1;
-            } else {
-                return Ok(());
+        match spool::finish_segment(seg, &scan, end, CONSUMER)? {
+            spool::Finish::Kept => {}
+            spool::Finish::Removed { torn_tail } => {
+                if let Some(tail) = torn_tail {
+                    tracing::warn!(
+                        "spool file {path}: cut off a torn tail of {} bytes at offset {}: {} (the agent was stopped mid-write?); every complete entry before it was ingested",
+                        tail.len,
+                        tail.offset,
+                        tail.reason
+                    );
+                    summary.torn_tails += 1;
+                }
+                summary.deleted += 1;
             }
         }
-        std::fs::remove_file(&seg.path)
-            .with_context(|| format!("cannot delete ingested spool file {path}"))?;
-        let _ = std::fs::remove_file(position_path(&seg.path));
-        summary.deleted += 1;
         Ok(())
     }
 }

@@ -11,12 +11,16 @@
 //! - [`scan_segment`]: reads a segment from an offset and reports good entries, damaged
 //!   stretches (with their offsets) and an incomplete tail.
 //! - [`list_segments`], [`cut_torn_tail`], [`dir_size`]: the reader's helpers.
+//! - [`read_position`], [`write_position`], [`finish_segment`]: what consumers (the
+//!   ingester, the shipper) share: their position per segment, and deleting what is done.
 //!
 //! The byte layout is in `spool/FORMAT.md`.
 
+mod consumer;
 mod reader;
 mod writer;
 
+pub use consumer::{Finish, finish_segment, read_position, write_position};
 pub use reader::{Scan, ScanItem, SegmentFile, Tail, cut_torn_tail, list_segments, scan_segment};
 pub use writer::{SpoolOptions, SpoolWriter, dir_size};
 
@@ -56,6 +60,16 @@ pub enum SpoolError {
         used: u64,
         /// The configured cap.
         cap: u64,
+    },
+    /// A consumer's position file does not hold a number.
+    #[error(
+        "position file {path} is damaged (holds {found:?}); delete it to consume the segment again from its start"
+    )]
+    BadPosition {
+        /// The position file.
+        path: PathBuf,
+        /// The start of what it holds.
+        found: String,
     },
     /// An entry larger than [`MAX_ENTRY_BYTES`] was offered.
     #[error("spool entry of {0} bytes exceeds the {MAX_ENTRY_BYTES}-byte limit")]

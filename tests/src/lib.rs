@@ -2,6 +2,7 @@
 //!
 //! - [`Sandbox`]: a fresh data directory per test, and commands for our binaries with it
 //!   set; [`Sandbox::run`] fails with the command's stdout and stderr shown.
+//! - [`broker::Broker`]: a real Kafka-protocol broker (tansu) per test.
 //! - [`PtySession`]: a program on a PTY the test owns; a reader thread draws everything
 //!   it prints into a terminal emulator, so tests wait for and compare *screens*.
 
@@ -13,6 +14,8 @@ use std::process::{Child, Command, ExitStatus, Output};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+pub mod broker;
 
 use agent::pty::{self, WinSize};
 use search::render::Screen;
@@ -339,4 +342,52 @@ pub fn render_asciicast(text: &str) -> Vec<String> {
         }
     }
     screen.rows()
+}
+
+/// Every event row in the store, read object by object with no deduplication, so that a
+/// row written twice shows up twice.
+pub fn all_event_rows(store: &dyn store::ObjectStore) -> Vec<store::EventRow> {
+    let mut rows = Vec::new();
+    for key in store.list("events/").expect("list events/") {
+        let bytes = store.get(&key).expect("get object");
+        rows.extend(store::parquet_io::decode_events(&key, &bytes, None).expect("decode events"));
+    }
+    rows
+}
+
+/// Asserts that every (session, seq) appears exactly once and each session's seqs run
+/// 0..n without gaps; returns the number of rows.
+pub fn assert_exactly_once(rows: &[store::EventRow]) -> usize {
+    let mut by_session: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for r in rows {
+        by_session
+            .entry(r.session_id.to_string())
+            .or_default()
+            .push(r.seq);
+    }
+    for (id, seqs) in &mut by_session {
+        seqs.sort_unstable();
+        let dupes: Vec<u64> = seqs
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| w[0])
+            .collect();
+        assert!(
+            dupes.is_empty(),
+            "session {id}: seq stored more than once: {:?}…",
+            &dupes[..dupes.len().min(10)]
+        );
+        let gaps: Vec<u64> = seqs
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| *i as u64 != **s)
+            .map(|(i, _)| i as u64)
+            .take(5)
+            .collect();
+        assert!(
+            gaps.is_empty(),
+            "session {id}: missing seq starting at {gaps:?}"
+        );
+    }
+    rows.len()
 }

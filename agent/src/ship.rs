@@ -1,0 +1,336 @@
+//! `auditty-agent ship`: spool → Kafka, deleting only what the broker acknowledged.
+//!
+//! For each segment, the shipper produces every entry from its position (key = session
+//! id; idempotent producer, `acks=all`), waits for the delivery reports, and records as
+//! its new position the end of the longest run of acknowledged entries. A segment no agent
+//! holds any more is deleted once it is fully shipped. While the broker is away, chunks
+//! stay in the spool and the shipper retries with backoff; recording never waits on it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use kafka::KafkaOptions;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use schemas::chunk::ChunkHeader;
+use schemas::data_dir::DataDir;
+use spool::{ScanItem, SegmentFile};
+
+use crate::cli::ShipArgs;
+
+/// Name of the shipper's position files next to each segment.
+pub const CONSUMER: &str = "shipped";
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Delivery reports, by the index of the entry in the batch being shipped.
+struct Deliveries {
+    tx: std::sync::Mutex<Sender<(usize, Result<(), String>)>>,
+}
+
+impl ClientContext for Deliveries {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        kafka::log(level, fac, message);
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        kafka::report_error(&error, reason);
+    }
+}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = usize;
+    fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
+        let outcome = match result {
+            Ok(_) => Ok(()),
+            Err((e, _)) => Err(e.to_string()),
+        };
+        if let Ok(tx) = self.tx.lock() {
+            let _ = tx.send((index, outcome));
+        }
+    }
+}
+
+/// The producer configuration: durable and ordered by default; the user's -X wins.
+pub fn producer_defaults() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("enable.idempotence", "true"),
+        ("acks", "all"),
+        ("compression.type", "zstd"),
+        ("linger.ms", "5"),
+        // Chunks are ~64 KiB; sealed ones carry a little more.
+        ("message.max.bytes", "16777216"),
+        // A broker outage must not fail deliveries early: the spool holds them anyway, and
+        // a retry after a timeout would only add a duplicate.
+        ("message.timeout.ms", "0"),
+    ]
+}
+
+struct Shipper {
+    producer: BaseProducer<Deliveries>,
+    reports: Receiver<(usize, Result<(), String>)>,
+    topic: String,
+    spool: PathBuf,
+}
+
+/// What a pass did.
+#[derive(Default, Debug)]
+struct Pass {
+    shipped: u64,
+    removed: u64,
+    /// Segments still there (in use, or not fully shipped).
+    remaining: u64,
+    failed: bool,
+}
+
+/// Runs the shipper.
+pub fn run(data_dir: Option<&Path>, args: ShipArgs) -> anyhow::Result<()> {
+    let spool = match &args.spool {
+        Some(d) => d.clone(),
+        None => DataDir::resolve(data_dir)?.spool(),
+    };
+    let options = KafkaOptions::new(
+        &args.brokers,
+        args.kafka_config.as_deref(),
+        &args.librdkafka,
+    )?;
+    let (tx, reports) = channel();
+    let producer: BaseProducer<Deliveries> = options
+        .client_config(&producer_defaults())
+        .create_with_context(Deliveries {
+            tx: std::sync::Mutex::new(tx),
+        })
+        .context("cannot create the Kafka producer (check -X / --kafka-config properties)")?;
+    let shipper = Shipper {
+        producer,
+        reports,
+        topic: args.topic.clone(),
+        spool,
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install signal handlers")?;
+    }
+    tracing::info!(spool = %shipper.spool.display(), topic = %args.topic, brokers = %args.brokers, "Shipping the spool to Kafka.");
+    let mut backoff = Duration::from_millis(args.poll_interval_ms.max(10));
+    let mut total = 0u64;
+    loop {
+        let pass = shipper.pass(&stop)?;
+        total += pass.shipped;
+        if pass.failed {
+            tracing::warn!(
+                "Some chunks were not acknowledged; they stay in the spool and are retried in {backoff:?}."
+            );
+        }
+        if args.once && !pass.failed && pass.remaining == 0 {
+            break;
+        }
+        let wait = if pass.failed {
+            let w = backoff;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            w
+        } else {
+            backoff = Duration::from_millis(args.poll_interval_ms.max(10));
+            backoff
+        };
+        let until = Instant::now() + wait;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    let _ = shipper.producer.flush(Duration::from_secs(5));
+    tracing::info!(chunks = total, "The shipper stopped.");
+    Ok(())
+}
+
+impl Shipper {
+    fn pass(&self, stop: &AtomicBool) -> anyhow::Result<Pass> {
+        let mut pass = Pass::default();
+        let segments = spool::list_segments(&self.spool)
+            .with_context(|| format!("cannot list spool {}", self.spool.display()))?;
+        for seg in segments {
+            if stop.load(Ordering::Relaxed) {
+                pass.remaining += 1;
+                continue;
+            }
+            match self.ship_segment(&seg, &mut pass, stop) {
+                Ok(true) => pass.removed += 1,
+                Ok(false) => pass.remaining += 1,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    pass.failed = true;
+                    pass.remaining += 1;
+                    // The broker is likely down: do not hammer it segment after segment.
+                    break;
+                }
+            }
+        }
+        Ok(pass)
+    }
+
+    /// Ships what is new in one segment; true if the segment is done and removed.
+    fn ship_segment(
+        &self,
+        seg: &SegmentFile,
+        pass: &mut Pass,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<bool> {
+        let path = seg.path.display().to_string();
+        let from = spool::read_position(&seg.path, CONSUMER)?;
+        let scan = match spool::scan_segment(&seg.path, from) {
+            Ok(s) => s,
+            Err(spool::SpoolError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(e).context(format!("cannot read spool file {path}")),
+        };
+        let mut ends = Vec::with_capacity(scan.items.len());
+        let mut sent = 0usize;
+        for item in &scan.items {
+            match item {
+                ScanItem::Entry { payload, end, .. } => {
+                    self.send(&seg.stem, payload, sent)?;
+                    ends.push(*end);
+                    sent += 1;
+                }
+                ScanItem::Damaged {
+                    offset,
+                    end,
+                    reason,
+                    bytes,
+                } => {
+                    let kept = quarantine(&self.spool, &seg.stem, *offset, bytes)?;
+                    tracing::error!(
+                        "spool file {path} is damaged: bytes {offset}..{end} ({} bytes) are not a valid entry: {reason}\n  kept: the entries before and after them are shipped\n  moved: the damaged bytes to {}",
+                        end - offset,
+                        kept.display()
+                    );
+                    // Damage counts as handled once it is kept aside.
+                    ends.push(*end);
+                    sent += 1;
+                    self.mark_handled(sent - 1);
+                }
+            }
+        }
+        let acked = self.await_reports(sent, &path, stop)?;
+        let end = if acked == 0 { from } else { ends[acked - 1] };
+        if end > from {
+            spool::write_position(&seg.path, CONSUMER, end)?;
+            pass.shipped += acked as u64;
+        }
+        if acked < sent {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            anyhow::bail!(
+                "spool file {path}: {} of {sent} chunks were not acknowledged by Kafka",
+                sent - acked
+            );
+        }
+        match spool::finish_segment(seg, &scan, end, CONSUMER)? {
+            spool::Finish::Kept => Ok(false),
+            spool::Finish::Removed { torn_tail } => {
+                if let Some(t) = torn_tail {
+                    tracing::warn!(
+                        "spool file {path}: cut off a torn tail of {} bytes at offset {}: {} (the agent was stopped mid-write?); every complete entry before it was shipped",
+                        t.len,
+                        t.offset,
+                        t.reason
+                    );
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    fn send(&self, stem: &str, payload: &[u8], index: usize) -> anyhow::Result<()> {
+        // Key by session so one session's chunks stay in order on one partition; a record
+        // that is not a chunk is keyed by the segment's session and dead-lettered downstream.
+        let key = match ChunkHeader::parse(payload) {
+            Ok(h) => h.session_id.to_string(),
+            Err(_) => stem.get(..36).unwrap_or(stem).to_string(),
+        };
+        let mut record = BaseRecord::with_opaque_to(&self.topic, index)
+            .key(&key)
+            .payload(payload);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    self.producer.poll(Duration::from_millis(100));
+                }
+                Err((e, _)) => return Err(e).context("cannot queue a chunk for Kafka"),
+            }
+        }
+    }
+
+    fn mark_handled(&self, index: usize) {
+        if let Ok(tx) = self.producer.context().tx.lock() {
+            let _ = tx.send((index, Ok(())));
+        }
+    }
+
+    /// Waits for `n` reports; returns how many leading entries were acknowledged.
+    fn await_reports(&self, n: usize, path: &str, stop: &AtomicBool) -> anyhow::Result<usize> {
+        let mut done = vec![None; n];
+        let mut received = 0;
+        let mut last_note = Instant::now();
+        while received < n {
+            self.producer.poll(Duration::from_millis(50));
+            while let Ok((i, r)) = self.reports.try_recv() {
+                if let Some(slot) = done.get_mut(i)
+                    && slot.is_none()
+                {
+                    *slot = Some(r);
+                    received += 1;
+                }
+            }
+            if received < n && last_note.elapsed() > Duration::from_secs(10) {
+                tracing::warn!(
+                    "Waiting for Kafka to acknowledge {} chunks from {path} (is the broker reachable?).",
+                    n - received
+                );
+                last_note = Instant::now();
+            }
+            if stop.load(Ordering::Relaxed) {
+                // What is not acknowledged yet stays in the spool and is sent again on the
+                // next start (readers drop the duplicate if both copies arrive).
+                break;
+            }
+        }
+        let mut acked = 0;
+        for r in &done {
+            match r {
+                Some(Ok(())) => acked += 1,
+                Some(Err(e)) => {
+                    tracing::warn!("Kafka did not take a chunk from {path}: {e}");
+                    break;
+                }
+                None => break,
+            }
+        }
+        Ok(acked)
+    }
+}
+
+/// Keeps damaged spool bytes aside in `<spool>/quarantine/`.
+fn quarantine(spool: &Path, stem: &str, offset: u64, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+    let dir = spool.join("quarantine");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{stem}-{offset:020}.bin"));
+    std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}

@@ -1,0 +1,417 @@
+//! The fleet source: a Kafka consumer-group member.
+//!
+//! Per assigned partition the ingester buffers rows and writes a batch when a row-count,
+//! byte or age bound is reached. The batch's objects are named after (topic-partition,
+//! first offset); only once they are durable is the offset after the batch committed
+//! (auto-commit is off). On revoke, unflushed rows are dropped: the next owner re-reads
+//! them from the committed offset. A batch already written from the committed offset
+//! (crash between put and commit) fixes where the re-read batch is cut, so the same
+//! objects are written again, never overlapping ones: the output is exactly once although
+//! delivery is at least once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use kafka::KafkaOptions;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::json;
+use store::ObjectStore;
+
+use crate::decode::{Rows, decode_chunk};
+use crate::output::{Batch, DeadLetter, ExistingCuts, Written, write_batch};
+
+/// Name of this source in object names.
+pub const SOURCE: &str = "kafka";
+
+/// Where and how to consume.
+#[derive(Clone, Debug)]
+pub struct KafkaSourceConfig {
+    /// Brokers and librdkafka properties.
+    pub options: KafkaOptions,
+    /// The topic of chunks.
+    pub topic: String,
+    /// Consumer group.
+    pub group: String,
+    /// Write a batch at this many events.
+    pub max_batch_events: usize,
+    /// … or this many bytes of event data.
+    pub max_batch_bytes: usize,
+    /// … or when its first record is this old.
+    pub max_batch_age: Duration,
+    /// Records larger than this are dead letters without being decoded.
+    pub max_record_bytes: usize,
+    /// With `Some`, exit once no record arrived for this long (after partitions were assigned).
+    pub exit_when_idle: Option<Duration>,
+    /// Topic for session start/end notifications.
+    pub notify_topic: Option<String>,
+}
+
+/// What the consumer group did to us, recorded by the rebalance callback and acted on by
+/// the loop (which owns the buffers).
+#[derive(Default)]
+struct GroupContext {
+    events: Mutex<Vec<(bool, Vec<i32>)>>,
+}
+
+impl ClientContext for GroupContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        kafka::log(level, fac, message);
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        kafka::report_error(&error, reason);
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let (assigned, tpl) = match rebalance {
+            Rebalance::Assign(tpl) => (true, tpl),
+            Rebalance::Revoke(tpl) => (false, tpl),
+            Rebalance::Error(e) => {
+                tracing::warn!("Kafka rebalance error: {e}");
+                return;
+            }
+        };
+        let partitions = tpl.elements().iter().map(|e| e.partition()).collect();
+        if let Ok(mut ev) = self.events.lock() {
+            ev.push((assigned, partitions));
+        }
+    }
+}
+
+/// Rows waiting to be written for one partition.
+struct Pending {
+    first_offset: i64,
+    next_offset: i64,
+    rows: Rows,
+    dead_letters: Vec<DeadLetter>,
+    bytes: usize,
+    started: Instant,
+    /// Set when a batch from `first_offset` is already in the store: cut exactly there.
+    cut_at: Option<i64>,
+    date: String,
+}
+
+/// What the run did.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct KafkaSummary {
+    /// Rows and objects written.
+    pub written: Written,
+    /// Batches committed.
+    pub batches: u64,
+    /// Records consumed.
+    pub records: u64,
+}
+
+/// Consumes until stopped (or idle, with `exit_when_idle`).
+pub fn run(
+    config: &KafkaSourceConfig,
+    store: &dyn ObjectStore,
+    stop: &AtomicBool,
+) -> anyhow::Result<KafkaSummary> {
+    let consumer: BaseConsumer<GroupContext> = config
+        .options
+        .client_config(&[
+            ("group.id", config.group.as_str()),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", "10000"),
+            ("fetch.message.max.bytes", "16777216"),
+        ])
+        .create_with_context(GroupContext::default())
+        .context("cannot create the Kafka consumer (check -X / --kafka-config properties)")?;
+    consumer
+        .subscribe(&[config.topic.as_str()])
+        .with_context(|| format!("cannot subscribe to topic {}", config.topic))?;
+    let notifier: Option<BaseProducer<kafka::LogContext>> = match &config.notify_topic {
+        Some(_) => Some(
+            config
+                .options
+                .client_config(&[("enable.idempotence", "true"), ("acks", "all")])
+                .create_with_context(kafka::LogContext)
+                .context("cannot create the Kafka producer for notifications")?,
+        ),
+        None => None,
+    };
+
+    let mut ingester = Ingester {
+        config,
+        store,
+        consumer: &consumer,
+        notifier: notifier.as_ref(),
+        pending: HashMap::new(),
+        cuts: ExistingCuts::load(store).context("cannot list the store's events/")?,
+        summary: KafkaSummary::default(),
+    };
+    let mut assigned = false;
+    let mut last_record = Instant::now();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            tracing::info!("Stopping: writing what is buffered.");
+            ingester.flush_all()?;
+            break;
+        }
+        let polled = consumer.poll(Duration::from_millis(100));
+        assigned |= ingester.handle_rebalances()?;
+        match polled {
+            Some(Ok(msg)) => {
+                last_record = Instant::now();
+                ingester.take(&msg)?;
+            }
+            Some(Err(e)) => tracing::warn!("Kafka consumer error: {e}"),
+            None => {}
+        }
+        ingester.flush_old()?;
+        if let Some(idle) = config.exit_when_idle
+            && assigned
+            && last_record.elapsed() >= idle
+        {
+            ingester.flush_all()?;
+            break;
+        }
+    }
+    Ok(ingester.summary)
+}
+
+struct Ingester<'a> {
+    config: &'a KafkaSourceConfig,
+    store: &'a dyn ObjectStore,
+    consumer: &'a BaseConsumer<GroupContext>,
+    notifier: Option<&'a BaseProducer<kafka::LogContext>>,
+    pending: HashMap<i32, Pending>,
+    cuts: ExistingCuts,
+    summary: KafkaSummary,
+}
+
+impl Ingester<'_> {
+    fn partition_name(&self, partition: i32) -> String {
+        format!("{}-{partition}", self.config.topic)
+    }
+
+    /// Applies what the group did; true if partitions were assigned.
+    fn handle_rebalances(&mut self) -> anyhow::Result<bool> {
+        let events = match self.consumer.context().events.lock() {
+            Ok(mut e) => std::mem::take(&mut *e),
+            Err(_) => bail!("the rebalance state is poisoned"),
+        };
+        let mut assigned = false;
+        for (is_assign, partitions) in events {
+            if is_assign {
+                tracing::info!(topic = %self.config.topic, ?partitions, "Assigned partitions.");
+                // The previous owner may have written batches it could not commit.
+                self.cuts =
+                    ExistingCuts::load(self.store).context("cannot list the store's events/")?;
+                assigned = true;
+            } else {
+                for p in &partitions {
+                    if let Some(dropped) = self.pending.remove(p) {
+                        tracing::info!(
+                            partition = p,
+                            from = dropped.first_offset,
+                            "Partition revoked: dropped unwritten rows; the next owner re-reads them."
+                        );
+                    }
+                }
+                tracing::info!(topic = %self.config.topic, ?partitions, "Revoked partitions.");
+            }
+        }
+        Ok(assigned)
+    }
+
+    fn take(&mut self, msg: &BorrowedMessage<'_>) -> anyhow::Result<()> {
+        self.summary.records += 1;
+        let partition = msg.partition();
+        let offset = msg.offset();
+        if !self.pending.contains_key(&partition) {
+            let name = self.partition_name(partition);
+            let cut = self.cuts.end_of(self.store, SOURCE, &name, offset as u64)?;
+            let ts = msg.timestamp().to_millis().unwrap_or(0);
+            self.pending.insert(
+                partition,
+                Pending {
+                    first_offset: offset,
+                    next_offset: offset,
+                    rows: Rows::default(),
+                    dead_letters: Vec::new(),
+                    bytes: 0,
+                    started: Instant::now(),
+                    cut_at: cut.map(|c| c as i64),
+                    // Objects without rows are filed under the first record's date, which
+                    // is the same on every re-read.
+                    date: schemas::time::date(ts.saturating_mul(1_000_000)),
+                },
+            );
+        }
+        let pending = self.pending.get_mut(&partition).expect("inserted above");
+        let payload = msg.payload().unwrap_or(&[]);
+        let result = if payload.len() > self.config.max_record_bytes {
+            Err(format!(
+                "record of {} bytes exceeds --max-record-bytes {}",
+                payload.len(),
+                self.config.max_record_bytes
+            ))
+        } else {
+            decode_chunk(payload, &mut pending.rows)
+        };
+        if let Err(reason) = result {
+            tracing::warn!(
+                "topic {} partition {partition} offset {offset}: the record ({} bytes) is not a valid chunk: {reason}; kept as a dead letter",
+                self.config.topic,
+                payload.len()
+            );
+            pending.dead_letters.push(DeadLetter {
+                offset: offset as u64,
+                bytes: payload.to_vec(),
+                info: json!({
+                    "source": SOURCE, "topic": self.config.topic, "partition": partition, "offset": offset,
+                    "key": msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    "timestamp_ms": msg.timestamp().to_millis(),
+                    "error": reason,
+                }),
+            });
+        }
+        pending.bytes += payload.len();
+        pending.next_offset = offset + 1;
+        let full = match pending.cut_at {
+            Some(cut) => pending.next_offset >= cut,
+            None => {
+                pending.rows.events.len() >= self.config.max_batch_events
+                    || pending.bytes >= self.config.max_batch_bytes
+            }
+        };
+        if full {
+            self.flush(partition)?;
+        }
+        Ok(())
+    }
+
+    fn flush_old(&mut self) -> anyhow::Result<()> {
+        // A batch that must end at a known cut waits for it: cutting by age there would
+        // write a second, overlapping object.
+        let due: Vec<i32> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.cut_at.is_none() && p.started.elapsed() >= self.config.max_batch_age)
+            .map(|(k, _)| *k)
+            .collect();
+        for p in due {
+            self.flush(p)?;
+        }
+        Ok(())
+    }
+
+    fn flush_all(&mut self) -> anyhow::Result<()> {
+        let all: Vec<i32> = self.pending.keys().copied().collect();
+        for p in all {
+            self.flush(p)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, partition: i32) -> anyhow::Result<()> {
+        let Some(p) = self.pending.remove(&partition) else {
+            return Ok(());
+        };
+        let name = self.partition_name(partition);
+        let sessions = p.rows.sessions.clone();
+        let batch = Batch {
+            source: SOURCE.into(),
+            partition: name.clone(),
+            first_offset: p.first_offset as u64,
+            end_offset: p.next_offset as u64,
+            rows: p.rows,
+            dead_letters: p.dead_letters,
+            fallback_date: p.date,
+        };
+        let (written, keys) = write_batch(self.store, batch).with_context(|| {
+            format!(
+                "cannot write the batch of {name} from offset {}",
+                p.first_offset
+            )
+        })?;
+        self.notify(&sessions, &keys)?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.config.topic, partition, Offset::Offset(p.next_offset))
+            .context("cannot build the commit")?;
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
+            // The objects are durable; whoever reads this partition next finds them and
+            // cuts at the same place, so nothing is written twice.
+            tracing::warn!(
+                partition,
+                offset = p.next_offset,
+                "Could not commit the offset after a durable batch: {e}"
+            );
+        }
+        tracing::debug!(
+            partition,
+            first = p.first_offset,
+            end = p.next_offset,
+            events = written.events,
+            "Committed a batch."
+        );
+        self.summary.written += written;
+        self.summary.batches += 1;
+        Ok(())
+    }
+
+    /// Session start/end notifications, sent after their rows are durable and before the
+    /// offset is committed (at least once).
+    fn notify(&self, sessions: &[store::SessionRow], keys: &[String]) -> anyhow::Result<()> {
+        let (Some(producer), Some(topic)) = (self.notifier, &self.config.notify_topic) else {
+            return Ok(());
+        };
+        for row in sessions {
+            let meta: serde_json::Value =
+                serde_json::from_slice(&row.metadata).unwrap_or(serde_json::Value::Null);
+            let event = match row.kind {
+                schemas::EventKind::Start => "session_start",
+                _ => "session_end",
+            };
+            let start_ns = row.session_id.start_time_ns();
+            let message = json!({
+                "event": event,
+                "session_id": row.session_id.to_string(),
+                "user": meta.get("user"),
+                "host": meta.get("host"),
+                "start": start_ns.map(schemas::time::rfc3339),
+                "time": schemas::time::rfc3339(row.time_ns),
+                "exit_status": meta.get("exit_status"),
+                "end_reason": meta.get("reason"),
+                "metadata": meta,
+                "objects": keys,
+            });
+            let body = message.to_string();
+            let key = row.session_id.to_string();
+            let mut record = BaseRecord::to(topic).key(&key).payload(&body);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((
+                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                        r,
+                    )) => {
+                        record = r;
+                        producer.poll(Duration::from_millis(50));
+                    }
+                    Err((e, _)) => return Err(e).context("cannot queue a notification"),
+                }
+            }
+        }
+        if !sessions.is_empty() {
+            producer
+                .flush(Duration::from_secs(30))
+                .context("notifications were not acknowledged by Kafka within 30 s")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,141 @@
+//! What readers of the spool share: how far each consumer got in each segment, and
+//! when a segment may go.
+//!
+//! The ingester (`ingested`) and the shipper (`shipped`) each keep their position in a
+//! segment in `<segment>.<consumer>`, a decimal byte offset replaced atomically, written
+//! only once everything before it is safe elsewhere.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::reader::{Scan, SegmentFile, Tail, cut_torn_tail};
+use crate::{SpoolError, io_err};
+
+fn position_path(segment: &Path, consumer: &str) -> PathBuf {
+    let mut p = segment.as_os_str().to_owned();
+    p.push(".");
+    p.push(consumer);
+    PathBuf::from(p)
+}
+
+/// How far `consumer` got in `segment` (0 if it never recorded a position).
+pub fn read_position(segment: &Path, consumer: &str) -> Result<u64, SpoolError> {
+    let path = position_path(segment, consumer);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => s.trim().parse().map_err(|_| SpoolError::BadPosition {
+            path: path.clone(),
+            found: s.chars().take(40).collect(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(io_err(&path, "read position")(e)),
+    }
+}
+
+/// Records that `consumer` is done with `segment` up to `offset`; durable on return.
+pub fn write_position(segment: &Path, consumer: &str, offset: u64) -> Result<(), SpoolError> {
+    let path = position_path(segment, consumer);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp, "create position"))?;
+    f.write_all(offset.to_string().as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(io_err(&tmp, "write position"))?;
+    std::fs::rename(&tmp, &path).map_err(io_err(&path, "replace position"))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(dir, "fsync directory"))?;
+    }
+    Ok(())
+}
+
+/// What became of a segment after its consumer caught up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// A writer still holds it, or there is more to consume: it stays.
+    Kept,
+    /// Finished and fully consumed: deleted. A torn tail, if there was one, was cut off.
+    Removed {
+        /// The incomplete bytes found after the last entry (agent killed mid-write).
+        torn_tail: Option<Tail>,
+    },
+}
+
+/// Deletes a segment (and the consumer's position file) if no writer holds it and the
+/// consumer has everything up to the last valid entry; a torn tail is cut off first, so
+/// it is never misread.
+pub fn finish_segment(
+    segment: &SegmentFile,
+    scan: &Scan,
+    consumed_to: u64,
+    consumer: &str,
+) -> Result<Finish, SpoolError> {
+    if scan.in_use || consumed_to < scan.end {
+        return Ok(Finish::Kept);
+    }
+    if let Some(tail) = &scan.tail
+        && !cut_torn_tail(&segment.path, tail.offset)?
+    {
+        // A writer took the lock again: it cannot, segments are never reopened, but if
+        // anything holds it we leave it alone.
+        return Ok(Finish::Kept);
+    }
+    match std::fs::remove_file(&segment.path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&segment.path, "delete finished segment")(e)),
+    }
+    let _ = std::fs::remove_file(position_path(&segment.path, consumer));
+    Ok(Finish::Removed {
+        torn_tail: scan.tail.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SpoolOptions, SpoolWriter, list_segments, scan_segment};
+
+    #[test]
+    fn positions_round_trip_and_segments_go_when_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SpoolWriter::create(dir.path(), "s", SpoolOptions::default()).unwrap();
+        w.append(b"abc").unwrap();
+        let seg = list_segments(dir.path()).unwrap().remove(0);
+        assert_eq!(read_position(&seg.path, "shipped").unwrap(), 0);
+        let scan = scan_segment(&seg.path, 0).unwrap();
+        write_position(&seg.path, "shipped", scan.end).unwrap();
+        assert_eq!(read_position(&seg.path, "shipped").unwrap(), scan.end);
+        assert_eq!(
+            finish_segment(&seg, &scan, scan.end, "shipped").unwrap(),
+            Finish::Kept,
+            "writer holds it"
+        );
+        w.finish().unwrap();
+        let scan = scan_segment(&seg.path, scan.end).unwrap();
+        assert_eq!(
+            finish_segment(&seg, &scan, 0, "shipped").unwrap(),
+            Finish::Kept,
+            "not consumed"
+        );
+        assert_eq!(
+            finish_segment(&seg, &scan, scan.end, "shipped").unwrap(),
+            Finish::Removed { torn_tail: None }
+        );
+        assert!(list_segments(dir.path()).unwrap().is_empty());
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "position file removed too"
+        );
+    }
+
+    #[test]
+    fn a_damaged_position_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = dir.path().join("x.seg");
+        std::fs::write(position_path(&seg, "ingested"), "12x").unwrap();
+        let e = read_position(&seg, "ingested").unwrap_err();
+        assert!(e.to_string().contains("x.seg.ingested"), "{e}");
+    }
+}

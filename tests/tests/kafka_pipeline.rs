@@ -1,0 +1,409 @@
+//! Issue 4: spool → Kafka → consumer-group ingester → Parquet, exactly once, against a
+//! real Kafka-protocol broker (tansu) started by each test.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use auditty_tests::broker::Broker;
+use auditty_tests::{Sandbox, all_event_rows, assert_exactly_once};
+use schemas::{Chunk, Event, EventKind, SessionEnd, SessionId, SessionStart};
+
+const T: Duration = Duration::from_secs(60);
+
+/// Chunks of a synthetic session of `n` events (start, outputs, end), `per_chunk` events each.
+fn session_chunks(n: u64, per_chunk: usize) -> (SessionId, Vec<Vec<u8>>) {
+    let id = SessionId::new_v7_at(schemas::time::now_ns());
+    let start = SessionStart {
+        version: 1,
+        user: "loadgen".into(),
+        host: "bench".into(),
+        command: vec!["yes".into()],
+        cols: 80,
+        rows: 24,
+        ..Default::default()
+    };
+    let mut events: Vec<Event> = (0..n)
+        .map(|seq| Event {
+            seq,
+            elapsed_ns: seq * 1_000_000,
+            kind: EventKind::Output,
+            data: format!("line {seq} of session\r\n").into_bytes(),
+        })
+        .collect();
+    events[0] = Event {
+        seq: 0,
+        elapsed_ns: 0,
+        kind: EventKind::Start,
+        data: start.to_bytes(),
+    };
+    let end = SessionEnd {
+        version: 1,
+        exit_status: Some(0),
+        event_count: n,
+        ..Default::default()
+    };
+    events[n as usize - 1] = Event {
+        seq: n - 1,
+        elapsed_ns: n * 1_000_000,
+        kind: EventKind::End,
+        data: end.to_bytes(),
+    };
+    let chunks = events
+        .chunks(per_chunk)
+        .map(|c| {
+            Chunk {
+                session_id: id,
+                events: c.to_vec(),
+            }
+            .encode(true)
+        })
+        .collect();
+    (id, chunks)
+}
+
+fn keyed(id: SessionId, chunks: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    chunks
+        .into_iter()
+        .map(|c| (id.to_string().into_bytes(), c))
+        .collect()
+}
+
+fn ingester(
+    sb: &Sandbox,
+    broker: &Broker,
+    topic: &str,
+    group: &str,
+    extra: &[&str],
+    log: &str,
+) -> Child {
+    let log = std::fs::File::create(sb.path().join(log)).expect("log file");
+    sb.cmd("auditty-ingest")
+        .args([
+            "run",
+            "--source",
+            &format!("kafka://{}/{topic}", broker.address()),
+            "--group",
+            group,
+        ])
+        .args(extra)
+        .env("AUDITTY_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start ingester")
+}
+
+fn wait_ok(mut c: Child, what: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(s) = c.try_wait().expect("wait") {
+            assert!(s.success(), "{what} failed: {s}");
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            panic!("{what} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn terminate(c: &mut Child) {
+    // SAFETY: signal to our own child.
+    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+}
+
+#[test]
+fn a_session_recorded_during_a_broker_outage_arrives_exactly_once_in_order() {
+    let sb = Sandbox::new();
+    let mut broker = Broker::start(&sb.path().join("broker"));
+    broker.create_topic("sessions", 3);
+    broker.stop();
+
+    // The shipper starts while the broker is down, and a session is recorded meanwhile.
+    let ship_log = std::fs::File::create(sb.path().join("ship.log")).unwrap();
+    let mut shipper = sb
+        .cmd("auditty-agent")
+        .args([
+            "ship",
+            "--brokers",
+            &broker.address(),
+            "--topic",
+            "sessions",
+        ])
+        .env("AUDITTY_LOG", "info")
+        .stderr(ship_log)
+        .spawn()
+        .unwrap();
+    let script =
+        "for i in $(seq 1 400); do echo out-$i; [ $((i % 50)) = 0 ] && sleep 0.05; done; exit 7";
+    let out = sb.output(
+        sb.cmd("auditty-agent")
+            .args(["record", "-q", "--", "sh", "-c", script]),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "recording does not wait on Kafka"
+    );
+    let spooled = spooled_events(&sb);
+    assert!(spooled.len() > 5);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !spool::list_segments(&sb.spool()).unwrap().is_empty(),
+        "nothing may leave the spool while the broker is down"
+    );
+
+    broker.resume();
+    let deadline = Instant::now() + T;
+    while !spool::list_segments(&sb.spool()).unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the shipper never emptied the spool; log:\n{}",
+            std::fs::read_to_string(sb.path().join("ship.log")).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    terminate(&mut shipper);
+    wait_ok(shipper, "shipper", T);
+
+    wait_ok(
+        ingester(&sb, &broker, "sessions", "g1", &["--once"], "ingest.log"),
+        "ingester",
+        T,
+    );
+    let rows = all_event_rows(sb.open_store().as_ref());
+    assert_eq!(assert_exactly_once(&rows), spooled.len());
+    let mut stored: Vec<Event> = rows.iter().filter_map(|r| r.to_event()).collect();
+    stored.sort_by_key(|e| e.seq);
+    assert_eq!(
+        stored, spooled,
+        "the store holds exactly what was recorded, in order"
+    );
+    let sessions = sb.sessions();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["exit_status"], 7);
+}
+
+fn spooled_events(sb: &Sandbox) -> Vec<Event> {
+    let mut out = Vec::new();
+    for seg in spool::list_segments(&sb.spool()).unwrap() {
+        for item in spool::scan_segment(&seg.path, 0).unwrap().items {
+            if let spool::ScanItem::Entry { payload, .. } = item {
+                out.extend(Chunk::decode(&payload).unwrap().events);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn an_ingester_killed_again_and_again_still_stores_every_event_exactly_once() {
+    let sb = Sandbox::new();
+    let broker = Broker::start(&sb.path().join("broker"));
+    broker.create_topic("load", 3);
+    let (sessions, per_session) = (40u64, 5_000u64);
+    let mut records = Vec::new();
+    for _ in 0..sessions {
+        let (id, chunks) = session_chunks(per_session, 50);
+        records.extend(keyed(id, chunks));
+    }
+    broker.produce("load", &records);
+
+    let args = ["--max-batch-events", "7000", "--max-batch-age-ms", "300"];
+    let mut kills = 0;
+    let mut objects_seen = 0;
+    while kills < 6 {
+        let mut c = ingester(
+            &sb,
+            &broker,
+            "load",
+            "crashy",
+            &args,
+            &format!("ingest-{kills}.log"),
+        );
+        let wait = 400 + rand::random::<u64>() % 1600;
+        std::thread::sleep(Duration::from_millis(wait));
+        let _ = c.kill(); // SIGKILL
+        let _ = c.wait();
+        kills += 1;
+        objects_seen = sb.open_store().list("events/").unwrap().len();
+    }
+    assert!(
+        objects_seen > 0,
+        "the kills should land while objects are being written"
+    );
+    wait_ok(
+        ingester(
+            &sb,
+            &broker,
+            "load",
+            "crashy",
+            &["--once", "--max-batch-events", "7000"],
+            "ingest-final.log",
+        ),
+        "final ingester",
+        Duration::from_secs(180),
+    );
+
+    let rows = all_event_rows(sb.open_store().as_ref());
+    assert_eq!(
+        assert_exactly_once(&rows) as u64,
+        sessions * per_session,
+        "every event, once"
+    );
+}
+
+#[test]
+fn two_ingesters_in_one_group_share_the_partitions_without_duplicates() {
+    let sb = Sandbox::new();
+    let broker = Broker::start(&sb.path().join("broker"));
+    broker.create_topic("shared", 4);
+    let mut records = Vec::new();
+    for _ in 0..24 {
+        let (id, chunks) = session_chunks(2_000, 40);
+        records.extend(keyed(id, chunks));
+    }
+    broker.produce("shared", &records);
+
+    let args = ["--max-batch-events", "3000", "--max-batch-age-ms", "500"];
+    let mut a = ingester(&sb, &broker, "shared", "pair", &args, "a.log");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut b = ingester(&sb, &broker, "shared", "pair", &args, "b.log");
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let rows = all_event_rows(sb.open_store().as_ref());
+        if rows.len() >= 48_000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of 48000 events arrived",
+            rows.len()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    terminate(&mut a);
+    terminate(&mut b);
+    wait_ok(a, "ingester a", T);
+    wait_ok(b, "ingester b", T);
+
+    for log in ["a.log", "b.log"] {
+        let text = std::fs::read_to_string(sb.path().join(log)).unwrap();
+        let got_some = text
+            .lines()
+            .any(|l| l.contains("Assigned partitions") && !l.contains("partitions=[]"));
+        assert!(got_some, "{log} never got a partition:\n{text}");
+    }
+    let rows = all_event_rows(sb.open_store().as_ref());
+    assert_eq!(assert_exactly_once(&rows), 48_000);
+}
+
+#[test]
+fn garbage_records_become_dead_letters_and_the_pipeline_goes_on() {
+    let sb = Sandbox::new();
+    let broker = Broker::start(&sb.path().join("broker"));
+    broker.create_topic("mixed", 1);
+    broker.create_topic("notices", 1);
+
+    let (good, chunks) = session_chunks(100, 30);
+    let truncated = chunks[1][..chunks[1].len() / 2].to_vec();
+    let mut future = chunks[1].clone();
+    future[4] = 7;
+    let random: Vec<u8> = (0..300).map(|_| rand::random::<u8>()).collect();
+    let oversized = vec![b'x'; 1_500_000];
+    let k = |s: &str| s.as_bytes().to_vec();
+    let mut records = vec![
+        (k("junk"), random),
+        (k("junk"), truncated),
+        (k("junk"), future),
+        (k("junk"), oversized),
+    ];
+    records.extend(keyed(good, chunks));
+    broker.produce("mixed", &records);
+
+    wait_ok(
+        ingester(
+            &sb,
+            &broker,
+            "mixed",
+            "dl",
+            &[
+                "--once",
+                "--max-record-bytes",
+                "1000000",
+                "--notify-topic",
+                "notices",
+            ],
+            "ingest.log",
+        ),
+        "ingester",
+        T,
+    );
+    let log = std::fs::read_to_string(sb.path().join("ingest.log")).unwrap();
+    let store = sb.open_store();
+    let dead = store.list("dead-letter/").unwrap();
+    let bins: Vec<&String> = dead.iter().filter(|k| k.ends_with(".bin")).collect();
+    assert_eq!(bins.len(), 4, "{dead:?}\n{log}");
+    let infos: Vec<serde_json::Value> = dead
+        .iter()
+        .filter(|k| k.ends_with(".json"))
+        .map(|k| serde_json::from_slice(&store.get(k).unwrap()).unwrap())
+        .collect();
+    let errors: Vec<&str> = infos.iter().map(|i| i["error"].as_str().unwrap()).collect();
+    assert!(
+        errors.iter().any(|e| e.contains("not an auditty chunk")),
+        "{errors:?}"
+    );
+    assert!(errors.iter().any(|e| e.contains("truncated")), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("unsupported chunk format version 7")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("exceeds --max-record-bytes")),
+        "{errors:?}"
+    );
+    for i in &infos {
+        assert_eq!(i["topic"], "mixed");
+        assert!(i["offset"].is_u64());
+    }
+    // The good session after the garbage is complete.
+    let rows = all_event_rows(store.as_ref());
+    assert_eq!(assert_exactly_once(&rows), 100);
+    assert_eq!(sb.sessions()[0]["id"], good.to_string());
+
+    // Start and end notifications, after the rows were stored.
+    let notes = broker.consume("notices", 2, T);
+    let kinds: Vec<String> = notes
+        .iter()
+        .map(|(_, p)| serde_json::from_slice::<serde_json::Value>(p).unwrap())
+        .map(|v| {
+            assert_eq!(v["session_id"], good.to_string());
+            assert!(v["objects"].as_array().is_some_and(|o| !o.is_empty()));
+            v["event"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(kinds, ["session_start", "session_end"]);
+}
+
+#[test]
+fn the_shipper_refuses_nonsense_options_clearly() {
+    let sb = Sandbox::new();
+    let out =
+        sb.output(
+            sb.cmd("auditty-agent")
+                .args(["ship", "--brokers", "127.0.0.1:1", "-X", "acks"]),
+        );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("key=value"),
+        "{}",
+        auditty_tests::show(&out)
+    );
+}
