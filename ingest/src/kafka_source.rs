@@ -162,7 +162,12 @@ pub fn run(
             break;
         }
         let polled = consumer.poll(Duration::from_millis(100));
-        assigned |= ingester.handle_rebalances()?;
+        if ingester.handle_rebalances()? {
+            // Joining the group can take longer than the idle limit: count quiet time
+            // from the assignment, not from the start.
+            assigned = true;
+            last_record = Instant::now();
+        }
         match polled {
             Some(Ok(msg)) => {
                 last_record = Instant::now();
@@ -235,6 +240,14 @@ impl Ingester<'_> {
         if !self.pending.contains_key(&partition) {
             let name = self.partition_name(partition);
             let cut = self.cuts.end_of(self.store, SOURCE, &name, offset as u64)?;
+            if let Some(end) = cut {
+                tracing::info!(
+                    partition,
+                    first = offset,
+                    end,
+                    "A batch from this offset is already stored but was not committed: cutting at the same place."
+                );
+            }
             let ts = msg.timestamp().to_millis().unwrap_or(0);
             self.pending.insert(
                 partition,

@@ -210,19 +210,34 @@ fn an_ingester_killed_again_and_again_still_stores_every_event_exactly_once() {
     }
     broker.produce("load", &records);
 
-    let args = ["--max-batch-events", "7000", "--max-batch-age-ms", "300"];
+    // A killed member stays in the group until its session times out; keep that short so
+    // each restart gets partitions soon.
+    let args = [
+        "--max-batch-events",
+        "7000",
+        "--max-batch-age-ms",
+        "300",
+        "-X",
+        "session.timeout.ms=6000",
+    ];
     let mut kills = 0;
     let mut objects_seen = 0;
     while kills < 6 {
-        let mut c = ingester(
-            &sb,
-            &broker,
-            "load",
-            "crashy",
-            &args,
-            &format!("ingest-{kills}.log"),
-        );
-        let wait = 400 + rand::random::<u64>() % 1600;
+        let log = format!("ingest-{kills}.log");
+        let mut c = ingester(&sb, &broker, "load", "crashy", &args, &log);
+        // Kill it while it works: some time after it got its partitions.
+        let deadline = Instant::now() + T;
+        while !std::fs::read_to_string(sb.path().join(&log))
+            .unwrap_or_default()
+            .contains("Assigned partitions")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "ingester {kills} never got partitions"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let wait = 200 + rand::random::<u64>() % 1500;
         std::thread::sleep(Duration::from_millis(wait));
         let _ = c.kill(); // SIGKILL
         let _ = c.wait();
@@ -239,7 +254,13 @@ fn an_ingester_killed_again_and_again_still_stores_every_event_exactly_once() {
             &broker,
             "load",
             "crashy",
-            &["--once", "--max-batch-events", "7000"],
+            &[
+                "--once",
+                "--max-batch-events",
+                "7000",
+                "-X",
+                "session.timeout.ms=6000",
+            ],
             "ingest-final.log",
         ),
         "final ingester",
@@ -259,18 +280,36 @@ fn two_ingesters_in_one_group_share_the_partitions_without_duplicates() {
     let sb = Sandbox::new();
     let broker = Broker::start(&sb.path().join("broker"));
     broker.create_topic("shared", 4);
+
+    let args = ["--max-batch-events", "3000", "--max-batch-age-ms", "500"];
+    let mut a = ingester(&sb, &broker, "shared", "pair", &args, "a.log");
+    let mut b = ingester(&sb, &broker, "shared", "pair", &args, "b.log");
+    // Both members hold partitions before the data arrives, so both work on it.
+    let holds_partitions = |log: &str| {
+        let text = std::fs::read_to_string(sb.path().join(log)).unwrap_or_default();
+        // The last assignment or revocation decides what a member holds now.
+        text.lines()
+            .filter(|l| l.contains("Assigned partitions") || l.contains("Revoked partitions"))
+            .next_back()
+            .is_some_and(|l| l.contains("Assigned") && !l.contains("partitions=[]"))
+    };
+    let deadline = Instant::now() + T;
+    while !(holds_partitions("a.log") && holds_partitions("b.log")) {
+        assert!(
+            Instant::now() < deadline,
+            "the group never gave both members partitions:\n--- a ---\n{}\n--- b ---\n{}",
+            std::fs::read_to_string(sb.path().join("a.log")).unwrap_or_default(),
+            std::fs::read_to_string(sb.path().join("b.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     let mut records = Vec::new();
     for _ in 0..24 {
         let (id, chunks) = session_chunks(2_000, 40);
         records.extend(keyed(id, chunks));
     }
     broker.produce("shared", &records);
-
-    let args = ["--max-batch-events", "3000", "--max-batch-age-ms", "500"];
-    let mut a = ingester(&sb, &broker, "shared", "pair", &args, "a.log");
-    std::thread::sleep(Duration::from_millis(300));
-    let mut b = ingester(&sb, &broker, "shared", "pair", &args, "b.log");
-
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let rows = all_event_rows(sb.open_store().as_ref());
@@ -291,10 +330,14 @@ fn two_ingesters_in_one_group_share_the_partitions_without_duplicates() {
 
     for log in ["a.log", "b.log"] {
         let text = std::fs::read_to_string(sb.path().join(log)).unwrap();
-        let got_some = text
+        let summary = text
             .lines()
-            .any(|l| l.contains("Assigned partitions") && !l.contains("partitions=[]"));
-        assert!(got_some, "{log} never got a partition:\n{text}");
+            .find(|l| l.starts_with("auditty-ingest: "))
+            .unwrap_or_default();
+        assert!(
+            !summary.starts_with("auditty-ingest: 0 events"),
+            "{log} wrote nothing:\n{text}"
+        );
     }
     let rows = all_event_rows(sb.open_store().as_ref());
     assert_eq!(assert_exactly_once(&rows), 48_000);
