@@ -38,9 +38,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "URL")]
     pub source: Option<String>,
 
-    /// Where Parquet goes: `file:///PATH` or a path. Default: <data dir>/store.
+    /// Where Parquet goes: `file:///PATH`, a path, or `s3://BUCKET/PREFIX`.
+    /// Default: <data dir>/store.
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+
+    /// How to reach an s3:// store.
+    #[command(flatten)]
+    pub s3: store::S3Args,
 
     /// Ingest what is there now, then exit. For Kafka: once no record arrived for
     /// --idle-exit-ms after the partitions were assigned.

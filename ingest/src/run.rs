@@ -59,7 +59,7 @@ pub fn run(data_dir: Option<&Path>, args: RunArgs) -> anyhow::Result<()> {
         None => SourceUrl::Spool(resolve()?.spool()),
     };
     let store_url = match &args.store {
-        Some(s) => StoreUrl::parse(s)?,
+        Some(s) => args.s3.store_url(s)?,
         None => StoreUrl::Local(resolve()?.store()),
     };
     let store = store_url

@@ -14,9 +14,14 @@ pub struct Cli {
     #[arg(long, global = true, env = "AUDITTY_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Store to read: `file:///PATH` or a path. Default: <data dir>/store.
+    /// Store to read: `file:///PATH`, a path, or `s3://BUCKET/PREFIX`.
+    /// Default: <data dir>/store.
     #[arg(long, global = true, env = "AUDITTY_STORE", value_name = "URL")]
     pub store: Option<String>,
+
+    /// How to reach an s3:// store.
+    #[command(flatten)]
+    pub s3: store::S3Args,
 
     /// What to do.
     #[command(subcommand)]

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     let store = replay::open::StoreArgs {
         data_dir: cli.data_dir.clone(),
         store: cli.store.clone(),
+        s3: cli.s3.clone(),
     };
     let result = match cli.command {
         Command::Ls(args) => replay::cmd::ls::run(&store, args),

@@ -16,13 +16,15 @@ pub struct StoreArgs {
     pub data_dir: Option<PathBuf>,
     /// `--store`.
     pub store: Option<String>,
+    /// `--s3-*`, `--sse*`.
+    pub s3: store::S3Args,
 }
 
 impl StoreArgs {
     /// The store URL: `--store`, else `<data dir>/store`.
     pub fn url(&self) -> anyhow::Result<StoreUrl> {
         Ok(match &self.store {
-            Some(s) => StoreUrl::parse(s)?,
+            Some(s) => self.s3.store_url(s)?,
             None => StoreUrl::Local(DataDir::resolve(self.data_dir.as_deref())?.store()),
         })
     }
@@ -56,25 +58,30 @@ pub struct OpenSession {
 }
 
 /// Resolves an id or unique prefix and reads the session's events.
+///
+/// This does not list the store: it reads only the objects and row groups that can hold
+/// the session (footers and ranged reads), so that one export from a large S3 store costs
+/// a handful of requests.
 pub fn open_session(store: &dyn ObjectStore, query: &str) -> anyhow::Result<OpenSession> {
-    let all = sessions(store)?;
-    let id = match store::resolve_session(&all, query) {
+    let id = match store::find_session(store, query) {
         Ok(id) => id,
         Err(e @ (StoreError::SessionNotFound { .. } | StoreError::AmbiguousSession { .. })) => {
             return Err(Failure::NotFound(e.to_string()).into());
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("cannot look up '{query}' in {}", store.describe())));
+        }
     };
-    let info = all
-        .into_iter()
-        .find(|s| s.id == id)
-        .ok_or_else(|| Failure::NotFound(format!("session {id} vanished from the store")))?;
-    let rows = store::session_events(store, id).with_context(|| {
+    let (info, rows, problems) = store::open_session(store, id).with_context(|| {
         format!(
             "cannot read the events of session {id} from {}",
             store.describe()
         )
     })?;
+    for p in problems {
+        eprintln!("replay: skipped an unreadable object: {p}");
+    }
     let events = rows.iter().filter_map(|r| r.to_event()).collect();
     Ok(OpenSession { info, events })
 }

@@ -89,6 +89,23 @@ impl Acc {
         self.first_seen_ns = Some(self.first_seen_ns.map_or(start, |t| t.min(start)));
     }
 
+    /// Counts one `events` row.
+    fn account(&mut self, r: &parquet_io::EventRef<'_>) {
+        self.saw(r.time_ns, r.elapsed_ns);
+        self.max_elapsed_ns = self.max_elapsed_ns.max(r.elapsed_ns);
+        let plain = EventKind::from_name(r.kind);
+        let hi = if plain.is_none() && r.seq_last >= r.seq && r.seq_last - r.seq < MAX_SEALED_SPAN {
+            r.seq_last
+        } else {
+            r.seq
+        };
+        self.sealed |= plain.is_none();
+        let new = self.seqs.insert(r.seq, hi);
+        if new > 0 && matches!(plain, Some(EventKind::Input | EventKind::Output)) {
+            self.io_bytes = self.io_bytes.saturating_add(r.data.len() as u64);
+        }
+    }
+
     fn into_info(self, id: SessionId) -> SessionInfo {
         let start_time_ns = self
             .start
@@ -173,21 +190,7 @@ pub fn list_sessions(
 
     each_object(store, &event_keys, &mut warnings, |key, bytes| {
         parquet_io::scan_events(key, bytes, None, |r| {
-            let acc = accs.entry(r.session_id).or_default();
-            acc.saw(r.time_ns, r.elapsed_ns);
-            acc.max_elapsed_ns = acc.max_elapsed_ns.max(r.elapsed_ns);
-            let plain = EventKind::from_name(r.kind);
-            let hi =
-                if plain.is_none() && r.seq_last >= r.seq && r.seq_last - r.seq < MAX_SEALED_SPAN {
-                    r.seq_last
-                } else {
-                    r.seq
-                };
-            acc.sealed |= plain.is_none();
-            let new = acc.seqs.insert(r.seq, hi);
-            if new > 0 && matches!(plain, Some(EventKind::Input | EventKind::Output)) {
-                acc.io_bytes = acc.io_bytes.saturating_add(r.data.len() as u64);
-            }
+            accs.entry(r.session_id).or_default().account(&r);
         })
     });
 
@@ -235,8 +238,9 @@ pub fn resolve_session(sessions: &[SessionInfo], query: &str) -> Result<SessionI
 
 /// All events of one session from `events/`, sorted by seq, duplicates (same seq) dropped.
 ///
-/// Objects that cannot be read are logged and skipped, as in [`list_sessions`]; the
-/// events they held show up as gaps, which `replay verify` reports. Use
+/// Reads only footers and the row groups that may hold the session (ranged reads, see
+/// [`open_session`]). Objects that cannot be read are logged and skipped, as in
+/// [`list_sessions`]; the events they held show up as gaps. Use
 /// [`session_events_with_warnings`] to get those failures.
 pub fn session_events(store: &dyn ObjectStore, id: SessionId) -> Result<Vec<EventRow>, StoreError> {
     session_events_with_warnings(store, id).map(|(rows, _)| rows)
@@ -247,16 +251,220 @@ pub fn session_events_with_warnings(
     store: &dyn ObjectStore,
     id: SessionId,
 ) -> Result<(Vec<EventRow>, Vec<StoreError>), StoreError> {
-    let keys = objects(store, layout::EVENTS)?;
-    let mut warnings = Vec::new();
-    let mut rows = Vec::new();
-    each_object(store, &keys, &mut warnings, |key, bytes| {
-        rows.extend(parquet_io::decode_events(key, bytes, Some(id))?);
-        Ok(())
+    let (_, rows, warnings) = open_session(store, id)?;
+    Ok((rows, warnings))
+}
+
+/// One day in nanoseconds: the slack around date windows (clock skew, ms truncation).
+const DAY_NS: i64 = 86_400_000_000_000;
+
+/// Keys of `table` whose `date=` lies in `[from, to]` (unbounded when `None`); keys
+/// without a date are always kept.
+fn objects_between(
+    store: &dyn ObjectStore,
+    table: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<Vec<String>, StoreError> {
+    let mut keys = objects(store, table)?;
+    keys.retain(|k| match layout::key_date(k) {
+        Some(d) => from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t),
+        None => true,
     });
+    Ok(keys)
+}
+
+/// Runs `read` on each key; failures are logged and collected, as in [`each_object`].
+fn each_key(
+    keys: &[String],
+    warnings: &mut Vec<StoreError>,
+    mut read: impl FnMut(&str) -> Result<(), StoreError>,
+) {
+    for key in keys {
+        if let Err(e) = read(key) {
+            tracing::warn!(key = %key, error = %e, "skipping an object that cannot be read");
+            warnings.push(e);
+        }
+    }
+}
+
+/// One session's [`SessionInfo`] and events (sorted by seq, duplicates dropped) and the
+/// objects that could not be read, fetching as little as possible: `replay play` and
+/// `export` on a large S3 store.
+///
+/// A session id is a UUIDv7 whose timestamp is the session start, and every row is stored
+/// under the date of its own time (start + elapsed). So the `start` row lies in the
+/// sessions objects of the start date, and the events between the start date and the
+/// date of the end (from the `end` row; open-ended without one), one day of slack on
+/// each side. Only those objects are opened, and of each only the footer and the row
+/// groups whose statistics and bloom filter allow the id, with ranged reads. If that finds
+/// nothing (an id whose timestamp is not its start), every object is searched.
+pub fn open_session(
+    store: &dyn ObjectStore,
+    id: SessionId,
+) -> Result<(SessionInfo, Vec<EventRow>, Vec<StoreError>), StoreError> {
+    let start = id.start_time_ns();
+    let day = |ns: i64| schemas::time::date(ns);
+    let from = start.map(|t| day(t.saturating_sub(DAY_NS)));
+    let mut warnings = Vec::new();
+    let mut acc = Acc::default();
+
+    let read_sessions = |keys: &[String], acc: &mut Acc, warnings: &mut Vec<StoreError>| {
+        each_key(keys, warnings, |key| {
+            for row in crate::ranged::session_rows(store, key, id)? {
+                acc.saw(row.time_ns, row.elapsed_ns);
+                match row.kind {
+                    EventKind::Start if acc.start.is_none() => {
+                        acc.start =
+                            Some((row.time_ns, SessionStart::from_bytes(&row.metadata).ok()));
+                    }
+                    EventKind::End if acc.end.is_none() => {
+                        acc.end =
+                            Some((row.elapsed_ns, SessionEnd::from_bytes(&row.metadata).ok()));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        });
+    };
+    let near = start.map(|t| day(t.saturating_add(DAY_NS)));
+    let keys = objects_between(store, layout::SESSIONS, from.as_deref(), near.as_deref())?;
+    read_sessions(&keys, &mut acc, &mut warnings);
+    if acc.start.is_none() && start.is_some() {
+        // The start row is not where the id says: look everywhere.
+        let rest: Vec<String> = objects(store, layout::SESSIONS)?
+            .into_iter()
+            .filter(|k| !keys.contains(k))
+            .collect();
+        read_sessions(&rest, &mut acc, &mut warnings);
+    }
+
+    let until = match (&acc.end, acc.start.as_ref().map(|(t, _)| *t).or(start)) {
+        (Some((elapsed, _)), Some(t)) => Some(day(t
+            .saturating_add_unsigned(*elapsed)
+            .saturating_add(DAY_NS))),
+        _ => None,
+    };
+    let mut rows = Vec::new();
+    let read_events = |keys: &[String],
+                       acc: &mut Acc,
+                       rows: &mut Vec<EventRow>,
+                       warnings: &mut Vec<StoreError>| {
+        each_key(keys, warnings, |key| {
+            crate::ranged::session_event_rows(store, key, id, |r| {
+                acc.account(&r);
+                rows.push(EventRow {
+                    session_id: r.session_id,
+                    seq: r.seq,
+                    seq_last: r.seq_last,
+                    elapsed_ns: r.elapsed_ns,
+                    time_ns: r.time_ns,
+                    kind: r.kind.to_string(),
+                    data: r.data.to_vec(),
+                })
+            })
+        });
+    };
+    let keys = objects_between(store, layout::EVENTS, from.as_deref(), until.as_deref())?;
+    read_events(&keys, &mut acc, &mut rows, &mut warnings);
+    if rows.is_empty() && (from.is_some() || until.is_some()) {
+        let rest: Vec<String> = objects(store, layout::EVENTS)?
+            .into_iter()
+            .filter(|k| !keys.contains(k))
+            .collect();
+        read_events(&rest, &mut acc, &mut rows, &mut warnings);
+    }
     rows.sort_by_key(|r| r.seq);
     rows.dedup_by_key(|r| r.seq);
-    Ok((rows, warnings))
+    Ok((acc.into_info(id), rows, warnings))
+}
+
+/// The session named by a full id or a unique prefix (as [`resolve_session`]), found by
+/// reading only the `session_id` column of the row groups that can match, instead of
+/// listing every session. With at least the first 12 hex digits (the id's timestamp),
+/// only the `sessions` objects of that date are searched; `events` are searched only if
+/// `sessions` has no match.
+pub fn find_session(store: &dyn ObjectStore, query: &str) -> Result<SessionId, StoreError> {
+    let not_found = || StoreError::SessionNotFound {
+        query: query.to_string(),
+    };
+    let Some(prefix) = hyphenated_prefix(query) else {
+        return Err(not_found());
+    };
+    // The id's 48-bit millisecond timestamp is its first 12 hex digits.
+    let start_ns = (prefix.len() >= 13)
+        .then(|| u64::from_str_radix(&prefix[..13].replace('-', ""), 16).ok())
+        .flatten()
+        .and_then(|ms| i64::try_from(ms).ok())
+        .and_then(|ms| ms.checked_mul(1_000_000));
+    let from = start_ns.map(|t| schemas::time::date(t.saturating_sub(DAY_NS)));
+    let to = start_ns.map(|t| schemas::time::date(t.saturating_add(DAY_NS)));
+    let mut warnings = Vec::new();
+    let mut search =
+        |table: &str, from: Option<&str>, to: Option<&str>| -> Result<Vec<String>, StoreError> {
+            let mut ids = Vec::new();
+            let keys = objects_between(store, table, from, to)?;
+            each_key(&keys, &mut warnings, |key| {
+                ids.extend(crate::ranged::ids_with_prefix(store, key, &prefix)?);
+                Ok(())
+            });
+            ids.sort();
+            ids.dedup();
+            Ok(ids)
+        };
+    let mut ids = search(layout::SESSIONS, from.as_deref(), to.as_deref())?;
+    if ids.is_empty() {
+        ids = search(layout::EVENTS, from.as_deref(), None)?;
+    }
+    if ids.is_empty() && start_ns.is_some() {
+        ids = search(layout::SESSIONS, None, None)?;
+        if ids.is_empty() {
+            ids = search(layout::EVENTS, None, None)?;
+        }
+    }
+    let parsed: Vec<SessionId> = ids
+        .iter()
+        .filter_map(|t| t.parse::<SessionId>().ok())
+        .collect();
+    match parsed.as_slice() {
+        [] => Err(not_found()),
+        [one] => Ok(*one),
+        many => Err(StoreError::AmbiguousSession {
+            query: query.to_string(),
+            candidates: many.iter().map(SessionId::to_string).collect(),
+        }),
+    }
+}
+
+/// The hyphenated, lowercase form of what a user typed as an id prefix (hyphens where
+/// the text form has them), or `None` if it cannot be the start of an id.
+fn hyphenated_prefix(query: &str) -> Option<String> {
+    let q = query.trim().to_ascii_lowercase();
+    if q.is_empty() {
+        return None;
+    }
+    if q.contains('-') {
+        let ok = q.chars().enumerate().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+        return (ok && q.len() <= 36).then_some(q);
+    }
+    if q.len() > 32 || !q.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = String::with_capacity(36);
+    for (i, c) in q.chars().enumerate() {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            out.push('-');
+        }
+        out.push(c);
+    }
+    Some(out)
 }
 
 #[cfg(test)]

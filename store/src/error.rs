@@ -30,6 +30,33 @@ pub enum StoreError {
         /// The key asked for.
         key: String,
     },
+    /// A request to a remote store (S3) failed for good.
+    #[error("cannot {op} {key}: {message} ({hint})")]
+    Remote {
+        /// What was being done, e.g. "read", "write", "list".
+        op: &'static str,
+        /// The object (or store) concerned, as a URL.
+        key: String,
+        /// What the server or the client library said.
+        message: String,
+        /// What the user can do about it.
+        hint: String,
+    },
+    /// A put found a different object under its (deterministic) name. Never overwritten:
+    /// two writers disagree about what a batch holds, which needs a human.
+    #[error(
+        "refusing to overwrite {key}: it already holds a different object ({existing} bytes, \
+         this write has {new}); two ingesters may be writing the same source and partition \
+         into this store, or the store holds data of another installation"
+    )]
+    Conflict {
+        /// The object, as a URL.
+        key: String,
+        /// Size of the object in the store.
+        existing: u64,
+        /// Size of the rejected write.
+        new: u64,
+    },
     /// A feature this build does not have yet.
     #[error("{0}")]
     Unsupported(String),

@@ -1,8 +1,9 @@
 //! Where auditty keeps its recordings: the object store and the Parquet tables in it
 //! (DESIGN.md §4).
 //!
-//! - [`StoreUrl`] parses `--store` (`file:///PATH` or a plain path; S3 comes later) and
-//!   [`StoreUrl::open`] gives an [`ObjectStore`]: [`LocalStore`] for a directory.
+//! - [`StoreUrl`] parses `--store` (`file:///PATH`, a plain path, or `s3://BUCKET/PREFIX`)
+//!   and [`StoreUrl::open`] gives an [`ObjectStore`]: [`LocalStore`] for a directory,
+//!   [`S3Store`] for a bucket ([`S3Options`]: endpoint, region, path style, SSE).
 //! - [`layout`]: the object names (`events/date=YYYY-MM-DD/<source>-<partition>-<offset>.parquet`).
 //! - [`parquet_io`]: [`EventRow`] and [`SessionRow`], encoded to and decoded from Parquet with
 //!   the schemas of [`schemas::arrow`], and the footer metadata [`ObjectMeta`] that lets a
@@ -20,11 +21,20 @@ mod error;
 pub mod layout;
 pub mod local;
 pub mod parquet_io;
+mod ranged;
+pub mod s3;
+#[cfg(feature = "clap")]
+mod s3_args;
 
-pub use catalog::{SessionInfo, list_sessions, resolve_session, session_events};
+pub use catalog::{
+    SessionInfo, find_session, list_sessions, open_session, resolve_session, session_events,
+};
 pub use error::StoreError;
 pub use local::LocalStore;
 pub use parquet_io::{EventRow, ObjectMeta, SessionRow};
+pub use s3::{S3Options, S3Store, Sse};
+#[cfg(feature = "clap")]
+pub use s3_args::{S3Args, SseMode};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -34,6 +44,16 @@ use std::path::{Path, PathBuf};
 pub enum StoreUrl {
     /// A directory on this machine (absolute path).
     Local(PathBuf),
+    /// A bucket and key prefix (without slashes at either end; may be empty).
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix under which the tables live.
+        prefix: String,
+        /// How to reach it; [`S3Options::default`] from [`StoreUrl::parse`], set by the
+        /// binaries from their `--s3-*` flags.
+        options: S3Options,
+    },
 }
 
 impl StoreUrl {
@@ -41,8 +61,8 @@ impl StoreUrl {
     /// (relative paths are made absolute against the current directory).
     ///
     /// `file://relative` is rejected because the URL grammar reads `relative` as a host
-    /// name, which would silently point somewhere else than the user meant. `s3://` is
-    /// recognised but not built yet.
+    /// name, which would silently point somewhere else than the user meant.
+    /// `s3://BUCKET[/PREFIX]` gives default [`S3Options`].
     pub fn parse(s: &str) -> Result<StoreUrl, StoreError> {
         let bad = |reason: &str| StoreError::BadUrl {
             url: s.to_string(),
@@ -53,9 +73,28 @@ impl StoreUrl {
         }
         if let Some((scheme, rest)) = s.split_once("://") {
             if scheme.eq_ignore_ascii_case("s3") {
-                return Err(StoreError::Unsupported(
-                    "S3 stores are not built yet (issue 5); use file:///PATH".to_string(),
-                ));
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                let prefix = prefix.trim_matches('/');
+                if bucket.is_empty() {
+                    return Err(bad(
+                        "it names no bucket; write s3://BUCKET or s3://BUCKET/PREFIX",
+                    ));
+                }
+                let prefix_ok = prefix.is_empty()
+                    || prefix
+                        .split('/')
+                        .all(|part| !part.is_empty() && !part.starts_with('.'));
+                if rest.contains(['?', '#']) || !prefix_ok {
+                    return Err(bad(
+                        "the prefix must be '/'-separated names, none empty or starting with '.', \
+                         and the URL takes no query or fragment",
+                    ));
+                }
+                return Ok(StoreUrl::S3 {
+                    bucket: bucket.to_string(),
+                    prefix: prefix.to_string(),
+                    options: S3Options::default(),
+                });
             }
             if scheme.eq_ignore_ascii_case("file") {
                 let path = rest.strip_prefix("localhost").unwrap_or(rest);
@@ -78,7 +117,7 @@ impl StoreUrl {
             if is_scheme(scheme) {
                 return Err(bad(&format!(
                     "unknown scheme '{scheme}'; use file:///PATH, a plain directory path, or \
-                     (later) s3://BUCKET/PREFIX"
+                     s3://BUCKET/PREFIX"
                 )));
             }
         }
@@ -100,6 +139,23 @@ impl StoreUrl {
     pub fn open(&self) -> Result<Box<dyn ObjectStore>, StoreError> {
         match self {
             StoreUrl::Local(path) => Ok(Box::new(LocalStore::new(path)?)),
+            StoreUrl::S3 {
+                bucket,
+                prefix,
+                options,
+            } => Ok(Box::new(S3Store::open(bucket, prefix, options.clone())?)),
+        }
+    }
+
+    /// The same URL with `options` for an S3 store; a local store ignores them.
+    pub fn with_s3_options(self, options: S3Options) -> StoreUrl {
+        match self {
+            StoreUrl::S3 { bucket, prefix, .. } => StoreUrl::S3 {
+                bucket,
+                prefix,
+                options,
+            },
+            local => local,
         }
     }
 }
@@ -108,6 +164,8 @@ impl fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreUrl::Local(path) => write!(f, "{}", file_url(path)),
+            StoreUrl::S3 { bucket, prefix, .. } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            StoreUrl::S3 { bucket, prefix, .. } => write!(f, "s3://{bucket}/{prefix}"),
         }
     }
 }
@@ -158,7 +216,7 @@ fn percent_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "the decoded path is not valid UTF-8".to_string())
 }
 
-/// Object storage behind one small trait (a later issue adds S3).
+/// Object storage behind one small trait: [`LocalStore`] and [`S3Store`].
 ///
 /// Keys are '/'-separated relative paths like `events/date=2026-11-27/x.parquet`; see
 /// [`layout`]. Parts starting with '.' are reserved for in-flight temporary files.
@@ -171,6 +229,13 @@ pub trait ObjectStore: Send + Sync {
     fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
     /// Bytes `range` of the object; a range past its end is an error, as with S3.
     fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>, StoreError>;
+    /// The last `n` bytes of the object (all of it if shorter) and its size. Readers of
+    /// Parquet footers use it: on S3 it is one request (`Range: bytes=-n`) instead of a
+    /// size lookup followed by a read.
+    fn get_suffix(&self, key: &str, n: u64) -> Result<(Vec<u8>, u64), StoreError> {
+        let size = self.size(key)?;
+        Ok((self.get_range(key, size.saturating_sub(n)..size)?, size))
+    }
     /// Size of the object in bytes.
     fn size(&self, key: &str) -> Result<u64, StoreError>;
     /// Whether the object exists.
@@ -222,8 +287,12 @@ mod tests {
             StoreUrl::parse("/srv/store").unwrap(),
             StoreUrl::Local(PathBuf::from("/srv/store"))
         );
-        let StoreUrl::Local(rel) = StoreUrl::parse("some/dir").unwrap();
-        let StoreUrl::Local(odd) = StoreUrl::parse("filé/x").unwrap();
+        let Ok(StoreUrl::Local(rel)) = StoreUrl::parse("some/dir") else {
+            panic!("not local")
+        };
+        let Ok(StoreUrl::Local(odd)) = StoreUrl::parse("filé/x") else {
+            panic!("not local")
+        };
         assert!(odd.ends_with("filé/x"));
         assert!(rel.is_absolute());
         assert!(rel.ends_with("some/dir"));
@@ -240,10 +309,37 @@ mod tests {
     }
 
     #[test]
-    fn s3_is_not_built_yet() {
-        let err = StoreUrl::parse("s3://bucket/prefix").unwrap_err();
-        assert!(matches!(err, StoreError::Unsupported(_)));
-        assert!(err.to_string().contains("file:///PATH"), "{err}");
+    fn s3_urls_parse_and_display() {
+        for (text, bucket, prefix, shown) in [
+            ("s3://b/p/q", "b", "p/q", "s3://b/p/q"),
+            ("s3://b/p/", "b", "p", "s3://b/p"),
+            ("s3://b", "b", "", "s3://b"),
+            ("S3://b/", "b", "", "s3://b"),
+        ] {
+            let url = StoreUrl::parse(text).unwrap();
+            let StoreUrl::S3 {
+                bucket: b,
+                prefix: p,
+                ..
+            } = &url
+            else {
+                panic!("{text} parsed as {url:?}");
+            };
+            assert_eq!((b.as_str(), p.as_str()), (bucket, prefix), "{text}");
+            assert_eq!(url.to_string(), shown);
+        }
+        for bad in [
+            "s3://",
+            "s3:///p",
+            "s3://b/a//c",
+            "s3://b/.x",
+            "s3://b/p?x=1",
+        ] {
+            assert!(
+                matches!(StoreUrl::parse(bad), Err(StoreError::BadUrl { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{FooterTail, KeyValue, ParquetMetaDataReader, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::reader::ChunkReader;
 use parquet::schema::types::ColumnPath;
 use schemas::arrow::{events as ev, sessions as ss};
 use schemas::{Event, EventKind, SessionEnd, SessionId, SessionStart};
@@ -337,7 +338,10 @@ pub fn encode_sessions(rows: &mut [SessionRow], meta: &ObjectMeta) -> Result<Vec
 
 /// Runs a decoder, turning a panic inside the Parquet reader into an error: the reader
 /// parses untrusted bytes and its robustness on damaged input is not guaranteed.
-fn guarded<T>(key: &str, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+pub(crate) fn guarded<T>(
+    key: &str,
+    f: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => result,
         Err(panic) => {
@@ -481,11 +485,10 @@ pub(crate) fn scan_events(
     key: &str,
     bytes: &[u8],
     session: Option<SessionId>,
-    mut f: impl FnMut(EventRef<'_>),
+    f: impl FnMut(EventRef<'_>),
 ) -> Result<(), StoreError> {
     guarded(key, || {
         let mut builder = open(key, bytes)?;
-        let target = session.map(|id| id.to_string());
         if let Some(id) = session {
             let groups = candidate_row_groups(key, &builder, id)?;
             if groups.is_empty() {
@@ -493,6 +496,20 @@ pub(crate) fn scan_events(
             }
             builder = builder.with_row_groups(groups);
         }
+        scan_event_batches(key, builder, session, f)
+    })
+}
+
+/// Calls `f` for every row (of one session with `Some(id)`) that `builder` yields. The
+/// caller chooses the row groups; this is shared by whole-object and ranged reads.
+pub(crate) fn scan_event_batches<T: ChunkReader + 'static>(
+    key: &str,
+    builder: ParquetRecordBatchReaderBuilder<T>,
+    session: Option<SessionId>,
+    mut f: impl FnMut(EventRef<'_>),
+) -> Result<(), StoreError> {
+    guarded(key, || {
+        let target = session.map(|id| id.to_string());
         let reader = builder.build().map_err(|e| StoreError::parquet(key, e))?;
         let mut ids = IdCache::new();
         for batch in reader {
@@ -550,10 +567,19 @@ pub fn decode_events(
 /// Reads the rows of a `sessions` object. Rows of a kind this build does not know are
 /// skipped (and logged), so that a newer writer's extra rows do not hide a whole object.
 pub fn decode_sessions(key: &str, bytes: &[u8]) -> Result<Vec<SessionRow>, StoreError> {
+    guarded(key, || decode_session_batches(key, open(key, bytes)?, None))
+}
+
+/// The `sessions` rows (of one session with `Some(id)`) that `builder` yields; shared by
+/// whole-object and ranged reads.
+pub(crate) fn decode_session_batches<T: ChunkReader + 'static>(
+    key: &str,
+    builder: ParquetRecordBatchReaderBuilder<T>,
+    session: Option<SessionId>,
+) -> Result<Vec<SessionRow>, StoreError> {
     guarded(key, || {
-        let reader = open(key, bytes)?
-            .build()
-            .map_err(|e| StoreError::parquet(key, e))?;
+        let target = session.map(|id| id.to_string());
+        let reader = builder.build().map_err(|e| StoreError::parquet(key, e))?;
         let mut rows = Vec::new();
         let mut ids = IdCache::new();
         let mut unknown = 0usize;
@@ -566,6 +592,9 @@ pub fn decode_sessions(key: &str, bytes: &[u8]) -> Result<Vec<SessionRow>, Store
             let elapsed = required::<UInt64Array>(key, &batch, ss::ELAPSED_NS)?;
             let metadata = required::<StringArray>(key, &batch, ss::METADATA)?;
             for i in 0..batch.num_rows() {
+                if target.as_deref().is_some_and(|t| t != session_id.value(i)) {
+                    continue;
+                }
                 let Some(k) = EventKind::from_name(kind.value(i)) else {
                     unknown += 1;
                     continue;
