@@ -11,6 +11,7 @@
 //! the recorder reports it through [`Recorder::failure`] and the relay ends the session,
 //! so nothing goes unrecorded.
 
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -19,17 +20,20 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use schemas::{Chunk, Event, EventKind, SessionEnd, SessionId, SessionStart};
 use spool::SpoolWriter;
 
+/// One event as the relay saw it; the recorder gives it its sequence number.
+pub struct Queued {
+    /// What happened.
+    pub kind: EventKind,
+    /// Nanoseconds since the session started.
+    pub elapsed_ns: u64,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
 /// What the relay sends to the recorder.
 pub enum Message {
-    /// An event; the recorder gives it its sequence number.
-    Event {
-        /// What happened.
-        kind: EventKind,
-        /// Nanoseconds since the session started.
-        elapsed_ns: u64,
-        /// The bytes.
-        data: Vec<u8>,
-    },
+    /// Events, in order.
+    Events(Vec<Queued>),
     /// The session is over; the recorder fills in the counts.
     End {
         /// Nanoseconds since the session started.
@@ -38,6 +42,19 @@ pub enum Message {
         end: SessionEnd,
     },
 }
+
+/// Events are handed to the recorder thread in batches of up to this many bytes, or
+/// [`HANDOVER_DELAY`] after the first one (see [`Recorder::handover_due`]). One message
+/// per PTY read woke the thread every 4 KiB under bulk output, two context switches
+/// each, and put a wake-up of the recorder in the path of every keystroke's echo.
+const BATCH_BYTES: usize = 64 * 1024;
+/// How long an event may wait in the relay before the recorder gets it. Small next to
+/// the chunk latency (250 ms by default), long next to a keystroke's echo (~50 µs).
+pub const HANDOVER_DELAY: Duration = Duration::from_millis(10);
+/// ... or this many events.
+const BATCH_EVENTS: usize = 1024;
+/// Batches the channel holds before the relay waits: a few MiB, as before batching.
+const CHANNEL_BATCHES: usize = 64;
 
 /// How chunks are cut.
 #[derive(Clone, Copy, Debug)]
@@ -64,6 +81,9 @@ pub struct Recorder {
     tx: Sender<Message>,
     failure: Arc<Mutex<Option<String>>>,
     thread: JoinHandle<RecorderStats>,
+    /// Events not handed over yet, their bytes, and when the first was queued. The relay
+    /// is the only user.
+    batch: RefCell<Batch>,
 }
 
 impl Recorder {
@@ -91,7 +111,7 @@ impl Recorder {
         state.push(EventKind::Start, 0, start.to_bytes());
         state.flush()?;
         state.sync()?;
-        let (tx, rx) = bounded(4096);
+        let (tx, rx) = bounded(CHANNEL_BATCHES);
         let failure = Arc::new(Mutex::new(None));
         let thread_failure = Arc::clone(&failure);
         let thread = std::thread::Builder::new()
@@ -106,17 +126,47 @@ impl Recorder {
             tx,
             failure,
             thread,
+            batch: RefCell::new(Batch::default()),
         })
     }
 
-    /// Hands an event to the recorder. Blocks only while the recorder is behind.
+    /// Queues an event for the recorder; it is handed over once the batch is full, or by
+    /// [`Recorder::hand_over`] once [`Recorder::handover_due`] is past. Blocks only while
+    /// the recorder is behind.
     pub fn send(&self, kind: EventKind, elapsed_ns: u64, data: Vec<u8>) {
-        // A send fails only if the thread is gone, which `failure` reports.
-        let _ = self.tx.send(Message::Event {
-            kind,
-            elapsed_ns,
-            data,
-        });
+        let full = {
+            let mut b = self.batch.borrow_mut();
+            b.bytes += data.len();
+            b.first.get_or_insert_with(Instant::now);
+            b.events.push(Queued {
+                kind,
+                elapsed_ns,
+                data,
+            });
+            b.bytes >= BATCH_BYTES || b.events.len() >= BATCH_EVENTS
+        };
+        if full {
+            self.hand_over();
+        }
+    }
+
+    /// When queued events must be handed over, if any wait. The relay wakes up for it.
+    pub fn handover_due(&self) -> Option<Instant> {
+        self.batch.borrow().first.map(|t| t + HANDOVER_DELAY)
+    }
+
+    /// Hands the queued events to the recorder thread.
+    pub fn hand_over(&self) {
+        let events = {
+            let mut b = self.batch.borrow_mut();
+            b.bytes = 0;
+            b.first = None;
+            std::mem::take(&mut b.events)
+        };
+        if !events.is_empty() {
+            // A send fails only if the thread is gone, which `failure` reports.
+            let _ = self.tx.send(Message::Events(events));
+        }
     }
 
     /// Why recording failed, if it did.
@@ -126,6 +176,7 @@ impl Recorder {
 
     /// Writes the `end` event, waits for everything to be synced, and returns the counts.
     pub fn finish(self, elapsed_ns: u64, end: SessionEnd) -> Result<RecorderStats, String> {
+        self.hand_over();
         let _ = self.tx.send(Message::End { elapsed_ns, end });
         drop(self.tx);
         let stats = self
@@ -137,6 +188,13 @@ impl Recorder {
             None => Ok(stats),
         }
     }
+}
+
+#[derive(Default)]
+struct Batch {
+    events: Vec<Queued>,
+    bytes: usize,
+    first: Option<Instant>,
 }
 
 struct State {
@@ -230,13 +288,24 @@ fn run(
         let msg = rx.recv_timeout(timeout);
         let mut ended = false;
         match msg {
-            Ok(Message::Event {
-                kind,
-                elapsed_ns,
-                data,
-            }) => {
-                state.push(kind, elapsed_ns, data);
-                oldest.get_or_insert_with(Instant::now);
+            Ok(Message::Events(events)) => {
+                for q in events {
+                    if failed {
+                        // Dropped so the relay is never blocked while it winds down.
+                        continue;
+                    }
+                    state.push(q.kind, q.elapsed_ns, q.data);
+                    oldest.get_or_insert_with(Instant::now);
+                    // Cut inside the batch, so chunks stay within `max_bytes` (plus one
+                    // event) as when events came one by one.
+                    if state.pending_bytes >= state.policy.max_bytes {
+                        if let Err(e) = state.flush() {
+                            report_failure(&failure, &e);
+                            failed = true;
+                        }
+                        oldest = None;
+                    }
+                }
             }
             Ok(Message::End {
                 elapsed_ns,
@@ -256,10 +325,7 @@ fn run(
         let due = oldest.is_some_and(|t| t.elapsed() >= state.policy.max_latency);
         if !failed && (ended || due || state.pending_bytes >= state.policy.max_bytes) {
             if let Err(e) = state.flush() {
-                tracing::error!(error = %e, "Recording failed; the session will be ended.");
-                if let Ok(mut f) = failure.lock() {
-                    *f = Some(e.to_string());
-                }
+                report_failure(&failure, &e);
                 failed = true;
             }
             oldest = None;
@@ -269,10 +335,7 @@ fn run(
             && state.sync_due().is_some_and(|t| Instant::now() >= t)
             && let Err(e) = state.sync()
         {
-            tracing::error!(error = %e, "Recording failed; the session will be ended.");
-            if let Ok(mut f) = failure.lock() {
-                *f = Some(e.to_string());
-            }
+            report_failure(&failure, &e);
             failed = true;
         }
         if failed {
@@ -289,5 +352,12 @@ fn run(
             }
             return state.stats;
         }
+    }
+}
+
+fn report_failure(failure: &Mutex<Option<String>>, e: &spool::SpoolError) {
+    tracing::error!(error = %e, "Recording failed; the session will be ended.");
+    if let Ok(mut f) = failure.lock() {
+        *f = Some(e.to_string());
     }
 }

@@ -212,7 +212,20 @@ impl Relay<'_> {
                 });
                 fds.len() - 1
             });
-            let timeout = if kill_at.is_some() { 100 } else { 500 };
+            let mut timeout = if kill_at.is_some() { 100 } else { 500 };
+            // Events reach the recorder in batches (see `Recorder::send`); wake up to hand
+            // over a batch that has waited long enough.
+            if let Some(due) = self.recorder.handover_due() {
+                let now = Instant::now();
+                if now >= due {
+                    self.recorder.hand_over();
+                } else {
+                    let left = due - now;
+                    // Rounded up: waking early would only spin until it is due.
+                    let ms = left.as_nanos().div_ceil(1_000_000);
+                    timeout = timeout.min(i32::try_from(ms).unwrap_or(i32::MAX));
+                }
+            }
             // SAFETY: fds is a valid array of pollfd of the given length.
             let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
             if rc < 0 {

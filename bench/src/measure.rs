@@ -1,0 +1,438 @@
+//! Running one recorder on a PTY the harness owns, and the three measurements.
+//!
+//! The harness is the terminal: it holds the PTY master, so each recorder sees a real
+//! terminal on its stdin/stdout (and puts it in raw mode, as it would for a user). A
+//! drain thread reads everything the recorder prints, as a fast terminal emulator would.
+//! CPU is the recorder's whole process tree: `wait4` returns the rusage of the child plus
+//! every descendant it waited for (the recorded command included, which is the same for
+//! every recorder).
+
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use agent::pty::{self, WinSize};
+use anyhow::{Context, bail};
+
+/// The terminal every recorder gets.
+pub const SIZE: WinSize = WinSize {
+    cols: 120,
+    rows: 40,
+};
+
+/// Environment given to every recorder (added to the harness's own).
+pub fn env(home: &std::path::Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("HOME", home.display().to_string()),
+        ("TERM", "xterm-256color".to_string()),
+        ("SHELL", "/bin/sh".to_string()),
+        ("LANG", "C.UTF-8".to_string()),
+        ("PS1", PROMPT.to_string()),
+        // Nested-recording guards of the peers must not trigger if the harness itself is
+        // run inside a recorded session.
+        ("ASCIINEMA_REC", String::new()),
+    ]
+}
+
+/// The prompt of the interactive session's shell.
+pub const PROMPT: &str = "bench$ ";
+
+/// A recorder running on a harness-owned PTY.
+struct Session {
+    pid: libc::pid_t,
+    master: OwnedFd,
+    started: Instant,
+}
+
+impl Session {
+    fn spawn(
+        program: &OsString,
+        args: &[OsString],
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Session> {
+        let started = Instant::now();
+        let spawned = pty::spawn(program, args, env, SIZE)
+            .with_context(|| format!("cannot start {program:?} on a PTY"))?;
+        // We reap with wait4 (for the rusage), not through `Child`.
+        let pid = spawned.child.id() as libc::pid_t;
+        Ok(Session {
+            pid,
+            master: spawned.master,
+            started,
+        })
+    }
+
+    fn fd(&self) -> RawFd {
+        self.master.as_raw_fd()
+    }
+}
+
+/// Exit status and CPU of a finished process tree.
+pub struct Reaped {
+    /// Raw wait status.
+    pub status: i32,
+    /// User + system CPU of the process and its waited-for descendants.
+    pub cpu: Duration,
+}
+
+fn tv(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+}
+
+/// Waits for `pid` (at most `timeout`, then kills its process group) and returns its
+/// status and the CPU of its whole tree.
+fn reap(pid: libc::pid_t, timeout: Duration) -> anyhow::Result<Reaped> {
+    let deadline = Instant::now() + timeout;
+    let mut killed = false;
+    loop {
+        let mut status = 0;
+        // SAFETY: zeroed rusage is a valid out-parameter.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on our own child with valid out-pointers.
+        let rc = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
+        if rc == pid {
+            if killed {
+                bail!("process {pid} did not exit within {timeout:?} and was killed");
+            }
+            return Ok(Reaped {
+                status,
+                cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+            });
+        }
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e).context("wait4");
+            }
+        }
+        if !killed && Instant::now() > deadline {
+            // SAFETY: signals to the session/process group we started.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+                libc::kill(pid, libc::SIGKILL);
+            }
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn poll_in(fd: RawFd, timeout_ms: i32) -> std::io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let rc = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    if rc < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        return Err(e);
+    }
+    Ok(rc > 0)
+}
+
+/// One read; `Ok(None)` when the PTY is closed (EIO: the recorder and its children are
+/// gone).
+fn read_some(fd: RawFd, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+    // SAFETY: reads into a buffer we own, within its length.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n > 0 {
+        return Ok(Some(n as usize));
+    }
+    if n == 0 {
+        return Ok(None);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.kind() {
+        std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock => Ok(Some(0)),
+        _ if e.raw_os_error() == Some(libc::EIO) => Ok(None),
+        _ => Err(e),
+    }
+}
+
+fn write_all(fd: RawFd, mut data: &[u8]) -> anyhow::Result<()> {
+    while !data.is_empty() {
+        // SAFETY: writes from a buffer we own, within its length.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e).context("write to the PTY");
+        }
+        data = &data[n as usize..];
+    }
+    Ok(())
+}
+
+/// Reads everything the recorder prints until the PTY closes or `stop` is set; returns
+/// the byte count and when the last byte (or the close) was seen.
+fn drain(fd: RawFd, stop: Arc<AtomicBool>) -> JoinHandle<std::io::Result<(u64, Instant)>> {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        let mut last = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            // The poll timeout only lets a stuck run be abandoned; reads are back to back.
+            if !poll_in(fd, 200)? {
+                continue;
+            }
+            match read_some(fd, &mut buf)? {
+                Some(n) => {
+                    total += n as u64;
+                    last = Instant::now();
+                }
+                None => {
+                    last = Instant::now();
+                    break;
+                }
+            }
+        }
+        Ok((total, last))
+    })
+}
+
+/// One bulk-output run.
+pub struct BulkRun {
+    /// Bytes the terminal received.
+    pub bytes: u64,
+    /// From spawn to the last byte.
+    pub wall: Duration,
+    /// CPU of the recorder's process tree.
+    pub cpu: Duration,
+}
+
+/// Runs a command to completion under a recorder, draining its output.
+pub fn bulk(
+    program: &OsString,
+    args: &[OsString],
+    env: &[(&str, String)],
+    timeout: Duration,
+) -> anyhow::Result<BulkRun> {
+    let s = Session::spawn(program, args, env)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let drainer = drain(s.fd(), Arc::clone(&stop));
+    let reaped = reap(s.pid, timeout);
+    // The recorder is gone; whatever it wrote is in the PTY already. Give the drain a
+    // moment to reach the close, then stop it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !drainer.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (bytes, last) = drainer
+        .join()
+        .map_err(|_| anyhow::anyhow!("drain thread panicked"))?
+        .context("reading the PTY")?;
+    let reaped = reaped?;
+    if reaped.status != 0 {
+        bail!(
+            "{program:?} exited with wait status {:#x} after {bytes} bytes",
+            reaped.status
+        );
+    }
+    Ok(BulkRun {
+        bytes,
+        wall: last.duration_since(s.started),
+        cpu: reaped.cpu,
+    })
+}
+
+/// Reads into `seen` until `done(seen)` holds; fails after `timeout`.
+fn read_until(
+    fd: RawFd,
+    seen: &mut Vec<u8>,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&[u8]) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 4096];
+    while !done(seen) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!(
+                "timed out waiting for {what}; the terminal shows {:?}",
+                String::from_utf8_lossy(&seen[seen.len().saturating_sub(300)..])
+            );
+        }
+        if poll_in(fd, left.as_millis().min(1000) as i32)? {
+            match read_some(fd, &mut buf)? {
+                Some(n) => seen.extend_from_slice(&buf[..n]),
+                None => bail!(
+                    "the recorder exited while waiting for {what}; it printed {:?}",
+                    String::from_utf8_lossy(&seen[seen.len().saturating_sub(300)..])
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// True once the terminal the recorder was given is in raw mode without echo, i.e. the
+/// recorder has taken it over. (On Linux the master reports the PTY's termios.)
+fn is_raw(fd: RawFd) -> bool {
+    // SAFETY: zeroed termios is a valid out-parameter for tcgetattr.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: tcgetattr on our PTY master.
+    unsafe { libc::tcgetattr(fd, &mut t) == 0 && t.c_lflag & (libc::ICANON | libc::ECHO) == 0 }
+}
+
+fn wait_raw(fd: RawFd, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !is_raw(fd) {
+        if Instant::now() > deadline {
+            bail!("the recorder never put its terminal in raw mode");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// Ends the latency session: Ctrl-C to `cat` (its terminal keeps ISIG), then reads until
+/// the recorder closes the terminal, and reaps it. Closing the master instead is not
+/// enough: `script` keeps running while its child lives. A recorder that does not end
+/// is killed; the samples are good either way, so that is only reported.
+fn interrupt(s: Session) -> anyhow::Result<()> {
+    write_all(s.fd(), b"\x03")?;
+    let mut rest = Vec::new();
+    // Fails when the PTY closes, which is what we wait for.
+    let _ = read_until(s.fd(), &mut rest, Duration::from_secs(5), "exit", |_| false);
+    let Session { pid, master, .. } = s;
+    if let Err(e) = reap(pid, Duration::from_secs(5)) {
+        eprintln!("auditty-bench: after the latency test: {e:#}");
+    }
+    drop(master);
+    Ok(())
+}
+
+/// The shell command of the latency test: `cat` echoes what it is typed, byte by byte
+/// (no line buffering, no echo by the terminal; signals still work, to end it).
+pub const LATENCY_CMD: &str = "stty -icanon -echo min 1 time 0; printf READY; exec cat";
+
+/// Types `samples` single bytes into `cat` under the recorder and times each echo.
+pub fn latency(
+    program: &OsString,
+    args: &[OsString],
+    env: &[(&str, String)],
+    samples: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let s = Session::spawn(program, args, env)?;
+    let fd = s.fd();
+    let mut seen = Vec::new();
+    read_until(fd, &mut seen, Duration::from_secs(30), "READY", |b| {
+        b.windows(5).any(|w| w == b"READY")
+    })?;
+    wait_raw(fd, Duration::from_secs(10))?;
+    // Let start-up output settle so it is not mistaken for an echo.
+    let mut buf = [0u8; 4096];
+    while poll_in(fd, 100)? {
+        if read_some(fd, &mut buf)?.is_none() {
+            bail!("the recorder exited before the test started");
+        }
+    }
+    let mut times = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let byte = b'a' + (i % 26) as u8;
+        let t0 = Instant::now();
+        write_all(fd, &[byte])?;
+        loop {
+            if !poll_in(fd, 5000)? {
+                bail!("no echo of sample {i} within 5 s");
+            }
+            match read_some(fd, &mut buf)? {
+                Some(n) if buf[..n].contains(&byte) => break,
+                Some(_) => {}
+                None => bail!("the recorder exited during sample {i}"),
+            }
+        }
+        times.push(t0.elapsed());
+    }
+    interrupt(s)?;
+    Ok(times)
+}
+
+/// Commands typed into the interactive session, in turn: a shell user's small commands.
+const COMMANDS: &[&str] = &[
+    "echo hello world",
+    "pwd",
+    "ls /usr",
+    "printf '%s\\n' alpha beta gamma",
+    "seq 1 12",
+    "echo $((6 * 7))",
+    "uname -s",
+    "ls -l /etc/hostname /etc/passwd",
+    "true",
+    "wc -l /etc/passwd",
+    "grep -c root /etc/passwd",
+    "cd /tmp && cd -",
+];
+
+/// An interactive-style session: `bash` under the recorder, `commands` commands typed
+/// byte by byte (each byte waits for its echo, as a typist sees it), each followed by
+/// Enter and the next prompt. Returns how long it took.
+pub fn interactive(
+    program: &OsString,
+    args: &[OsString],
+    env: &[(&str, String)],
+    commands: usize,
+) -> anyhow::Result<Duration> {
+    let s = Session::spawn(program, args, env)?;
+    let fd = s.fd();
+    let prompt = PROMPT.as_bytes();
+    let ends_with_prompt = |b: &[u8]| b.ends_with(prompt);
+    let mut seen = Vec::new();
+    read_until(
+        fd,
+        &mut seen,
+        Duration::from_secs(30),
+        "the prompt",
+        ends_with_prompt,
+    )?;
+    wait_raw(fd, Duration::from_secs(10))?;
+    for i in 0..commands {
+        let line = COMMANDS[i % COMMANDS.len()];
+        for &byte in line.as_bytes() {
+            seen.clear();
+            write_all(fd, &[byte])?;
+            read_until(fd, &mut seen, Duration::from_secs(10), "an echo", |b| {
+                b.contains(&byte)
+            })?;
+        }
+        seen.clear();
+        write_all(fd, b"\r")?;
+        read_until(
+            fd,
+            &mut seen,
+            Duration::from_secs(20),
+            "the prompt",
+            ends_with_prompt,
+        )?;
+    }
+    write_all(fd, b"exit\r")?;
+    let mut rest = Vec::new();
+    // Reads until the PTY closes (read_until fails then), so the recorder can finish.
+    let _ = read_until(fd, &mut rest, Duration::from_secs(30), "exit", |_| false);
+    let took = s.started.elapsed();
+    let Session { pid, master, .. } = s;
+    let reaped = reap(pid, Duration::from_secs(30))?;
+    drop(master);
+    if reaped.status != 0 {
+        bail!(
+            "{program:?} exited with wait status {:#x} after the interactive session",
+            reaped.status
+        );
+    }
+    Ok(took)
+}
+
+/// The shell command of the interactive session.
+pub const INTERACTIVE_CMD: &str = "exec bash --norc --noprofile -i";
