@@ -63,22 +63,18 @@ pub struct OpenSession {
 /// the session (footers and ranged reads), so that one export from a large S3 store costs
 /// a handful of requests.
 pub fn open_session(store: &dyn ObjectStore, query: &str) -> anyhow::Result<OpenSession> {
-    let id = match store::find_session(store, query) {
-        Ok(id) => id,
+    let (info, rows, problems) = match store::find_and_open_session(store, query) {
+        Ok(found) => found,
         Err(e @ (StoreError::SessionNotFound { .. } | StoreError::AmbiguousSession { .. })) => {
             return Err(Failure::NotFound(e.to_string()).into());
         }
         Err(e) => {
-            return Err(anyhow::Error::new(e)
-                .context(format!("cannot look up '{query}' in {}", store.describe())));
+            return Err(anyhow::Error::new(e).context(format!(
+                "cannot read session '{query}' from {}",
+                store.describe()
+            )));
         }
     };
-    let (info, rows, problems) = store::open_session(store, id).with_context(|| {
-        format!(
-            "cannot read the events of session {id} from {}",
-            store.describe()
-        )
-    })?;
     for p in problems {
         eprintln!("replay: skipped an unreadable object: {p}");
     }

@@ -255,23 +255,52 @@ pub fn session_events_with_warnings(
     Ok((rows, warnings))
 }
 
-/// One day in nanoseconds: the slack around date windows (clock skew, ms truncation).
-const DAY_NS: i64 = 86_400_000_000_000;
+/// The object keys of the two tables, each listed once per lookup (a LIST is a request).
+struct Tables<'a> {
+    store: &'a dyn ObjectStore,
+    sessions: Option<Vec<String>>,
+    events: Option<Vec<String>>,
+}
 
-/// Keys of `table` whose `date=` lies in `[from, to]` (unbounded when `None`); keys
-/// without a date are always kept.
-fn objects_between(
-    store: &dyn ObjectStore,
-    table: &str,
-    from: Option<&str>,
-    to: Option<&str>,
-) -> Result<Vec<String>, StoreError> {
-    let mut keys = objects(store, table)?;
-    keys.retain(|k| match layout::key_date(k) {
-        Some(d) => from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t),
-        None => true,
-    });
-    Ok(keys)
+impl<'a> Tables<'a> {
+    fn new(store: &'a dyn ObjectStore) -> Self {
+        Tables {
+            store,
+            sessions: None,
+            events: None,
+        }
+    }
+
+    fn all(&mut self, table: &str) -> Result<&[String], StoreError> {
+        let slot = if table == layout::SESSIONS {
+            &mut self.sessions
+        } else {
+            &mut self.events
+        };
+        if slot.is_none() {
+            *slot = Some(objects(self.store, table)?);
+        }
+        Ok(slot.as_deref().unwrap_or_default())
+    }
+
+    /// Keys of `table` whose `date=` lies in `[from, to]` (unbounded when `None`); keys
+    /// without a date are always kept.
+    fn between(
+        &mut self,
+        table: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .all(table)?
+            .iter()
+            .filter(|k| match layout::key_date(k) {
+                Some(d) => from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t),
+                None => true,
+            })
+            .cloned()
+            .collect())
+    }
 }
 
 /// Runs `read` on each key; failures are logged and collected, as in [`each_object`].
@@ -303,9 +332,45 @@ pub fn open_session(
     store: &dyn ObjectStore,
     id: SessionId,
 ) -> Result<(SessionInfo, Vec<EventRow>, Vec<StoreError>), StoreError> {
+    open_in(&mut Tables::new(store), id)
+}
+
+/// [`find_session`] followed by [`open_session`], listing each table only once.
+#[allow(clippy::type_complexity)]
+pub fn find_and_open_session(
+    store: &dyn ObjectStore,
+    query: &str,
+) -> Result<(SessionInfo, Vec<EventRow>, Vec<StoreError>), StoreError> {
+    let mut tables = Tables::new(store);
+    // A full id needs no lookup of its own: reading its rows tells whether it exists,
+    // which saves reading the session_id column.
+    let full = hyphenated_prefix(query)
+        .filter(|p| p.len() == 36)
+        .and_then(|p| p.parse::<SessionId>().ok());
+    let id = match full {
+        Some(id) => id,
+        None => find_in(&mut tables, query)?,
+    };
+    let (info, rows, warnings) = open_in(&mut tables, id)?;
+    if full.is_some() && rows.is_empty() && info.start.is_none() && info.end.is_none() {
+        return Err(StoreError::SessionNotFound {
+            query: query.to_string(),
+        });
+    }
+    Ok((info, rows, warnings))
+}
+
+#[allow(clippy::type_complexity)]
+fn open_in(
+    tables: &mut Tables<'_>,
+    id: SessionId,
+) -> Result<(SessionInfo, Vec<EventRow>, Vec<StoreError>), StoreError> {
+    let store = tables.store;
     let start = id.start_time_ns();
     let day = |ns: i64| schemas::time::date(ns);
-    let from = start.map(|t| day(t.saturating_sub(DAY_NS)));
+    // The start row's time is the id's timestamp (the agent makes it so), so its date
+    // is exact.
+    let from = start.map(day);
     let mut warnings = Vec::new();
     let mut acc = Acc::default();
 
@@ -328,22 +393,21 @@ pub fn open_session(
             Ok(())
         });
     };
-    let near = start.map(|t| day(t.saturating_add(DAY_NS)));
-    let keys = objects_between(store, layout::SESSIONS, from.as_deref(), near.as_deref())?;
+    let keys = tables.between(layout::SESSIONS, from.as_deref(), from.as_deref())?;
     read_sessions(&keys, &mut acc, &mut warnings);
     if acc.start.is_none() && start.is_some() {
         // The start row is not where the id says: look everywhere.
-        let rest: Vec<String> = objects(store, layout::SESSIONS)?
-            .into_iter()
+        let rest: Vec<String> = tables
+            .all(layout::SESSIONS)?
+            .iter()
             .filter(|k| !keys.contains(k))
+            .cloned()
             .collect();
         read_sessions(&rest, &mut acc, &mut warnings);
     }
 
     let until = match (&acc.end, acc.start.as_ref().map(|(t, _)| *t).or(start)) {
-        (Some((elapsed, _)), Some(t)) => Some(day(t
-            .saturating_add_unsigned(*elapsed)
-            .saturating_add(DAY_NS))),
+        (Some((elapsed, _)), Some(t)) => Some(day(t.saturating_add_unsigned(*elapsed))),
         _ => None,
     };
     let mut rows = Vec::new();
@@ -366,12 +430,14 @@ pub fn open_session(
             })
         });
     };
-    let keys = objects_between(store, layout::EVENTS, from.as_deref(), until.as_deref())?;
+    let keys = tables.between(layout::EVENTS, from.as_deref(), until.as_deref())?;
     read_events(&keys, &mut acc, &mut rows, &mut warnings);
     if rows.is_empty() && (from.is_some() || until.is_some()) {
-        let rest: Vec<String> = objects(store, layout::EVENTS)?
-            .into_iter()
+        let rest: Vec<String> = tables
+            .all(layout::EVENTS)?
+            .iter()
             .filter(|k| !keys.contains(k))
+            .cloned()
             .collect();
         read_events(&rest, &mut acc, &mut rows, &mut warnings);
     }
@@ -386,6 +452,11 @@ pub fn open_session(
 /// only the `sessions` objects of that date are searched; `events` are searched only if
 /// `sessions` has no match.
 pub fn find_session(store: &dyn ObjectStore, query: &str) -> Result<SessionId, StoreError> {
+    find_in(&mut Tables::new(store), query)
+}
+
+fn find_in(tables: &mut Tables<'_>, query: &str) -> Result<SessionId, StoreError> {
+    let store = tables.store;
     let not_found = || StoreError::SessionNotFound {
         query: query.to_string(),
     };
@@ -398,13 +469,13 @@ pub fn find_session(store: &dyn ObjectStore, query: &str) -> Result<SessionId, S
         .flatten()
         .and_then(|ms| i64::try_from(ms).ok())
         .and_then(|ms| ms.checked_mul(1_000_000));
-    let from = start_ns.map(|t| schemas::time::date(t.saturating_sub(DAY_NS)));
-    let to = start_ns.map(|t| schemas::time::date(t.saturating_add(DAY_NS)));
+    let from = start_ns.map(schemas::time::date);
+    let to = from.clone();
     let mut warnings = Vec::new();
     let mut search =
         |table: &str, from: Option<&str>, to: Option<&str>| -> Result<Vec<String>, StoreError> {
             let mut ids = Vec::new();
-            let keys = objects_between(store, table, from, to)?;
+            let keys = tables.between(table, from, to)?;
             each_key(&keys, &mut warnings, |key| {
                 ids.extend(crate::ranged::ids_with_prefix(store, key, &prefix)?);
                 Ok(())

@@ -27,7 +27,8 @@ pub mod s3;
 mod s3_args;
 
 pub use catalog::{
-    SessionInfo, find_session, list_sessions, open_session, resolve_session, session_events,
+    SessionInfo, find_and_open_session, find_session, list_sessions, open_session, resolve_session,
+    session_events,
 };
 pub use error::StoreError;
 pub use local::LocalStore;

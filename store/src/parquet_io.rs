@@ -32,6 +32,10 @@ pub const MAX_ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Also cut a row group at this many bytes, so one group of large output rows does not
 /// have to sit in a reader's memory at once.
 const MAX_ROW_GROUP_BYTES: usize = 64 << 20;
+/// Most rows in one data page. `session_id` compresses to almost nothing, so without
+/// this its one page would span the whole row group and its page index would prune
+/// nothing; 4096 rows keeps pages large enough for zstd to work well.
+pub const PAGE_ROWS: usize = 4096;
 /// zstd level: 3 is zstd's own default, a good ratio at ingest speed.
 const ZSTD_LEVEL: i32 = 3;
 /// zstd level of the raw terminal bytes (`data`, `metadata`), nearly all of a table's
@@ -198,6 +202,9 @@ fn writer_properties(
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
         .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
+        // Small pages make the page index useful: a reader after one session fetches
+        // the pages whose session_id range holds it, not the whole row group.
+        .set_data_page_row_count_limit(PAGE_ROWS)
         .set_column_bloom_filter_enabled(session_col.clone(), true)
         .set_column_bloom_filter_fpp(session_col.clone(), BLOOM_FPP)
         // Sized for the worst case; the writer folds the filter down to what was inserted.

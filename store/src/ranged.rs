@@ -16,19 +16,25 @@ use arrow_array::{Array, StringArray};
 use bytes::Bytes;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelectionPolicy, RowSelector,
 };
 use parquet::bloom_filter::Sbbf;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{FooterTail, ParquetMetaData, ParquetMetaDataReader};
+
+use parquet::file::metadata::{
+    FooterTail, PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader,
+};
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 use schemas::SessionId;
 
 use crate::{ObjectStore, StoreError};
 
-/// Bytes read from the end of an object to find its footer. Footers of our objects are a
-/// few KiB per row group; 64 KiB covers most in one request, and a whole small object.
-const SUFFIX_GUESS: u64 = 64 << 10;
+/// Bytes read from the end of an object to find its footer and page index (which sits
+/// right before it). Both are a few KiB per row group for our objects, so this covers
+/// most in one request; a larger footer costs one more.
+const SUFFIX_GUESS: u64 = 32 << 10;
 /// Footers kept per process.
 const CACHE_MAX: usize = 1024;
 /// Two wanted ranges closer than this are fetched as one: a request costs more than
@@ -88,6 +94,8 @@ pub(crate) fn footer(store: &dyn ObjectStore, key: &str) -> Result<Arc<Footer>, 
     let metadata = crate::parquet_io::guarded(key, || {
         ParquetMetaDataReader::decode_metadata(&buf).map_err(|e| StoreError::parquet(key, e))
     })?;
+    let (metadata, tail_start, tail) =
+        with_page_index(store, key, metadata, size, tail_start, tail)?;
     let footer = Arc::new(Footer {
         metadata: Arc::new(metadata),
         size,
@@ -102,6 +110,49 @@ pub(crate) fn footer(store: &dyn ObjectStore, key: &str) -> Result<Arc<Footer>, 
         map.insert(cache_key, Arc::clone(&footer));
     }
     Ok(footer)
+}
+
+/// Adds the page index (per-page `session_id` min/max and page locations, written before
+/// the footer) to `metadata`, fetching the bytes before `tail` if it is not all there.
+/// An object without one is read by row groups only.
+fn with_page_index(
+    store: &dyn ObjectStore,
+    key: &str,
+    metadata: ParquetMetaData,
+    size: u64,
+    tail_start: u64,
+    tail: Bytes,
+) -> Result<(ParquetMetaData, u64, Bytes), StoreError> {
+    let parse = |metadata: ParquetMetaData, tail: &Bytes| {
+        crate::parquet_io::guarded(key, || {
+            let mut reader = ParquetMetaDataReader::new_with_metadata(metadata)
+                .with_page_index_policy(PageIndexPolicy::Optional);
+            match reader.read_page_indexes_sized(tail, size) {
+                Ok(()) => reader
+                    .finish()
+                    .map(Ok)
+                    .map_err(|e| StoreError::parquet(key, e)),
+                Err(ParquetError::NeedMoreData(n)) => Ok(Err(n as u64)),
+                Err(e) => Err(StoreError::parquet(key, e)),
+            }
+        })
+    };
+    match parse(metadata.clone(), &tail)? {
+        Ok(with) => Ok((with, tail_start, tail)),
+        Err(needed) => {
+            let start = size.saturating_sub(needed);
+            if start >= tail_start {
+                return Ok((metadata, tail_start, tail));
+            }
+            let mut bytes = store.get_range(key, start..tail_start)?;
+            bytes.extend_from_slice(&tail);
+            let tail = Bytes::from(bytes);
+            match parse(metadata.clone(), &tail)? {
+                Ok(with) => Ok((with, start, tail)),
+                Err(_) => Ok((metadata, tail_start, tail)),
+            }
+        }
+    }
 }
 
 /// The parts of an object fetched so far, as a [`ChunkReader`].
@@ -286,8 +337,90 @@ fn chunk_ranges(
         .collect()
 }
 
+/// Rows of row group `rg` (relative to it) in pages whose `session_id` min/max admit
+/// `id`, as sorted disjoint ranges; `None` when the object has no page index for it.
+fn pages_for_id(
+    metadata: &ParquetMetaData,
+    rg: usize,
+    col: usize,
+    id: &str,
+) -> Option<Vec<Range<u64>>> {
+    let index = metadata.page_index_for_row_group(rg);
+    let ColumnIndexMetaData::BYTE_ARRAY(ci) = index.column_index(col)? else {
+        return None;
+    };
+    let pages = index.offset_index(col)?.page_locations();
+    let rows = u64::try_from(metadata.row_group(rg).num_rows()).ok()?;
+    let mut out: Vec<Range<u64>> = Vec::new();
+    for (p, loc) in pages.iter().enumerate() {
+        let admits = match (ci.min_value(p), ci.max_value(p)) {
+            (Some(min), Some(max)) => min <= id.as_bytes() && id.as_bytes() <= max,
+            _ => true,
+        };
+        if !admits {
+            continue;
+        }
+        let start = u64::try_from(loc.first_row_index).ok()?;
+        let end = match pages.get(p + 1) {
+            Some(next) => u64::try_from(next.first_row_index).ok()?,
+            None => rows,
+        };
+        match out.last_mut() {
+            Some(last) if last.end == start => last.end = end,
+            _ => out.push(start..end),
+        }
+    }
+    Some(out)
+}
+
+/// Byte ranges of column `c` of row group `rg` that hold the rows `rows`: its dictionary
+/// page and the data pages overlapping them (the whole chunk without an offset index).
+fn column_pages(
+    metadata: &ParquetMetaData,
+    rg: usize,
+    c: usize,
+    rows: &[Range<u64>],
+) -> Vec<Range<u64>> {
+    let chunk = metadata.row_group(rg).column(c);
+    let (start, len) = chunk.byte_range();
+    let whole = std::iter::once(start..start + len).collect::<Vec<_>>();
+    let index = metadata.page_index_for_row_group(rg);
+    let Some(offsets) = index.offset_index(c) else {
+        return whole;
+    };
+    let pages = offsets.page_locations();
+    let Ok(total) = u64::try_from(metadata.row_group(rg).num_rows()) else {
+        return whole;
+    };
+    let mut out = Vec::new();
+    if let Some(first) = pages.first().and_then(|p| u64::try_from(p.offset).ok())
+        && first > start
+    {
+        out.push(start..first); // dictionary page
+    }
+    for (p, loc) in pages.iter().enumerate() {
+        let (Ok(first_row), Ok(offset), Ok(size)) = (
+            u64::try_from(loc.first_row_index),
+            u64::try_from(loc.offset),
+            u64::try_from(loc.compressed_page_size),
+        ) else {
+            return whole;
+        };
+        let end_row = pages
+            .get(p + 1)
+            .and_then(|n| u64::try_from(n.first_row_index).ok())
+            .unwrap_or(total);
+        if rows.iter().any(|r| r.start < end_row && first_row < r.end) {
+            out.push(offset..offset + size);
+        }
+    }
+    out
+}
+
 /// A reader over the chosen row groups (and columns) of `key`, everything it needs
-/// fetched up front. `None` when no row group can hold what is wanted.
+/// fetched up front. `None` when no row group can hold what is wanted. For one id, and
+/// when the object has a page index, only the pages whose `session_id` range admits the
+/// id are fetched and read (a row selection), not whole row groups.
 fn reader_for(
     store: &dyn ObjectStore,
     key: &str,
@@ -296,17 +429,59 @@ fn reader_for(
 ) -> Result<Option<ParquetRecordBatchReaderBuilder<Fetched>>, StoreError> {
     let footer = footer(store, key)?;
     let metadata = &footer.metadata;
-    let projected = |i: usize| chunk_ranges(metadata, i, columns);
+    let col = session_column(key, metadata)?;
+    let all_columns: Vec<usize> =
+        (0..metadata.file_metadata().schema_descr().num_columns()).collect();
+    let wanted_columns = columns.unwrap_or(&all_columns);
+    // Per row group: the rows to read (None = all of them).
+    let rows_of = |i: usize| match wanted {
+        Wanted::Id(id) => pages_for_id(metadata, i, col, id),
+        Wanted::Prefix(_) => None,
+    };
+    let projected = |i: usize| -> Vec<Range<u64>> {
+        match rows_of(i) {
+            Some(rows) => wanted_columns
+                .iter()
+                .flat_map(|&c| column_pages(metadata, i, c, &rows))
+                .collect(),
+            None => chunk_ranges(metadata, i, columns),
+        }
+    };
     let groups = candidate_groups(store, key, &footer, wanted, &projected)?;
-    if groups.is_empty() {
+    let mut selectors = Vec::new();
+    let mut ranges = Vec::new();
+    let mut kept = Vec::new();
+    for &i in &groups {
+        let total = u64::try_from(metadata.row_group(i).num_rows()).unwrap_or(0);
+        let rows = rows_of(i).unwrap_or_else(|| std::iter::once(0..total).collect());
+        if rows.is_empty() {
+            continue;
+        }
+        kept.push(i);
+        ranges.extend(projected(i));
+        let mut at = 0u64;
+        for r in rows {
+            if r.start > at {
+                selectors.push(RowSelector::skip((r.start - at) as usize));
+            }
+            selectors.push(RowSelector::select((r.end - r.start) as usize));
+            at = r.end;
+        }
+        if total > at {
+            selectors.push(RowSelector::skip((total - at) as usize));
+        }
+    }
+    if kept.is_empty() {
         return Ok(None);
     }
-    let ranges = groups.iter().flat_map(|&i| projected(i)).collect();
     let fetched = fetch(store, key, &footer, ranges)?;
     let arrow_meta = ArrowReaderMetadata::try_new(Arc::clone(metadata), ArrowReaderOptions::new())
         .map_err(|e| StoreError::parquet(key, e))?;
     let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(fetched, arrow_meta)
-        .with_row_groups(groups);
+        .with_row_groups(kept)
+        // Skipped pages were not fetched: they must be skipped, never decoded and masked.
+        .with_row_selection_policy(RowSelectionPolicy::Selectors)
+        .with_row_selection(RowSelection::from(selectors));
     if let Some(cols) = columns {
         let mask = ProjectionMask::leaves(metadata.file_metadata().schema_descr(), cols.to_vec());
         builder = builder.with_projection(mask);

@@ -16,6 +16,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub mod broker;
+pub mod moto;
+pub mod s3_proxy;
 
 use agent::pty::{self, WinSize};
 use search::render::Screen;
