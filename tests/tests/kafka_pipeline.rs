@@ -289,8 +289,7 @@ fn two_ingesters_in_one_group_share_the_partitions_without_duplicates() {
         let text = std::fs::read_to_string(sb.path().join(log)).unwrap_or_default();
         // The last assignment or revocation decides what a member holds now.
         text.lines()
-            .filter(|l| l.contains("Assigned partitions") || l.contains("Revoked partitions"))
-            .next_back()
+            .rfind(|l| l.contains("Assigned partitions") || l.contains("Revoked partitions"))
             .is_some_and(|l| l.contains("Assigned") && !l.contains("partitions=[]"))
     };
     let deadline = Instant::now() + T;

@@ -1,0 +1,229 @@
+//! Kafka → Parquet ingest benchmark: how fast `auditty-ingest` turns a topic of chunks
+//! into Parquet, and what it costs in CPU.
+//!
+//! It starts a real broker (tansu, like the tests), produces synthetic sessions as chunks,
+//! then times one `auditty-ingest run --source kafka://… --once` over the whole topic and
+//! reads the ingester's CPU time from `wait4`. It prints numbers; it asserts nothing.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use auditty_tests::broker::Broker;
+use clap::Parser;
+use schemas::{Chunk, Event, EventKind, SessionEnd, SessionId, SessionStart};
+
+/// Measures Kafka → Parquet ingest throughput and CPU.
+#[derive(Parser, Debug)]
+#[command(name = "auditty-bench-kafka", version, about)]
+struct Args {
+    /// Events in total.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Sessions the events are spread over.
+    #[arg(long, default_value_t = 100)]
+    sessions: u64,
+    /// Events per chunk (one Kafka record).
+    #[arg(long, default_value_t = 200)]
+    chunk_events: usize,
+    /// Topic partitions.
+    #[arg(long, default_value_t = 3)]
+    partitions: u32,
+    /// Directory holding auditty-ingest (default: target/release next to this binary).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Small run for smoke tests: 20,000 events.
+    #[arg(long)]
+    quick: bool,
+}
+
+/// What a typical shell session writes: short lines of mixed text.
+fn output_line(seq: u64) -> Vec<u8> {
+    format!(
+        "{seq:>8}  drwxr-xr-x  2 alice staff  4096 Nov 27 22:46 project-{:04}\r\n",
+        seq % 997
+    )
+    .into_bytes()
+}
+
+fn session_records(id: SessionId, n: u64, per_chunk: usize) -> (Vec<Vec<u8>>, u64) {
+    let mut events: Vec<Event> = (0..n)
+        .map(|seq| Event {
+            seq,
+            elapsed_ns: seq * 250_000,
+            kind: EventKind::Output,
+            data: output_line(seq),
+        })
+        .collect();
+    let start = SessionStart {
+        version: 1,
+        user: "alice".into(),
+        host: "web-1".into(),
+        command: vec!["bash".into()],
+        cols: 80,
+        rows: 24,
+        ..Default::default()
+    };
+    events[0] = Event {
+        seq: 0,
+        elapsed_ns: 0,
+        kind: EventKind::Start,
+        data: start.to_bytes(),
+    };
+    let last = n as usize - 1;
+    let end = SessionEnd {
+        version: 1,
+        exit_status: Some(0),
+        event_count: n,
+        ..Default::default()
+    };
+    events[last] = Event {
+        seq: n - 1,
+        elapsed_ns: n * 250_000,
+        kind: EventKind::End,
+        data: end.to_bytes(),
+    };
+    let raw: u64 = events.iter().map(|e| e.data.len() as u64).sum();
+    let records = events
+        .chunks(per_chunk)
+        .map(|c| {
+            Chunk {
+                session_id: id,
+                events: c.to_vec(),
+            }
+            .encode(true)
+        })
+        .collect();
+    (records, raw)
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Runs a command to completion; returns its wall time and user+system CPU seconds.
+fn timed(cmd: &mut Command) -> anyhow::Result<(Duration, f64)> {
+    let started = Instant::now();
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid out-parameter.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child and fills `usage`.
+    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    if rc < 0 {
+        bail!("wait4 failed: {}", std::io::Error::last_os_error());
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        bail!("{cmd:?} failed (status {status})");
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok((wall, secs(usage.ru_utime) + secs(usage.ru_stime)))
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.quick {
+        args.events = 20_000;
+        args.sessions = 10;
+    }
+    let bin_dir = match args.bin_dir.clone() {
+        Some(d) => d,
+        None => std::env::current_exe()?
+            .parent()
+            .context("binary has no directory")?
+            .to_path_buf(),
+    };
+    let ingest = bin_dir.join("auditty-ingest");
+    if !ingest.exists() {
+        bail!(
+            "{} is missing: build it first (cargo build --release --bins)",
+            ingest.display()
+        );
+    }
+    let work = tempfile::Builder::new()
+        .prefix("auditty-bench-kafka-")
+        .tempdir()?;
+    let broker = Broker::start(&work.path().join("broker"));
+    broker.create_topic("bench", args.partitions);
+
+    let per_session = (args.events / args.sessions.max(1)).max(2);
+    let mut records = Vec::new();
+    let (mut raw_bytes, mut events) = (0u64, 0u64);
+    for _ in 0..args.sessions {
+        let id = SessionId::new_v7_at(schemas::time::now_ns());
+        let (chunks, raw) = session_records(id, per_session, args.chunk_events.max(1));
+        raw_bytes += raw;
+        events += per_session;
+        records.extend(chunks.into_iter().map(|c| (id.to_string().into_bytes(), c)));
+    }
+    let record_bytes: u64 = records.iter().map(|(_, p)| p.len() as u64).sum();
+    let started = Instant::now();
+    broker.produce("bench", &records);
+    let produce = started.elapsed();
+
+    let store = work.path().join("store");
+    let idle = Duration::from_millis(1000);
+    let (wall, cpu) = timed(
+        Command::new(&ingest)
+            .args(["run", "--once", "--quiet", "--group", "bench"])
+            .arg("--source")
+            .arg(format!("kafka://{}/bench", broker.address()))
+            .arg("--store")
+            .arg(format!("file://{}", store.display()))
+            .args(["--idle-exit-ms", &idle.as_millis().to_string()])
+            .env("AUDITTY_LOG", "warn")
+            .stdout(Stdio::null()),
+    )?;
+    // The ingester waits out --idle-exit-ms before it stops; that wait is not work.
+    let busy = wall.saturating_sub(idle).as_secs_f64().max(1e-9);
+    let stored = dir_size(&store);
+
+    println!(
+        "Kafka -> Parquet ingest ({} events in {} sessions, {} records of {} events, {} partitions)",
+        events,
+        args.sessions,
+        records.len(),
+        args.chunk_events,
+        args.partitions
+    );
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| events/s | {:.0} |", events as f64 / busy);
+    println!(
+        "| record MB/s (compressed chunks from Kafka) | {:.1} |",
+        record_bytes as f64 / 1e6 / busy
+    );
+    println!(
+        "| event data MB/s (terminal bytes) | {:.1} |",
+        raw_bytes as f64 / 1e6 / busy
+    );
+    println!(
+        "| CPU s per million events | {:.2} |",
+        cpu / (events as f64 / 1e6)
+    );
+    println!("| ingest wall time (s, idle wait excluded) | {busy:.2} |");
+    println!(
+        "| Parquet bytes stored / terminal bytes | {} / {} ({:.2}x) |",
+        stored,
+        raw_bytes,
+        stored as f64 / raw_bytes.max(1) as f64
+    );
+    println!(
+        "| produce time (s, for reference) | {:.2} |",
+        produce.as_secs_f64()
+    );
+    Ok(())
+}
