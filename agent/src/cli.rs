@@ -108,6 +108,16 @@ pub struct ShipArgs {
     #[arg(long)]
     pub once: bool,
 
+    /// Write metrics in Prometheus text format to FILE after every pass (for
+    /// node_exporter's textfile collector): spool bytes and segments, whether the spool is
+    /// full, chunks shipped, failed passes.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+
+    /// The spool's size cap (the agents' --spool-max-bytes), to report a full spool.
+    #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
+    pub spool_max_bytes: u64,
+
     /// How often to look for new chunks, in milliseconds.
     #[arg(long, default_value_t = 200, value_name = "MS")]
     pub poll_interval_ms: u64,

@@ -6,6 +6,7 @@
 //! holds any more is deleted once it is fully shipped. While the broker is away, chunks
 //! stay in the spool and the shipper retries with backoff; recording never waits on it.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,6 +73,11 @@ pub fn producer_defaults() -> Vec<(&'static str, &'static str)> {
 }
 
 struct Shipper {
+    metrics_file: Option<PathBuf>,
+    cap: u64,
+    shipped: Cell<u64>,
+    failures: Cell<u64>,
+    was_full: Cell<bool>,
     producer: BaseProducer<Deliveries>,
     reports: Receiver<(usize, Result<(), String>)>,
     topic: String,
@@ -107,6 +113,11 @@ pub fn run(data_dir: Option<&Path>, args: ShipArgs) -> anyhow::Result<()> {
         })
         .context("cannot create the Kafka producer (check -X / --kafka-config properties)")?;
     let shipper = Shipper {
+        metrics_file: args.metrics_file.clone(),
+        cap: args.spool_max_bytes,
+        shipped: Cell::new(0),
+        failures: Cell::new(0),
+        was_full: Cell::new(false),
         producer,
         reports,
         topic: args.topic.clone(),
@@ -121,9 +132,15 @@ pub fn run(data_dir: Option<&Path>, args: ShipArgs) -> anyhow::Result<()> {
     tracing::info!(spool = %shipper.spool.display(), topic = %args.topic, brokers = %args.brokers, "Shipping the spool to Kafka.");
     let mut backoff = Duration::from_millis(args.poll_interval_ms.max(10));
     let mut total = 0u64;
+
     loop {
         let pass = shipper.pass(&stop)?;
         total += pass.shipped;
+        shipper
+            .failures
+            .set(shipper.failures.get() + u64::from(pass.failed));
+        shipper.shipped.set(total);
+        shipper.report();
         if pass.failed {
             tracing::warn!(
                 "Some chunks were not acknowledged; they stay in the spool and are retried in {backoff:?}."
@@ -154,6 +171,36 @@ pub fn run(data_dir: Option<&Path>, args: ShipArgs) -> anyhow::Result<()> {
 }
 
 impl Shipper {
+    /// Says loudly when the spool is full and refreshes the metrics file. Called after
+    /// every pass and while waiting for the broker, so an outage shows while it lasts.
+    fn report(&self) {
+        let spool_bytes = spool::dir_size(&self.spool).unwrap_or(0);
+        let full = spool_bytes >= self.cap;
+        if full && !self.was_full.get() {
+            tracing::error!(
+                spool = %self.spool.display(),
+                bytes = spool_bytes,
+                cap = self.cap,
+                "The spool is full: new sessions cannot be recorded until Kafka takes the chunks waiting here (is the broker reachable?)."
+            );
+        }
+        self.was_full.set(full);
+        if let Some(path) = &self.metrics_file {
+            let segments = spool::list_segments(&self.spool).map_or(0, |s| s.len() as u64);
+            let m = Metrics {
+                spool_bytes,
+                segments,
+                full,
+                shipped: self.shipped.get(),
+                failures: self.failures.get(),
+                cap: self.cap,
+            };
+            if let Err(e) = m.write(path) {
+                tracing::warn!("Cannot write metrics to {}: {e}", path.display());
+            }
+        }
+    }
+
     fn pass(&self, stop: &AtomicBool) -> anyhow::Result<Pass> {
         let mut pass = Pass::default();
         let segments = spool::list_segments(&self.spool)
@@ -288,6 +335,7 @@ impl Shipper {
         let mut done = vec![None; n];
         let mut received = 0;
         let mut last_note = Instant::now();
+        let mut last_report = Instant::now();
         while received < n {
             self.producer.poll(Duration::from_millis(50));
             while let Ok((i, r)) = self.reports.try_recv() {
@@ -297,6 +345,10 @@ impl Shipper {
                     *slot = Some(r);
                     received += 1;
                 }
+            }
+            if received < n && last_report.elapsed() > Duration::from_secs(1) {
+                self.report();
+                last_report = Instant::now();
             }
             if received < n && last_note.elapsed() > Duration::from_secs(10) {
                 tracing::warn!(
@@ -333,4 +385,38 @@ fn quarantine(spool: &Path, stem: &str, offset: u64, bytes: &[u8]) -> anyhow::Re
     let path = dir.join(format!("{stem}-{offset:020}.bin"));
     std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
+}
+
+/// What the shipper reports about itself.
+struct Metrics {
+    spool_bytes: u64,
+    segments: u64,
+    full: bool,
+    shipped: u64,
+    failures: u64,
+    cap: u64,
+}
+
+impl Metrics {
+    /// Replaces `path` atomically, as the textfile collector expects.
+    fn write(&self, path: &Path) -> std::io::Result<()> {
+        let text = format!(
+            "# HELP auditty_spool_bytes Bytes waiting in the spool.\n# TYPE auditty_spool_bytes gauge\nauditty_spool_bytes {}\n\
+             # HELP auditty_spool_max_bytes The spool's size cap.\n# TYPE auditty_spool_max_bytes gauge\nauditty_spool_max_bytes {}\n\
+             # HELP auditty_spool_segments Segments not yet shipped and removed.\n# TYPE auditty_spool_segments gauge\nauditty_spool_segments {}\n\
+             # HELP auditty_spool_full 1 when the spool is at its cap and recording is refused.\n# TYPE auditty_spool_full gauge\nauditty_spool_full {}\n\
+             # HELP auditty_chunks_shipped_total Chunks acknowledged by Kafka.\n# TYPE auditty_chunks_shipped_total counter\nauditty_chunks_shipped_total {}\n\
+             # HELP auditty_ship_failed_passes_total Passes that left chunks unacknowledged.\n# TYPE auditty_ship_failed_passes_total counter\nauditty_ship_failed_passes_total {}\n",
+            self.spool_bytes,
+            self.cap,
+            self.segments,
+            u8::from(self.full),
+            self.shipped,
+            self.failures
+        );
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
 }

@@ -122,6 +122,7 @@ fn a_session_recorded_during_a_broker_outage_arrives_exactly_once_in_order() {
 
     // The shipper starts while the broker is down, and a session is recorded meanwhile.
     let ship_log = std::fs::File::create(sb.path().join("ship.log")).unwrap();
+    let metrics = sb.path().join("ship.prom");
     let mut shipper = sb
         .cmd("auditty-agent")
         .args([
@@ -131,6 +132,9 @@ fn a_session_recorded_during_a_broker_outage_arrives_exactly_once_in_order() {
             "--topic",
             "sessions",
         ])
+        // A tiny cap, as the agents would see it, so the outage fills the spool.
+        .args(["--spool-max-bytes", "1000", "--metrics-file"])
+        .arg(&metrics)
         .env("AUDITTY_LOG", "info")
         .stderr(ship_log)
         .spawn()
@@ -147,6 +151,11 @@ fn a_session_recorded_during_a_broker_outage_arrives_exactly_once_in_order() {
         "recording does not wait on Kafka"
     );
     let spooled = spooled_events(&sb);
+    let spooled_chunks: usize = spool::list_segments(&sb.spool())
+        .unwrap()
+        .iter()
+        .map(|seg| spool::scan_segment(&seg.path, 0).unwrap().items.len())
+        .sum();
     assert!(spooled.len() > 5);
     std::thread::sleep(Duration::from_secs(2));
     assert!(
@@ -154,6 +163,19 @@ fn a_session_recorded_during_a_broker_outage_arrives_exactly_once_in_order() {
         "nothing may leave the spool while the broker is down"
     );
 
+    // The outage is visible: a loud log line and the metrics.
+    let gauge = |name: &str| -> u64 {
+        let text = std::fs::read_to_string(&metrics).unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from the metrics:\n{text}"))
+    };
+    assert_eq!(gauge("auditty_spool_full"), 1);
+    assert!(gauge("auditty_spool_bytes") > 1000);
+    assert_eq!(gauge("auditty_chunks_shipped_total"), 0);
+    let log = std::fs::read_to_string(sb.path().join("ship.log")).unwrap();
+    assert!(log.contains("The spool is full"), "{log}");
     broker.resume();
     let deadline = Instant::now() + T;
     while !spool::list_segments(&sb.spool()).unwrap().is_empty() {
@@ -164,6 +186,14 @@ fn a_session_recorded_during_a_broker_outage_arrives_exactly_once_in_order() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // One more pass writes the metrics of the emptied spool.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(gauge("auditty_spool_full"), 0);
+    assert_eq!(gauge("auditty_spool_bytes"), 0);
+    assert_eq!(
+        gauge("auditty_chunks_shipped_total") as usize,
+        spooled_chunks
+    );
     terminate(&mut shipper);
     wait_ok(shipper, "shipper", T);
 
