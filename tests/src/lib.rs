@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 pub mod broker;
 pub mod moto;
 pub mod s3_proxy;
+pub mod synthetic;
 
 use agent::pty::{self, WinSize};
 use search::render::Screen;
@@ -152,6 +153,27 @@ impl Sandbox {
             Ok(serde_json::Value::Array(a)) => a,
             other => panic!("replay ls --json printed {out:?}: {other:?}"),
         }
+    }
+
+    /// Every event in the spool, decoded chunk by chunk in file order, as the ingester
+    /// and the shipper read them.
+    pub fn spooled_events(&self) -> Vec<schemas::Event> {
+        let mut out = Vec::new();
+        for seg in spool::list_segments(&self.spool()).expect("list spool") {
+            for item in spool::scan_segment(&seg.path, 0)
+                .expect("scan segment")
+                .items
+            {
+                if let spool::ScanItem::Entry { payload, .. } = item {
+                    out.extend(
+                        schemas::Chunk::decode(&payload)
+                            .expect("spooled chunk decodes")
+                            .events,
+                    );
+                }
+            }
+        }
+        out
     }
 
     /// Opens the local store, as replay does.

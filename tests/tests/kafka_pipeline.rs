@@ -5,68 +5,11 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use auditty_tests::broker::Broker;
+use auditty_tests::synthetic::{keyed, session_chunks};
 use auditty_tests::{Sandbox, all_event_rows, assert_exactly_once};
-use schemas::{Chunk, Event, EventKind, SessionEnd, SessionId, SessionStart};
+use schemas::Event;
 
 const T: Duration = Duration::from_secs(60);
-
-/// Chunks of a synthetic session of `n` events (start, outputs, end), `per_chunk` events each.
-fn session_chunks(n: u64, per_chunk: usize) -> (SessionId, Vec<Vec<u8>>) {
-    let id = SessionId::new_v7_at(schemas::time::now_ns());
-    let start = SessionStart {
-        version: 1,
-        user: "loadgen".into(),
-        host: "bench".into(),
-        command: vec!["yes".into()],
-        cols: 80,
-        rows: 24,
-        ..Default::default()
-    };
-    let mut events: Vec<Event> = (0..n)
-        .map(|seq| Event {
-            seq,
-            elapsed_ns: seq * 1_000_000,
-            kind: EventKind::Output,
-            data: format!("line {seq} of session\r\n").into_bytes(),
-        })
-        .collect();
-    events[0] = Event {
-        seq: 0,
-        elapsed_ns: 0,
-        kind: EventKind::Start,
-        data: start.to_bytes(),
-    };
-    let end = SessionEnd {
-        version: 1,
-        exit_status: Some(0),
-        event_count: n,
-        ..Default::default()
-    };
-    events[n as usize - 1] = Event {
-        seq: n - 1,
-        elapsed_ns: n * 1_000_000,
-        kind: EventKind::End,
-        data: end.to_bytes(),
-    };
-    let chunks = events
-        .chunks(per_chunk)
-        .map(|c| {
-            Chunk {
-                session_id: id,
-                events: c.to_vec(),
-            }
-            .encode(true)
-        })
-        .collect();
-    (id, chunks)
-}
-
-fn keyed(id: SessionId, chunks: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
-    chunks
-        .into_iter()
-        .map(|c| (id.to_string().into_bytes(), c))
-        .collect()
-}
 
 fn ingester(
     sb: &Sandbox,
@@ -150,7 +93,7 @@ fn a_session_recorded_during_a_broker_outage_arrives_exactly_once_in_order() {
         Some(7),
         "recording does not wait on Kafka"
     );
-    let spooled = spooled_events(&sb);
+    let spooled = sb.spooled_events();
     let spooled_chunks: usize = spool::list_segments(&sb.spool())
         .unwrap()
         .iter()
@@ -213,18 +156,6 @@ fn a_session_recorded_during_a_broker_outage_arrives_exactly_once_in_order() {
     let sessions = sb.sessions();
     assert_eq!(sessions.len(), 1);
     assert_eq!(sessions[0]["exit_status"], 7);
-}
-
-fn spooled_events(sb: &Sandbox) -> Vec<Event> {
-    let mut out = Vec::new();
-    for seg in spool::list_segments(&sb.spool()).unwrap() {
-        for item in spool::scan_segment(&seg.path, 0).unwrap().items {
-            if let spool::ScanItem::Entry { payload, .. } = item {
-                out.extend(Chunk::decode(&payload).unwrap().events);
-            }
-        }
-    }
-    out
 }
 
 #[test]

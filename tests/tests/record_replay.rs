@@ -237,7 +237,7 @@ fn killing_the_agent_keeps_every_spooled_event_and_reads_as_not_ended() {
     // way the ingester does.
     let deadline = std::time::Instant::now() + T;
     let spooled = loop {
-        let events = spooled_events(&sb);
+        let events = sb.spooled_events();
         let output: Vec<u8> = events
             .iter()
             .filter(|e| e.kind == schemas::EventKind::Output)
@@ -256,7 +256,7 @@ fn killing_the_agent_keeps_every_spooled_event_and_reads_as_not_ended() {
     s.wait(T);
 
     // Everything the spool held at the kill, plus whatever was appended before it died.
-    let at_kill = spooled_events(&sb);
+    let at_kill = sb.spooled_events();
     assert!(at_kill.len() >= spooled.len());
     // Simulate the kill landing mid-append: half an entry at the end of the segment.
     let seg = spool::list_segments(&sb.spool()).unwrap().pop().unwrap();
@@ -308,19 +308,6 @@ fn killing_the_agent_keeps_every_spooled_event_and_reads_as_not_ended() {
         row.contains("     -"),
         "not-ended sessions show '-' for exit: {listing}"
     );
-}
-
-/// Decodes every chunk in the spool, in order.
-fn spooled_events(sb: &Sandbox) -> Vec<schemas::Event> {
-    let mut out = Vec::new();
-    for seg in spool::list_segments(&sb.spool()).unwrap() {
-        for item in spool::scan_segment(&seg.path, 0).unwrap().items {
-            if let spool::ScanItem::Entry { payload, .. } = item {
-                out.extend(schemas::Chunk::decode(&payload).unwrap().events);
-            }
-        }
-    }
-    out
 }
 
 #[test]

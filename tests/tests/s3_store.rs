@@ -9,8 +9,9 @@ use agent::pty::WinSize;
 use auditty_tests::broker::Broker;
 use auditty_tests::moto::{Moto, s3_env, venv_bin};
 use auditty_tests::s3_proxy::{Fault, S3Proxy};
+use auditty_tests::synthetic::{keyed, session_chunks};
 use auditty_tests::{PtySession, Sandbox, all_event_rows, assert_exactly_once, show};
-use schemas::{Chunk, Event, EventKind, SessionEnd, SessionId, SessionStart};
+use schemas::{Event, EventKind, SessionEnd, SessionId, SessionStart};
 use store::parquet_io::{encode_events, encode_sessions};
 use store::{EventRow, ObjectMeta, ObjectStore, S3Options, SessionRow, StoreUrl};
 
@@ -70,18 +71,6 @@ fn cmd(sb: &Sandbox, name: &str) -> std::process::Command {
     c
 }
 
-fn spooled_events(sb: &Sandbox) -> Vec<Event> {
-    let mut out = Vec::new();
-    for seg in spool::list_segments(&sb.spool()).unwrap() {
-        for item in spool::scan_segment(&seg.path, 0).unwrap().items {
-            if let spool::ScanItem::Entry { payload, .. } = item {
-                out.extend(Chunk::decode(&payload).unwrap().events);
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn spool_to_s3_with_sse_kms_then_replay_reads_it_back() {
     let sb = Sandbox::new();
@@ -92,7 +81,7 @@ fn spool_to_s3_with_sse_kms_then_replay_reads_it_back() {
     let script = "for i in $(seq 1 300); do echo out-$i; done; exit 7";
     let out = sb.output(cmd(&sb, "auditty-agent").args(["record", "-q", "--", "sh", "-c", script]));
     assert_eq!(out.status.code(), Some(7), "{}", show(&out));
-    let spooled = spooled_events(&sb);
+    let spooled = sb.spooled_events();
 
     let mut ingest = cmd(&sb, "auditty-ingest");
     ingest
@@ -185,64 +174,6 @@ fn clear_errors_for_a_missing_bucket_and_an_unreachable_endpoint() {
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--s3-endpoint"), "{err}");
-}
-
-/// Chunks of a synthetic session of `n` events (start, outputs, end), `per_chunk` each.
-fn session_chunks(n: u64, per_chunk: usize) -> (SessionId, Vec<Vec<u8>>) {
-    let id = SessionId::new_v7_at(schemas::time::now_ns());
-    let start = SessionStart {
-        version: 1,
-        user: "loadgen".into(),
-        host: "bench".into(),
-        command: vec!["yes".into()],
-        cols: 80,
-        rows: 24,
-        ..Default::default()
-    };
-    let mut events: Vec<Event> = (0..n)
-        .map(|seq| Event {
-            seq,
-            elapsed_ns: seq * 1_000_000,
-            kind: EventKind::Output,
-            data: format!("line {seq} of {id}\r\n").into_bytes(),
-        })
-        .collect();
-    events[0] = Event {
-        seq: 0,
-        elapsed_ns: 0,
-        kind: EventKind::Start,
-        data: start.to_bytes(),
-    };
-    let end = SessionEnd {
-        version: 1,
-        exit_status: Some(0),
-        event_count: n,
-        ..Default::default()
-    };
-    events[n as usize - 1] = Event {
-        seq: n - 1,
-        elapsed_ns: n * 1_000_000,
-        kind: EventKind::End,
-        data: end.to_bytes(),
-    };
-    let chunks = events
-        .chunks(per_chunk)
-        .map(|c| {
-            Chunk {
-                session_id: id,
-                events: c.to_vec(),
-            }
-            .encode(true)
-        })
-        .collect();
-    (id, chunks)
-}
-
-fn keyed(id: SessionId, chunks: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
-    chunks
-        .into_iter()
-        .map(|c| (id.to_string().into_bytes(), c))
-        .collect()
 }
 
 fn kafka_ingester(

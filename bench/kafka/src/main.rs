@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use auditty_tests::broker::Broker;
+use auditty_tests::synthetic;
 use clap::Parser;
-use schemas::{Chunk, Event, EventKind, SessionEnd, SessionId, SessionStart};
+use schemas::SessionId;
 
 /// Measures Kafka → Parquet ingest throughput and CPU.
 #[derive(Parser, Debug)]
@@ -48,54 +49,9 @@ fn output_line(seq: u64) -> Vec<u8> {
 }
 
 fn session_records(id: SessionId, n: u64, per_chunk: usize) -> (Vec<Vec<u8>>, u64) {
-    let mut events: Vec<Event> = (0..n)
-        .map(|seq| Event {
-            seq,
-            elapsed_ns: seq * 250_000,
-            kind: EventKind::Output,
-            data: output_line(seq),
-        })
-        .collect();
-    let start = SessionStart {
-        version: 1,
-        user: "alice".into(),
-        host: "web-1".into(),
-        command: vec!["bash".into()],
-        cols: 80,
-        rows: 24,
-        ..Default::default()
-    };
-    events[0] = Event {
-        seq: 0,
-        elapsed_ns: 0,
-        kind: EventKind::Start,
-        data: start.to_bytes(),
-    };
-    let last = n as usize - 1;
-    let end = SessionEnd {
-        version: 1,
-        exit_status: Some(0),
-        event_count: n,
-        ..Default::default()
-    };
-    events[last] = Event {
-        seq: n - 1,
-        elapsed_ns: n * 250_000,
-        kind: EventKind::End,
-        data: end.to_bytes(),
-    };
+    let events = synthetic::session_events(n, 250_000, output_line);
     let raw: u64 = events.iter().map(|e| e.data.len() as u64).sum();
-    let records = events
-        .chunks(per_chunk)
-        .map(|c| {
-            Chunk {
-                session_id: id,
-                events: c.to_vec(),
-            }
-            .encode(true)
-        })
-        .collect();
-    (records, raw)
+    (synthetic::chunks(id, &events, per_chunk), raw)
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {
