@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use schemas::chunk::ChunkEncoder;
 use schemas::{Chunk, Event, EventKind, SessionEnd, SessionId, SessionStart};
 use spool::SpoolWriter;
 
@@ -97,6 +98,7 @@ impl Recorder {
     ) -> Result<Recorder, spool::SpoolError> {
         let mut state = State {
             writer,
+            encoder: ChunkEncoder::new(policy.compress),
             session_id,
             policy,
             pending: Vec::new(),
@@ -199,6 +201,7 @@ struct Batch {
 
 struct State {
     writer: SpoolWriter,
+    encoder: ChunkEncoder,
     session_id: SessionId,
     policy: ChunkPolicy,
     pending: Vec<Event>,
@@ -239,7 +242,7 @@ impl State {
             events: std::mem::take(&mut self.pending),
         };
         self.pending_bytes = 0;
-        self.writer.append(&chunk.encode(self.policy.compress))?;
+        self.writer.append(&self.encoder.encode(&chunk))?;
         self.unsynced = true;
         self.stats.chunks += 1;
         self.stats.events += chunk.events.len() as u64;
