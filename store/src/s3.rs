@@ -442,41 +442,70 @@ impl S3Store {
     }
 
     /// Last `n` bytes of an object and its total size, in one request (`Range: bytes=-n`).
+    /// One GET, whole or ranged: the body and the Content-Range header, or `None` when
+    /// the server answers 416 (range not satisfiable). Retrying is the caller's `call`.
+    async fn fetch(
+        &self,
+        key: &str,
+        full: &str,
+        range: Option<String>,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, Failure> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(full)
+            .set_range(range)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if Self::is_not_found(&e) => {
+                return Err(Failure::Permanent(StoreError::NotFound {
+                    key: key.to_string(),
+                }));
+            }
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(self.classify("read", key, e)),
+        };
+        let content_range = out.content_range().map(str::to_string);
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| Failure::Transient(format!("reading the response body: {e}")))?
+            .to_vec();
+        Ok(Some((body, content_range)))
+    }
+
+    /// A 416 where the range asked for must exist.
+    fn unsatisfiable(&self, key: &str) -> Failure {
+        Failure::Permanent(StoreError::Remote {
+            op: "read",
+            key: self.describe_key(key),
+            message: "the server answered 416: the range is not satisfiable".to_string(),
+            hint:
+                "the object is shorter than its footer says; it may have been replaced or truncated"
+                    .to_string(),
+        })
+    }
+
     fn suffix(&self, key: &str, n: u64) -> Result<(Vec<u8>, u64), StoreError> {
         let full = self.full_key(key)?;
         self.call("read", key, || async {
-            let out = match self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&full)
-                .range(format!("bytes=-{n}"))
-                .send()
-                .await
-            {
-                Ok(out) => out,
-                Err(e) if Self::is_not_found(&e) => {
-                    return Err(Failure::Permanent(StoreError::NotFound {
-                        key: key.to_string(),
-                    }));
-                }
-                // An empty object has no suffix to serve (416).
-                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
-                    return Ok((Vec::new(), 0));
-                }
-                Err(e) => return Err(self.classify("read", key, e)),
+            // An empty object has no suffix to serve (416).
+            let Some((body, content_range)) =
+                self.fetch(key, &full, Some(format!("bytes=-{n}"))).await?
+            else {
+                return Ok((Vec::new(), 0));
             };
             // "bytes 100-199/200" gives the total; a server that ignored the range sent it all.
-            let total = out
-                .content_range()
+            let total = content_range
+                .as_deref()
                 .and_then(|r| r.rsplit_once('/'))
                 .and_then(|(_, t)| t.parse::<u64>().ok());
-            let body = out
-                .body
-                .collect()
-                .await
-                .map_err(|e| Failure::Transient(format!("reading the response body: {e}")))?
-                .to_vec();
             let total = total.unwrap_or(body.len() as u64);
             let keep = body
                 .len()
@@ -504,28 +533,10 @@ impl ObjectStore for S3Store {
     fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         let full = self.full_key(key)?;
         self.call("read", key, || async {
-            let out = match self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&full)
-                .send()
-                .await
-            {
-                Ok(out) => out,
-                Err(e) if Self::is_not_found(&e) => {
-                    return Err(Failure::Permanent(StoreError::NotFound {
-                        key: key.to_string(),
-                    }));
-                }
-                Err(e) => return Err(self.classify("read", key, e)),
-            };
-            let body = out
-                .body
-                .collect()
-                .await
-                .map_err(|e| Failure::Transient(format!("reading the response body: {e}")))?;
-            Ok(body.to_vec())
+            match self.fetch(key, &full, None).await? {
+                Some((body, _)) => Ok(body),
+                None => Err(self.unsatisfiable(key)),
+            }
         })
     }
 
@@ -550,29 +561,10 @@ impl ObjectStore for S3Store {
         }
         let want = range.end - range.start;
         self.call("read", key, || async {
-            let out = match self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&full)
-                .range(format!("bytes={}-{}", range.start, range.end - 1))
-                .send()
-                .await
-            {
-                Ok(out) => out,
-                Err(e) if Self::is_not_found(&e) => {
-                    return Err(Failure::Permanent(StoreError::NotFound {
-                        key: key.to_string(),
-                    }));
-                }
-                Err(e) => return Err(self.classify("read", key, e)),
+            let range_header = format!("bytes={}-{}", range.start, range.end - 1);
+            let Some((body, _)) = self.fetch(key, &full, Some(range_header)).await? else {
+                return Err(self.unsatisfiable(key));
             };
-            let body = out
-                .body
-                .collect()
-                .await
-                .map_err(|e| Failure::Transient(format!("reading the response body: {e}")))?
-                .to_vec();
             if body.len() as u64 != want {
                 return Err(Failure::Permanent(StoreError::Remote {
                     op: "read",
