@@ -233,15 +233,10 @@ impl Shipper {
         stop: &AtomicBool,
     ) -> anyhow::Result<bool> {
         let path = seg.path.display().to_string();
-        let from = spool::read_position(&seg.path, CONSUMER)?;
-        let scan = match spool::scan_segment(&seg.path, from) {
-            Ok(s) => s,
-            Err(spool::SpoolError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                return Ok(false);
-            }
-            Err(e) => return Err(e).context(format!("cannot read spool file {path}")),
+        let Some((from, scan)) = spool::scan_from_position(seg, CONSUMER)
+            .with_context(|| format!("cannot read spool file {path}"))?
+        else {
+            return Ok(false);
         };
         let mut ends = Vec::with_capacity(scan.items.len());
         let mut sent = 0usize;

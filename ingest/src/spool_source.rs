@@ -100,16 +100,11 @@ impl SpoolSource {
         summary: &mut PassSummary,
     ) -> anyhow::Result<()> {
         let path = seg.path.display().to_string();
-        let committed = spool::read_position(&seg.path, CONSUMER)?;
-        let scan = match spool::scan_segment(&seg.path, committed) {
-            Ok(s) => s,
-            // Deleted by a concurrent ingester between listing and reading: nothing to do.
-            Err(spool::SpoolError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                return Ok(());
-            }
-            Err(e) => return Err(e).context(format!("cannot read spool file {path}")),
+        // None: deleted by a concurrent ingester between listing and reading.
+        let Some((committed, scan)) = spool::scan_from_position(seg, CONSUMER)
+            .with_context(|| format!("cannot read spool file {path}"))?
+        else {
+            return Ok(());
         };
         // A batch already written from this position fixes where this one ends.
         let limit = cuts.end_of(store, SOURCE, &seg.stem, committed)?;

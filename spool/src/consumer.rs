@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::reader::{Scan, SegmentFile, Tail, cut_torn_tail};
+use crate::reader::{Scan, SegmentFile, Tail, cut_torn_tail, scan_segment};
 use crate::{SpoolError, io_err};
 
 fn position_path(segment: &Path, consumer: &str) -> PathBuf {
@@ -48,6 +48,22 @@ pub fn write_position(segment: &Path, consumer: &str, offset: u64) -> Result<(),
             .map_err(io_err(dir, "fsync directory"))?;
     }
     Ok(())
+}
+
+/// `consumer`'s position in a segment and what follows it, or `None` if the segment was
+/// deleted since it was listed (another consumer finished it): nothing to do then.
+pub fn scan_from_position(
+    segment: &SegmentFile,
+    consumer: &str,
+) -> Result<Option<(u64, Scan)>, SpoolError> {
+    let from = read_position(&segment.path, consumer)?;
+    match scan_segment(&segment.path, from) {
+        Ok(scan) => Ok(Some((from, scan))),
+        Err(SpoolError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// What became of a segment after its consumer caught up.

@@ -20,7 +20,7 @@ mod consumer;
 mod reader;
 mod writer;
 
-pub use consumer::{Finish, finish_segment, read_position, write_position};
+pub use consumer::{Finish, finish_segment, read_position, scan_from_position, write_position};
 pub use reader::{Scan, ScanItem, SegmentFile, Tail, cut_torn_tail, list_segments, scan_segment};
 pub use writer::{SpoolOptions, SpoolWriter, dir_size};
 

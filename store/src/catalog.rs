@@ -418,15 +418,7 @@ fn open_in(
         each_key(keys, warnings, |key| {
             crate::ranged::session_event_rows(store, key, id, |r| {
                 acc.account(&r);
-                rows.push(EventRow {
-                    session_id: r.session_id,
-                    seq: r.seq,
-                    seq_last: r.seq_last,
-                    elapsed_ns: r.elapsed_ns,
-                    time_ns: r.time_ns,
-                    kind: r.kind.to_string(),
-                    data: r.data.to_vec(),
-                })
+                rows.push(r.to_row())
             })
         });
     };

@@ -517,6 +517,21 @@ pub(crate) struct EventRef<'a> {
     pub data: &'a [u8],
 }
 
+impl EventRef<'_> {
+    /// The row with its own copy of the bytes.
+    pub(crate) fn to_row(&self) -> EventRow {
+        EventRow {
+            session_id: self.session_id,
+            seq: self.seq,
+            seq_last: self.seq_last,
+            elapsed_ns: self.elapsed_ns,
+            time_ns: self.time_ns,
+            kind: self.kind.to_string(),
+            data: self.data.to_vec(),
+        }
+    }
+}
+
 /// Calls `f` for every row of an events object (of one session with `Some(id)`).
 pub(crate) fn scan_events(
     key: &str,
@@ -587,17 +602,7 @@ pub fn decode_events(
     session: Option<SessionId>,
 ) -> Result<Vec<EventRow>, StoreError> {
     let mut rows = Vec::new();
-    scan_events(key, bytes, session, |r| {
-        rows.push(EventRow {
-            session_id: r.session_id,
-            seq: r.seq,
-            seq_last: r.seq_last,
-            elapsed_ns: r.elapsed_ns,
-            time_ns: r.time_ns,
-            kind: r.kind.to_string(),
-            data: r.data.to_vec(),
-        })
-    })?;
+    scan_events(key, bytes, session, |r| rows.push(r.to_row()))?;
     Ok(rows)
 }
 
