@@ -242,7 +242,7 @@ impl State {
             events: std::mem::take(&mut self.pending),
         };
         self.pending_bytes = 0;
-        self.writer.append(&self.encoder.encode(&chunk))?;
+        self.writer.append(&self.encoder.encode_clear(&chunk))?;
         self.unsynced = true;
         self.stats.chunks += 1;
         self.stats.events += chunk.events.len() as u64;

@@ -9,13 +9,14 @@
 //! allocates more than [`MAX_PAYLOAD_BYTES`] for a payload, whatever a header claims.
 
 use crate::event::{Event, EventKind, SessionId};
+use crate::seal::{self, DataKey, SealError};
 
 /// First four bytes of every chunk.
 pub const MAGIC: [u8; 4] = *b"ATYC";
 /// Major format version written and read by this build.
 pub const MAJOR_VERSION: u8 = 1;
 /// Minor format version written by this build (readers accept any minor).
-pub const MINOR_VERSION: u8 = 0;
+pub const MINOR_VERSION: u8 = 1;
 /// Size of the fixed header in bytes.
 pub const HEADER_LEN: usize = 44;
 /// Upper bound on a payload, stored or decompressed. Agents cut chunks at ~64 KiB, so
@@ -122,6 +123,12 @@ pub enum DecodeErrorKind {
     /// The payload is sealed; it needs the session's data key (see `envelope`).
     #[error("payload is sealed; a key is needed to read it")]
     Sealed,
+    /// A sealed chunk was expected and this one is not.
+    #[error("chunk is not sealed")]
+    NotSealed,
+    /// The data key does not open the chunk: a wrong key, or the chunk was altered.
+    #[error("the data key does not open this chunk: wrong key, or the chunk was altered")]
+    SealBroken,
     /// An event kind this build does not know.
     #[error("unknown event kind {0} in payload")]
     UnknownEventKind(u8),
@@ -290,20 +297,24 @@ impl Chunk {
     ///
     /// The events must have consecutive sequence numbers; that is the caller's invariant.
     pub fn encode(&self, compress: bool) -> Vec<u8> {
-        ChunkEncoder::new(compress).encode(self)
+        ChunkEncoder::new(compress).encode_clear(self)
     }
 
-    /// Puts the header in front of an already prepared payload.
-    pub fn frame(&self, flags: u16, payload: &[u8]) -> Vec<u8> {
-        let header = ChunkHeader {
+    fn header(&self, flags: u16, payload_len: u32, payload_crc: u32) -> ChunkHeader {
+        ChunkHeader {
             minor_version: MINOR_VERSION,
             flags,
             session_id: self.session_id,
             first_seq: self.first_seq(),
             event_count: self.events.len() as u32,
-            payload_len: payload.len() as u32,
-            payload_crc: crc32fast::hash(payload),
-        };
+            payload_len,
+            payload_crc,
+        }
+    }
+
+    /// Puts the header in front of an already prepared payload.
+    pub fn frame(&self, flags: u16, payload: &[u8]) -> Vec<u8> {
+        let header = self.header(flags, payload.len() as u32, crc32fast::hash(payload));
         let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
         out.extend_from_slice(&header.to_bytes());
         out.extend_from_slice(payload);
@@ -317,6 +328,12 @@ impl Chunk {
         if header.flags & FLAG_SEALED != 0 {
             return Err(err(HEADER_LEN, DecodeErrorKind::Sealed));
         }
+        Chunk::decode_inner(&header, payload)
+    }
+
+    /// Decodes the (possibly compressed) payload of an unsealed chunk whose header was
+    /// checked.
+    pub(crate) fn decode_inner(header: &ChunkHeader, payload: &[u8]) -> Result<Chunk, DecodeError> {
         if header.event_count > MAX_EVENTS {
             return Err(err(
                 32,
@@ -335,7 +352,7 @@ impl Chunk {
         } else {
             payload
         };
-        let events = decode_payload(&header, payload)?;
+        let events = decode_payload(header, payload)?;
         Ok(Chunk {
             session_id: header.session_id,
             events,
@@ -344,9 +361,11 @@ impl Chunk {
 }
 
 /// Encodes chunk after chunk with one zstd context: creating a context per chunk cost the
-/// recorder about a tenth of its CPU under bulk output.
+/// recorder about a tenth of its CPU under bulk output. With a data key
+/// ([`ChunkEncoder::sealed_with`]) every chunk is compressed, then sealed ([`crate::seal`]).
 pub struct ChunkEncoder {
     compressor: Option<zstd::bulk::Compressor<'static>>,
+    key: Option<DataKey>,
 }
 
 impl ChunkEncoder {
@@ -358,13 +377,41 @@ impl ChunkEncoder {
         } else {
             None
         };
-        ChunkEncoder { compressor }
+        ChunkEncoder {
+            compressor,
+            key: None,
+        }
     }
 
-    /// Encodes one chunk.
+    /// Seals every chunk under `key` (plaintext chunks when `None`).
+    pub fn sealed_with(mut self, key: Option<DataKey>) -> ChunkEncoder {
+        self.key = key;
+        self
+    }
+
+    /// Whether chunks are sealed.
+    pub fn is_sealing(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// Encodes one chunk. Fails only when sealing cannot get randomness from the system.
     ///
     /// The events must have consecutive sequence numbers; that is the caller's invariant.
-    pub fn encode(&mut self, chunk: &Chunk) -> Vec<u8> {
+    pub fn encode(&mut self, chunk: &Chunk) -> Result<Vec<u8>, SealError> {
+        self.encode_as(chunk, self.key.is_some())
+    }
+
+    /// Encodes one chunk in the clear even if this encoder seals: for the events a
+    /// verifier or the ingester must read without the key (`start`, checkpoints, `end`).
+    pub fn encode_clear(&mut self, chunk: &Chunk) -> Vec<u8> {
+        match self.encode_as(chunk, false) {
+            Ok(bytes) => bytes,
+            // Unreachable: only sealing can fail.
+            Err(_) => chunk.frame(0, &chunk.encode_payload()),
+        }
+    }
+
+    fn encode_as(&mut self, chunk: &Chunk, seal: bool) -> Result<Vec<u8>, SealError> {
         debug_assert!(
             chunk
                 .events
@@ -373,13 +420,23 @@ impl ChunkEncoder {
             "chunk events must have consecutive seq"
         );
         let plain = chunk.encode_payload();
+        let mut flags = 0;
+        let mut payload = plain;
         if let Some(c) = &mut self.compressor
-            && let Ok(z) = c.compress(&plain)
-            && z.len() < plain.len()
+            && let Ok(z) = c.compress(&payload)
+            && z.len() < payload.len()
         {
-            return chunk.frame(FLAG_COMPRESSED, &z);
+            flags |= FLAG_COMPRESSED;
+            payload = z;
         }
-        chunk.frame(0, &plain)
+        if seal && let Some(key) = &self.key {
+            flags |= FLAG_SEALED;
+            let header = chunk.header(flags, 0, 0);
+            let first = chunk.events.first().map_or(0, |e| e.elapsed_ns);
+            let last = chunk.events.last().map_or(0, |e| e.elapsed_ns);
+            payload = seal::seal_payload(key, &header, first, last, &payload)?;
+        }
+        Ok(chunk.frame(flags, &payload))
     }
 }
 
@@ -554,7 +611,7 @@ mod tests {
                     })
                     .collect(),
             };
-            let bytes = enc.encode(&c);
+            let bytes = enc.encode(&c).unwrap();
             assert_eq!(bytes, c.encode(true));
             assert_eq!(Chunk::decode(&bytes).unwrap(), c);
         }
@@ -630,7 +687,7 @@ mod tests {
         }
 
         #[test]
-        fn encode_decode_round_trips(events in proptest::collection::vec((0u8..6, 0u64..1_000_000, proptest::collection::vec(any::<u8>(), 0..64)), 0..20), first in 0u64..1_000_000, compress in any::<bool>()) {
+        fn encode_decode_round_trips(events in proptest::collection::vec((0u8..8, 0u64..1_000_000, proptest::collection::vec(any::<u8>(), 0..64)), 0..20), first in 0u64..1_000_000, compress in any::<bool>()) {
             let mut t = 0;
             let events: Vec<Event> = events.into_iter().enumerate().map(|(i, (k, dt, data))| {
                 t += dt;

@@ -77,19 +77,28 @@ pub enum EventKind {
     Resize = 3,
     /// A label added with `auditty-agent mark`.
     Marker = 4,
-    /// Session end metadata ([`crate::SessionEnd`] as JSON); always the last event.
+    /// Session end metadata ([`crate::SessionEnd`] as JSON); followed only by the final
+    /// checkpoint.
     End = 5,
+    /// A signed integrity checkpoint over the events before it (the `integrity` crate's
+    /// JSON); never sealed, so a verifier needs no key.
+    Checkpoint = 6,
+    /// Input typed while the terminal had echo off (a password prompt) was left out; data
+    /// is the number of bytes, in ASCII decimal.
+    Redacted = 7,
 }
 
 impl EventKind {
     /// All kinds, in wire order.
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Start,
         EventKind::Input,
         EventKind::Output,
         EventKind::Resize,
         EventKind::Marker,
         EventKind::End,
+        EventKind::Checkpoint,
+        EventKind::Redacted,
     ];
 
     /// The wire byte of this kind.
@@ -111,6 +120,8 @@ impl EventKind {
             EventKind::Resize => "resize",
             EventKind::Marker => "marker",
             EventKind::End => "end",
+            EventKind::Checkpoint => "checkpoint",
+            EventKind::Redacted => "redacted",
         }
     }
 
@@ -163,7 +174,7 @@ mod tests {
             assert_eq!(EventKind::from_byte(k.to_byte()), Some(k));
             assert_eq!(EventKind::from_name(k.as_str()), Some(k));
         }
-        assert_eq!(EventKind::from_byte(6), None);
+        assert_eq!(EventKind::from_byte(8), None);
     }
 
     #[test]

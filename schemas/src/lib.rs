@@ -5,6 +5,7 @@
 //!   and `end` events.
 //! - [`chunk`]: [`Chunk`], the unit of transport (one spool entry, one Kafka record), and
 //!   its versioned binary encoding. `chunk-format.md` next to this crate documents the bytes.
+//! - [`seal`]: sealed (encrypted) chunks and the session's [`seal::DataKey`] (DESIGN.md §5).
 //! - [`arrow`]: the Arrow schemas of the `events` and `sessions` Parquet tables.
 //! - [`asciicast`]: asciicast v2 encoding and parsing, shared by `replay export` and tests.
 //! - [`data_dir`]: where the agent, the ingester and replay keep their files by default.
@@ -19,6 +20,7 @@ pub mod asciicast;
 pub mod chunk;
 pub mod data_dir;
 pub mod event;
+pub mod seal;
 pub mod session;
 pub mod text;
 pub mod time;

@@ -37,7 +37,7 @@ pub struct SessionStart {
     /// Version of the agent that recorded the session.
     pub agent_version: String,
     /// Encryption envelope (wrapped data keys); `None` for plaintext sessions.
-    pub envelope: Option<serde_json::Value>,
+    pub envelope: Option<crate::seal::Envelope>,
 }
 
 /// Why a session ended.

@@ -102,7 +102,34 @@ fn check(name: &str, bytes: &[u8], compare_bytes: bool) {
 
 #[test]
 fn plain_chunk_v1_bytes_are_stable() {
-    check("chunk-v1-plain.bin", &sample().encode(false), true);
+    check("chunk-v1.1-plain.bin", &sample().encode(false), true);
+}
+
+#[test]
+fn chunks_written_by_format_1_0_still_decode() {
+    for name in ["chunk-v1-plain.bin", "chunk-v1-zstd.bin"] {
+        let golden = std::fs::read(data(name)).unwrap();
+        assert_eq!(golden[5], 0, "{name} is a 1.0 chunk");
+        assert_eq!(Chunk::decode(&golden).unwrap(), sample(), "{name}");
+    }
+}
+
+#[test]
+fn sealed_chunk_v1_opens_with_its_key() {
+    // The nonce is random, so only decoding is pinned: key = 32 bytes of 0x42.
+    let key = schemas::seal::DataKey::from_slice(&[0x42; 32]).unwrap();
+    let path = data("chunk-v1.1-sealed.bin");
+    if std::env::var_os("AUDITTY_BLESS").is_some() {
+        let bytes = schemas::chunk::ChunkEncoder::new(true)
+            .sealed_with(Some(key.clone()))
+            .encode(&sample())
+            .unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let golden = std::fs::read(&path).unwrap();
+    let sealed = schemas::seal::SealedChunk::parse(&golden).unwrap();
+    assert_eq!(sealed.open(&key).unwrap(), sample());
+    assert_eq!(sealed.first_elapsed_ns, sample().events[0].elapsed_ns);
 }
 
 #[test]
@@ -111,5 +138,5 @@ fn compressed_chunk_v1_still_decodes() {
     // the checked-in bytes decode to the same events.
     let bytes = sample().encode(true);
     assert_eq!(bytes[6], 1, "the sample is meant to compress");
-    check("chunk-v1-zstd.bin", &bytes, false);
+    check("chunk-v1.1-zstd.bin", &bytes, false);
 }

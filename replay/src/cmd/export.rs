@@ -68,7 +68,10 @@ pub fn asciicast(session: &OpenSession, idle_limit: Option<std::time::Duration>)
             EventKind::Input => 'i',
             EventKind::Resize => 'r',
             EventKind::Marker => 'm',
-            EventKind::Start | EventKind::End => continue,
+            EventKind::Start
+            | EventKind::End
+            | EventKind::Checkpoint
+            | EventKind::Redacted => continue,
         };
         if let Some(line) = enc.event(t.at.as_nanos() as u64, code, &t.event.data) {
             out.push_str(&line);
