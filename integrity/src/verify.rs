@@ -1,0 +1,709 @@
+//! `replay verify`: recompute a session's chain from its stored rows and hold it against
+//! the signed checkpoints.
+//!
+//! Needs no data key: sealed rows are hashed as stored. Problems are located as precisely
+//! as the evidence allows: a row whose hash differs from the tag its checkpoint recorded
+//! is "altered at seq N"; a chain that does not match although every tag does (tags and
+//! data both rewritten) is "altered between seq A and B", and its signature fails.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use schemas::{EventKind, SessionId};
+
+use crate::chain::{Chain, Hash, event_unit_hash, sealed_unit_hash, tag};
+use crate::checkpoint::Checkpoint;
+use crate::keys::TrustSet;
+
+/// What a row holds, for the verifier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UnitKind {
+    /// The `start` event.
+    Start,
+    /// The `end` event.
+    End,
+    /// A checkpoint; its data.
+    Checkpoint(Vec<u8>),
+    /// A sealed chunk.
+    Sealed,
+    /// Any other event.
+    Other,
+}
+
+/// One stored row, reduced to what verifying needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unit {
+    /// First seq of the row.
+    pub seq: u64,
+    /// Last seq of the row (= `seq` but for sealed chunks).
+    pub seq_last: u64,
+    /// The unit hash of the row as stored.
+    pub hash: Hash,
+    /// What it is.
+    pub kind: UnitKind,
+}
+
+/// The unit of an `events` row (`kind` is the Parquet `kind` column).
+pub fn unit_of_row(kind: &str, seq: u64, seq_last: u64, elapsed_ns: u64, data: &[u8]) -> Unit {
+    let (hash, kind) = match EventKind::from_name(kind) {
+        Some(k) => (
+            event_unit_hash(seq, elapsed_ns, k, data),
+            match k {
+                EventKind::Start => UnitKind::Start,
+                EventKind::End => UnitKind::End,
+                EventKind::Checkpoint => UnitKind::Checkpoint(data.to_vec()),
+                _ => UnitKind::Other,
+            },
+        ),
+        None if kind == "sealed" => (sealed_unit_hash(data), UnitKind::Sealed),
+        // A kind nobody writes: hashed so that it can never match what the agent chained.
+        None => {
+            let mut h = blake3::Hasher::new();
+            h.update(b"auditty-unknown-kind");
+            h.update(kind.as_bytes());
+            h.update(data);
+            (*h.finalize().as_bytes(), UnitKind::Other)
+        }
+    };
+    Unit {
+        seq,
+        seq_last: seq_last.max(seq),
+        hash,
+        kind,
+    }
+}
+
+/// One thing wrong with a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// Seqs `from..=to` are missing.
+    Gap {
+        /// First missing seq.
+        from: u64,
+        /// Last missing seq.
+        to: u64,
+    },
+    /// The row at `seq` (covering `seq..=seq_last`) is not what was signed.
+    Altered {
+        /// First seq of the row.
+        seq: u64,
+        /// Last seq of the row.
+        seq_last: u64,
+    },
+    /// Something in `from..=to` was altered, and the checkpoint's tags were rewritten too.
+    AlteredBetween {
+        /// First seq of the range.
+        from: u64,
+        /// Last seq of the range.
+        to: u64,
+    },
+    /// Two different rows claim the same seq.
+    Conflict {
+        /// The seq.
+        seq: u64,
+    },
+    /// A checkpoint's signature does not match its contents.
+    BadSignature {
+        /// Seq of the checkpoint event.
+        seq: u64,
+    },
+    /// A checkpoint is signed by a key the trust file does not hold.
+    UnknownKey {
+        /// Seq of the checkpoint event.
+        seq: u64,
+        /// The key, `ed25519:…`.
+        key: String,
+    },
+    /// A checkpoint does not parse or contradicts its position.
+    MalformedCheckpoint {
+        /// Seq of the checkpoint event.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+    /// No `end` event and no end row: the agent was killed, or the tail was removed.
+    NeverEnded {
+        /// Last seq present.
+        last_seq: u64,
+        /// Everything below this is covered by a good checkpoint.
+        signed_through: u64,
+    },
+    /// The end row says there were more events than the store holds.
+    Truncated {
+        /// Last seq present.
+        last_seq: u64,
+        /// Events the end row counts.
+        expected: u64,
+    },
+    /// The session ended but its last rows are not covered by a good checkpoint.
+    UnsignedTail {
+        /// First seq not covered.
+        from: u64,
+        /// Last seq present.
+        to: u64,
+    },
+    /// The session has no checkpoint at all.
+    Unsigned,
+    /// The session has no rows.
+    Empty,
+}
+
+impl Problem {
+    /// Problems that only say the session is still running or was cut off by a kill.
+    pub fn is_open_only(&self) -> bool {
+        matches!(self, Problem::NeverEnded { .. })
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Gap { from, to } if from == to => write!(f, "gap at seq {from}"),
+            Problem::Gap { from, to } => {
+                write!(
+                    f,
+                    "gap at seq {from} ({} events missing, through seq {to})",
+                    to - from + 1
+                )
+            }
+            Problem::Altered { seq, seq_last } if seq == seq_last => {
+                write!(f, "altered at seq {seq}")
+            }
+            Problem::Altered { seq, seq_last } => {
+                write!(
+                    f,
+                    "altered at seq {seq} (sealed chunk of seq {seq}..{seq_last})"
+                )
+            }
+            Problem::AlteredBetween { from, to } => {
+                write!(f, "altered between seq {from} and seq {to}")
+            }
+            Problem::Conflict { seq } => {
+                write!(f, "altered at seq {seq}: two different rows for it")
+            }
+            Problem::BadSignature { seq } => {
+                write!(f, "bad signature on the checkpoint at seq {seq}")
+            }
+            Problem::UnknownKey { seq, key } => write!(
+                f,
+                "unknown signature: the checkpoint at seq {seq} is signed by {key}, which is not in the trust file"
+            ),
+            Problem::MalformedCheckpoint { seq, reason } => {
+                write!(f, "bad checkpoint at seq {seq}: {reason}")
+            }
+            Problem::NeverEnded {
+                last_seq,
+                signed_through,
+            } => write!(
+                f,
+                "never ended: events stop at seq {last_seq} (signed below seq {signed_through}); the agent was killed, the session still runs, or its tail was removed"
+            ),
+            Problem::Truncated { last_seq, expected } => write!(
+                f,
+                "truncated: events stop at seq {last_seq} but the end row counts {expected} events"
+            ),
+            Problem::UnsignedTail { from, to } => {
+                write!(
+                    f,
+                    "seq {from}..{to} not covered by a good signed checkpoint"
+                )
+            }
+            Problem::Unsigned => write!(f, "unsigned: no checkpoints (recorded without integrity)"),
+            Problem::Empty => write!(f, "no events stored"),
+        }
+    }
+}
+
+/// The verdict on one session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// The session.
+    pub session: SessionId,
+    /// Everything wrong, in seq order; empty = complete.
+    pub problems: Vec<Problem>,
+    /// One past the last seq present.
+    pub events: u64,
+    /// Every seq below this is covered by a good, trusted checkpoint.
+    pub signed_through: u64,
+    /// Trusted signers seen (their trust-file comments, else their keys).
+    pub signers: BTreeSet<String>,
+    /// An `end` event is present.
+    pub ended: bool,
+}
+
+impl Report {
+    /// Nothing is wrong.
+    pub fn is_complete(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// One word for listings: `complete`, `open` (what is there verifies, but the session
+    /// never ended), `unsigned` or `FAILED`.
+    pub fn state(&self) -> &'static str {
+        if self.problems.is_empty() {
+            "complete"
+        } else if self.problems.iter().all(Problem::is_open_only) {
+            "open"
+        } else if self.problems == [Problem::Unsigned]
+            || self
+                .problems
+                .iter()
+                .all(|p| matches!(p, Problem::Unsigned | Problem::NeverEnded { .. }))
+        {
+            "unsigned"
+        } else {
+            "FAILED"
+        }
+    }
+}
+
+/// What the verifier knows beyond the rows.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Expectations {
+    /// `event_count` of the session's end row in `sessions/`, if there is one.
+    pub end_event_count: Option<u64>,
+}
+
+#[derive(Default)]
+struct Interval {
+    units: Vec<(u64, u64, [u8; crate::chain::TAG_LEN])>,
+    broken: bool,
+}
+
+/// Verifies a session's rows (any order, duplicates allowed) against the trusted keys.
+pub fn verify(
+    session: SessionId,
+    mut units: Vec<Unit>,
+    trust: &TrustSet,
+    expect: Expectations,
+) -> Report {
+    units.sort_by_key(|u| (u.seq, u.seq_last));
+    let mut report = Report {
+        session,
+        problems: Vec::new(),
+        events: 0,
+        signed_through: 0,
+        signers: BTreeSet::new(),
+        ended: false,
+    };
+    if units.is_empty() {
+        report.problems.push(Problem::Empty);
+        return report;
+    }
+    let mut chain = Chain::new(session);
+    let mut interval = Interval::default();
+    let mut next = 0u64;
+    let mut checkpoints = 0usize;
+    let mut end_seq = None;
+    let mut prev: Option<&Unit> = None;
+    for u in &units {
+        if let Some(p) = prev
+            && p.seq == u.seq
+        {
+            if p.hash != u.hash || p.seq_last != u.seq_last {
+                report.problems.push(Problem::Conflict { seq: u.seq });
+                interval.broken = true;
+            }
+            continue;
+        }
+        prev = Some(u);
+        if u.seq > next {
+            report.problems.push(Problem::Gap {
+                from: next,
+                to: u.seq - 1,
+            });
+            interval.broken = true;
+        } else if u.seq < next {
+            report.problems.push(Problem::Conflict { seq: u.seq });
+            interval.broken = true;
+        }
+        next = next.max(u.seq_last.saturating_add(1));
+        match &u.kind {
+            UnitKind::End => {
+                report.ended = true;
+                end_seq = Some(u.seq);
+            }
+            UnitKind::Checkpoint(data) => {
+                checkpoints += 1;
+                let good =
+                    check_checkpoint(session, u.seq, data, &chain, &interval, trust, &mut report);
+                if let Some(cp_chain) = good.resync {
+                    chain = Chain::from_hash(cp_chain);
+                }
+                if good.trusted && !interval.broken {
+                    report.signed_through = u.seq;
+                }
+                interval = Interval::default();
+            }
+            _ => {}
+        }
+        chain.push(&u.hash);
+        interval.units.push((u.seq, u.seq_last, tag(&u.hash)));
+    }
+    report.events = next;
+    let last_seq = next.saturating_sub(1);
+    if checkpoints == 0 {
+        report.problems.push(Problem::Unsigned);
+    }
+    match (end_seq, expect.end_event_count) {
+        (None, Some(expected)) if expected > next => report
+            .problems
+            .push(Problem::Truncated { last_seq, expected }),
+        (None, _) => report.problems.push(Problem::NeverEnded {
+            last_seq,
+            signed_through: report.signed_through,
+        }),
+        (Some(_), _) if checkpoints > 0 && report.signed_through < last_seq => {
+            report.problems.push(Problem::UnsignedTail {
+                from: report.signed_through,
+                to: last_seq,
+            })
+        }
+        (Some(_), _) => {}
+    }
+    report
+}
+
+struct CheckpointOutcome {
+    /// The chain the checkpoint claims, to continue from when ours differs.
+    resync: Option<Hash>,
+    /// Signature good, key trusted, chain matched.
+    trusted: bool,
+}
+
+fn check_checkpoint(
+    session: SessionId,
+    seq: u64,
+    data: &[u8],
+    chain: &Chain,
+    interval: &Interval,
+    trust: &TrustSet,
+    report: &mut Report,
+) -> CheckpointOutcome {
+    let mut out = CheckpointOutcome {
+        resync: None,
+        trusted: false,
+    };
+    let cp = match Checkpoint::parse(data) {
+        Ok(cp) => cp,
+        Err(e) => {
+            report.problems.push(Problem::MalformedCheckpoint {
+                seq,
+                reason: e.to_string(),
+            });
+            return out;
+        }
+    };
+    if cp.through != seq {
+        report.problems.push(Problem::MalformedCheckpoint {
+            seq,
+            reason: format!(
+                "it says it covers seqs below {}, but sits at seq {seq}",
+                cp.through
+            ),
+        });
+        return out;
+    }
+    let signature_ok = cp.check_signature(session).is_ok();
+    if !signature_ok {
+        report.problems.push(Problem::BadSignature { seq });
+    }
+    let trusted_as = trust.get(&cp.key);
+    if signature_ok && trusted_as.is_none() {
+        report.problems.push(Problem::UnknownKey {
+            seq,
+            key: cp.key.to_string(),
+        });
+    }
+    let chain_ok = cp.chain == chain.hash();
+    if !chain_ok {
+        out.resync = Some(cp.chain);
+        if !interval.broken {
+            let altered: Vec<Problem> = if cp.tags.len() == interval.units.len() {
+                interval
+                    .units
+                    .iter()
+                    .zip(&cp.tags)
+                    .filter(|((_, _, ours), theirs)| ours != *theirs)
+                    .map(|(&(s, l, _), _)| Problem::Altered {
+                        seq: s,
+                        seq_last: l,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if altered.is_empty() {
+                report.problems.push(Problem::AlteredBetween {
+                    from: cp.from,
+                    to: seq.saturating_sub(1),
+                });
+            } else {
+                report.problems.extend(altered);
+            }
+        }
+    }
+    if let Some(name) = trusted_as
+        && signature_ok
+    {
+        report.signers.insert(if name.is_empty() {
+            cp.key.to_string()
+        } else {
+            name.to_string()
+        });
+        out.trusted = chain_ok;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NodeKey, SessionChain};
+    use schemas::Event;
+
+    const SID: [u8; 16] = [7; 16];
+
+    /// Rows as the agent would write them: start, outputs with a checkpoint every 4, end,
+    /// final checkpoint. Returns (kind, seq, seq_last, elapsed, data) rows.
+    fn session(key: NodeKey, outputs: u64) -> Vec<(String, u64, u64, u64, Vec<u8>)> {
+        let sid = SessionId::from_bytes(SID);
+        let mut c = SessionChain::new(sid, key);
+        let mut rows: Vec<(String, u64, u64, u64, Vec<u8>)> = Vec::new();
+        let emit = |c: &mut SessionChain, rows: &mut Vec<_>, kind: EventKind, data: Vec<u8>| {
+            let seq = rows.len() as u64;
+            let e = Event {
+                seq,
+                elapsed_ns: seq * 10,
+                kind,
+                data,
+            };
+            c.add_event(&e);
+            rows.push((kind.as_str().to_string(), seq, seq, seq * 10, e.data));
+        };
+        emit(&mut c, &mut rows, EventKind::Start, b"{}".to_vec());
+        for i in 0..outputs {
+            emit(
+                &mut c,
+                &mut rows,
+                EventKind::Output,
+                format!("line {i}\n").into_bytes(),
+            );
+            if i % 4 == 3 {
+                let cp = c.checkpoint(rows.len() as u64);
+                emit(&mut c, &mut rows, EventKind::Checkpoint, cp);
+            }
+        }
+        emit(&mut c, &mut rows, EventKind::End, b"{}".to_vec());
+        let cp = c.checkpoint(rows.len() as u64);
+        emit(&mut c, &mut rows, EventKind::Checkpoint, cp);
+        rows
+    }
+
+    fn run(rows: &[(String, u64, u64, u64, Vec<u8>)], trust: &TrustSet) -> Report {
+        let units = rows
+            .iter()
+            .map(|(k, s, l, e, d)| unit_of_row(k, *s, *l, *e, d))
+            .collect();
+        verify(
+            SessionId::from_bytes(SID),
+            units,
+            trust,
+            Expectations::default(),
+        )
+    }
+
+    fn trust() -> TrustSet {
+        let mut t = TrustSet::default();
+        t.insert(NodeKey::from_seed([1; 32]).public(), "node-1");
+        t
+    }
+
+    fn find(rows: &[(String, u64, u64, u64, Vec<u8>)], seq: u64) -> usize {
+        rows.iter().position(|r| r.1 == seq).unwrap()
+    }
+
+    #[test]
+    fn an_untouched_session_is_complete() {
+        let rows = session(NodeKey::from_seed([1; 32]), 10);
+        let r = run(&rows, &trust());
+        assert_eq!(r.problems, vec![]);
+        assert_eq!(r.state(), "complete");
+        assert!(r.signers.contains("node-1"));
+        // Any order, duplicates included.
+        let mut shuffled = rows.clone();
+        shuffled.reverse();
+        shuffled.push(rows[3].clone());
+        assert!(run(&shuffled, &trust()).is_complete());
+    }
+
+    #[test]
+    fn each_kind_of_tampering_is_named_precisely() {
+        let rows = session(NodeKey::from_seed([1; 32]), 10);
+        // A flipped byte.
+        let mut t = rows.clone();
+        let i = find(&t, 3);
+        t[i].4[0] ^= 1;
+        assert_eq!(
+            run(&t, &trust()).problems,
+            vec![Problem::Altered {
+                seq: 3,
+                seq_last: 3
+            }]
+        );
+        // A deleted row.
+        let mut t = rows.clone();
+        t.remove(find(&t, 7));
+        assert_eq!(
+            run(&t, &trust()).problems,
+            vec![Problem::Gap { from: 7, to: 7 }]
+        );
+        // Two rows' contents swapped.
+        let mut t = rows.clone();
+        let (a, b) = (find(&t, 2), find(&t, 3));
+        let d = t[a].4.clone();
+        t[a].4 = t[b].4.clone();
+        t[b].4 = d;
+        assert_eq!(
+            run(&t, &trust()).problems,
+            vec![
+                Problem::Altered {
+                    seq: 2,
+                    seq_last: 2
+                },
+                Problem::Altered {
+                    seq: 3,
+                    seq_last: 3
+                }
+            ]
+        );
+        // Truncated: the last rows removed.
+        let mut t = rows.clone();
+        t.truncate(9);
+        let r = run(&t, &trust());
+        assert!(
+            matches!(
+                r.problems[..],
+                [Problem::NeverEnded {
+                    last_seq: 8,
+                    signed_through: 5
+                }]
+            ),
+            "{:?}",
+            r.problems
+        );
+        assert_eq!(r.state(), "open");
+        let units = t
+            .iter()
+            .map(|(k, s, l, e, d)| unit_of_row(k, *s, *l, *e, d))
+            .collect();
+        let r = verify(
+            SessionId::from_bytes(SID),
+            units,
+            &trust(),
+            Expectations {
+                end_event_count: Some(16),
+            },
+        );
+        assert_eq!(
+            r.problems,
+            vec![Problem::Truncated {
+                last_seq: 8,
+                expected: 16
+            }]
+        );
+        assert_eq!(r.state(), "FAILED");
+        // A replaced signature.
+        let mut t = rows.clone();
+        let i = find(&t, 5);
+        let mut cp: Checkpoint = serde_json::from_slice(&t[i].4).unwrap();
+        let other = Checkpoint::sign(
+            &NodeKey::from_seed([1; 32]),
+            SessionId::from_bytes(SID),
+            0,
+            5,
+            &[0; 32],
+            &[],
+        );
+        cp.sig = other.sig;
+        t[i].4 = cp.to_bytes();
+        let r = run(&t, &trust());
+        assert!(
+            r.problems.contains(&Problem::BadSignature { seq: 5 }),
+            "{:?}",
+            r.problems
+        );
+        // Re-signed (data altered, chain and tags recomputed) with an untrusted key.
+        let forged = session(NodeKey::from_seed([2; 32]), 10);
+        let r = run(&forged, &trust());
+        assert_eq!(r.problems.len(), 4, "{:?}", r.problems);
+        assert!(
+            r.problems
+                .iter()
+                .all(|p| matches!(p, Problem::UnknownKey { .. } | Problem::UnsignedTail { .. })),
+            "{:?}",
+            r.problems
+        );
+        assert_eq!(r.state(), "FAILED");
+    }
+
+    #[test]
+    fn rows_after_the_final_checkpoint_and_unsigned_sessions_are_reported() {
+        let mut rows = session(NodeKey::from_seed([1; 32]), 3);
+        let last = rows.last().unwrap().1;
+        rows.push(("output".into(), last + 1, last + 1, 0, b"injected".to_vec()));
+        let r = run(&rows, &trust());
+        assert_eq!(
+            r.problems,
+            vec![Problem::UnsignedTail {
+                from: last,
+                to: last + 1
+            }]
+        );
+        let plain: Vec<_> = rows.into_iter().filter(|r| r.0 != "checkpoint").collect();
+        let r = run(&plain, &trust());
+        assert!(r.problems.contains(&Problem::Unsigned));
+    }
+
+    #[test]
+    fn sealed_rows_are_checked_as_stored() {
+        let sid = SessionId::from_bytes(SID);
+        let mut c = SessionChain::new(sid, NodeKey::from_seed([1; 32]));
+        let start = Event {
+            seq: 0,
+            elapsed_ns: 0,
+            kind: EventKind::Start,
+            data: b"{}".to_vec(),
+        };
+        c.add_event(&start);
+        let chunk = b"pretend sealed chunk".to_vec();
+        c.add_sealed_chunk(&chunk);
+        let cp = c.checkpoint(6);
+        let mut units = vec![
+            unit_of_row("start", 0, 0, 0, b"{}"),
+            unit_of_row("sealed", 1, 5, 10, &chunk),
+            unit_of_row("checkpoint", 6, 6, 20, &cp),
+        ];
+        let r = verify(sid, units.clone(), &trust(), Expectations::default());
+        assert_eq!(
+            r.problems,
+            vec![Problem::NeverEnded {
+                last_seq: 6,
+                signed_through: 6
+            }]
+        );
+        units[1] = unit_of_row("sealed", 1, 5, 10, b"pretend sealed chunK");
+        let r = verify(sid, units, &trust(), Expectations::default());
+        assert_eq!(
+            r.problems[0],
+            Problem::Altered {
+                seq: 1,
+                seq_last: 5
+            }
+        );
+        assert_eq!(
+            r.problems[0].to_string(),
+            "altered at seq 1 (sealed chunk of seq 1..5)"
+        );
+    }
+}
