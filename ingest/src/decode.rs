@@ -1,6 +1,8 @@
 //! Record bytes → rows, or the reason they are a dead letter.
 
-use schemas::{Chunk, EventKind, SessionId};
+use schemas::seal::SealedChunk;
+use schemas::{Chunk, DecodeErrorKind, EventKind, SessionId};
+use store::parquet_io::SEALED_KIND;
 use store::{EventRow, SessionRow};
 
 /// The rows of one chunk.
@@ -13,8 +15,15 @@ pub struct Rows {
 }
 
 /// Decodes a chunk into rows. The error is the one-line reason for the dead letter.
+///
+/// A sealed chunk becomes one `sealed` row holding the chunk exactly as received: the
+/// ingester never holds a key, and a verifier hashes those bytes (`integrity/FORMAT.md`).
 pub fn decode_chunk(bytes: &[u8], into: &mut Rows) -> Result<(), String> {
-    let chunk = Chunk::decode(bytes).map_err(|e| e.to_string())?;
+    let chunk = match Chunk::decode(bytes) {
+        Ok(chunk) => chunk,
+        Err(e) if e.kind == DecodeErrorKind::Sealed => return sealed_row(bytes, into),
+        Err(e) => return Err(e.to_string()),
+    };
     let start = start_time(chunk.session_id)?;
     for e in &chunk.events {
         let row = EventRow::from_event(chunk.session_id, start, e);
@@ -30,6 +39,22 @@ pub fn decode_chunk(bytes: &[u8], into: &mut Rows) -> Result<(), String> {
         }
         into.events.push(row);
     }
+    Ok(())
+}
+
+fn sealed_row(bytes: &[u8], into: &mut Rows) -> Result<(), String> {
+    let sealed = SealedChunk::parse(bytes).map_err(|e| e.to_string())?;
+    let session_id = sealed.header.session_id;
+    let start = start_time(session_id)?;
+    into.events.push(EventRow {
+        session_id,
+        seq: sealed.header.first_seq,
+        seq_last: sealed.last_seq(),
+        elapsed_ns: sealed.first_elapsed_ns,
+        time_ns: start.saturating_add_unsigned(sealed.first_elapsed_ns),
+        kind: SEALED_KIND.to_string(),
+        data: bytes.to_vec(),
+    });
     Ok(())
 }
 

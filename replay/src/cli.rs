@@ -23,6 +23,12 @@ pub struct Cli {
     #[command(flatten)]
     pub s3: store::S3Args,
 
+    /// Trust file of the node keys whose signatures `verify` and `ls` accept (lines
+    /// `ed25519:BASE64 host`; `auditty-agent node-key` prints a node's line).
+    /// Default: <data dir>/trusted-keys, where the local agent adds its own key.
+    #[arg(long, global = true, env = "AUDITTY_TRUST_FILE", value_name = "FILE")]
+    pub trust: Option<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -33,7 +39,7 @@ pub struct Cli {
 pub enum Command {
     /// List recorded sessions, oldest first.
     #[command(
-        after_help = "Columns: session id, user, host, start (UTC), duration, command, exit status\n(\"-\" while running or when cut off: the agent never wrote an end), size of input+output."
+        after_help = "Columns: session id, user, host, start (UTC), duration, exit status (\"-\" while\nrunning or when cut off: the agent never wrote an end), size of input+output, SEALED\n(encrypted for recipients), INTEGRITY (complete, open = never ended, untrusted = signed\nby a key not in the trust file, unsigned, FAILED: see `replay verify`), command."
     )]
     Ls(LsArgs),
     /// Play a session in this terminal with its original timing.
@@ -46,6 +52,26 @@ pub enum Command {
         after_help = "Examples:\n  replay export 01a21f3b -o session.cast && asciinema play session.cast\n  replay export 01a21f3b --format text"
     )]
     Export(ExportArgs),
+    /// Check that sessions are complete and untampered: recompute each hash chain and
+    /// check the signed checkpoints against the trust file. Needs no decryption key.
+    #[command(
+        after_help = "Reports per session: complete, or each problem: gap at seq N, altered at seq N,\nbad signature, unknown signature (key not in the trust file), never ended (agent killed,\nstill running, or tail removed), truncated, unsigned.\n\nExit status: 0 every session is complete, 1 any session is not (or was not found),\n2 the check could not run.\n\nExamples:\n  replay verify 01a21f3b\n  replay verify --all --trust /etc/auditty/trusted-keys"
+    )]
+    Verify(VerifyArgs),
+}
+
+/// Options of `verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Session ids or unique prefixes.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub sessions: Vec<String>,
+    /// Verify every session in the store.
+    #[arg(long)]
+    pub all: bool,
+    /// One JSON object per session instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `ls`.

@@ -21,11 +21,13 @@ fn main() -> ExitCode {
         data_dir: cli.data_dir.clone(),
         store: cli.store.clone(),
         s3: cli.s3.clone(),
+        trust: cli.trust.clone(),
     };
     let result = match cli.command {
         Command::Ls(args) => replay::cmd::ls::run(&store, args),
         Command::Play(args) => replay::cmd::play::run(&store, args),
         Command::Export(args) => replay::cmd::export::run(&store, args),
+        Command::Verify(args) => replay::cmd::verify::run(&store, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,7 +47,7 @@ fn main() -> ExitCode {
             }
             eprintln!("replay: {e:#}");
             match e.downcast_ref::<Failure>() {
-                Some(Failure::NotFound(_)) => ExitCode::from(1),
+                Some(Failure::NotFound(_) | Failure::NotVerified(_)) => ExitCode::from(1),
                 None => ExitCode::from(2),
             }
         }

@@ -18,6 +18,8 @@ pub struct StoreArgs {
     pub store: Option<String>,
     /// `--s3-*`, `--sse*`.
     pub s3: store::S3Args,
+    /// `--trust`.
+    pub trust: Option<PathBuf>,
 }
 
 impl StoreArgs {
@@ -36,6 +38,25 @@ impl StoreArgs {
             .open()
             .with_context(|| format!("cannot open store {url}"))?;
         Ok((url, store))
+    }
+}
+
+/// The trust file's keys: `--trust` (must exist), else `<data dir>/trusted-keys` (empty
+/// if missing). Returns the path too, for messages.
+pub fn trust(args: &StoreArgs) -> anyhow::Result<(PathBuf, integrity::TrustSet)> {
+    if let Some(path) = &args.trust {
+        let set = integrity::TrustSet::load(path)?;
+        return Ok((path.clone(), set));
+    }
+    let path = DataDir::resolve(args.data_dir.as_deref())?.trusted_keys();
+    match integrity::TrustSet::load(&path) {
+        Ok(set) => Ok((path, set)),
+        Err(integrity::KeyError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok((path, integrity::TrustSet::default()))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -53,4 +53,14 @@ impl DataDir {
     pub fn store(&self) -> PathBuf {
         self.0.join("store")
     }
+
+    /// The node's checkpoint-signing key.
+    pub fn node_key(&self) -> PathBuf {
+        self.0.join("node.key")
+    }
+
+    /// The public keys `replay verify` trusts; the agent adds its own on creating its key.
+    pub fn trusted_keys(&self) -> PathBuf {
+        self.0.join("trusted-keys")
+    }
 }

@@ -34,6 +34,10 @@ pub struct SessionInfo {
     /// Bytes of input and output found in `events/`. For sealed sessions, whose payloads
     /// cannot be measured without the key, the end row's input + output byte counts.
     pub bytes: u64,
+    /// Some of its rows are sealed chunks (DESIGN.md §5).
+    pub sealed: bool,
+    /// What [`integrity::verify`] needs of each `events` row read (duplicates included).
+    pub units: Vec<integrity::Unit>,
 }
 
 /// Disjoint, non-adjacent inclusive ranges of sequence numbers. Seqs of a session are
@@ -81,6 +85,7 @@ struct Acc {
     max_elapsed_ns: u64,
     io_bytes: u64,
     sealed: bool,
+    units: Vec<integrity::Unit>,
 }
 
 impl Acc {
@@ -100,6 +105,13 @@ impl Acc {
             r.seq
         };
         self.sealed |= plain.is_none();
+        self.units.push(integrity::unit_of_row(
+            r.kind,
+            r.seq,
+            r.seq_last,
+            r.elapsed_ns,
+            r.data,
+        ));
         let new = self.seqs.insert(r.seq, hi);
         if new > 0 && matches!(plain, Some(EventKind::Input | EventKind::Output)) {
             self.io_bytes = self.io_bytes.saturating_add(r.data.len() as u64);
@@ -129,6 +141,8 @@ impl Acc {
             duration_ns,
             event_count: self.seqs.len,
             bytes,
+            sealed: self.sealed,
+            units: self.units,
         }
     }
 }

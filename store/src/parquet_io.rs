@@ -57,6 +57,9 @@ pub const META_FIRST_OFFSET: &str = "auditty.first_offset";
 /// Footer metadata key: offset just past the last record covered.
 pub const META_END_OFFSET: &str = "auditty.end_offset";
 
+/// The `kind` of a row holding a sealed chunk.
+pub const SEALED_KIND: &str = "sealed";
+
 /// One row of the `events` table: one event, or one sealed chunk (`kind = "sealed"`,
 /// `seq..=seq_last`, `data` = ciphertext).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,15 +8,25 @@ use serde_json::json;
 use store::SessionInfo;
 
 use crate::cli::LsArgs;
-use crate::open::{StoreArgs, sessions};
+use crate::cmd::verify;
+use crate::open::{StoreArgs, sessions, trust};
 
 /// Lists sessions as a table or JSON.
 pub fn run(store_args: &StoreArgs, args: LsArgs) -> anyhow::Result<()> {
     let (_, store) = store_args.open()?;
     let sessions = sessions(store.as_ref())?;
+    let (_, trust) = trust(store_args)?;
+    let states: Vec<&str> = sessions
+        .iter()
+        .map(|s| verify::report(s, &trust).state())
+        .collect();
     let mut out = std::io::stdout().lock();
     if args.json {
-        let list: Vec<_> = sessions.iter().map(to_json).collect();
+        let list: Vec<_> = sessions
+            .iter()
+            .zip(&states)
+            .map(|(s, state)| to_json(s, state))
+            .collect();
         serde_json::to_writer_pretty(&mut out, &list)?;
         writeln!(out)?;
         return Ok(());
@@ -30,14 +40,14 @@ pub fn run(store_args: &StoreArgs, args: LsArgs) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "{:<36}  {:<12} {:<16} {:<20} {:>9} {:>5} {:>9}  COMMAND",
-        "SESSION", "USER", "HOST", "START (UTC)", "DURATION", "EXIT", "SIZE"
+        "{:<36}  {:<12} {:<16} {:<20} {:>9} {:>5} {:>9} {:<6} {:<9}  COMMAND",
+        "SESSION", "USER", "HOST", "START (UTC)", "DURATION", "EXIT", "SIZE", "SEALED", "INTEGRITY"
     )?;
-    for s in &sessions {
+    for (s, state) in sessions.iter().zip(&states) {
         let start = s.start.as_ref();
         writeln!(
             out,
-            "{:<36}  {:<12} {:<16} {:<20} {:>9} {:>5} {:>9}  {}",
+            "{:<36}  {:<12} {:<16} {:<20} {:>9} {:>5} {:>9} {:<6} {:<9}  {}",
             s.id,
             escape_controls(start.map_or("?", |m| m.user.as_str())),
             escape_controls(start.map_or("?", |m| m.host.as_str())),
@@ -45,6 +55,8 @@ pub fn run(store_args: &StoreArgs, args: LsArgs) -> anyhow::Result<()> {
             human_duration(s.duration_ns),
             exit_text(s),
             human_bytes(s.bytes),
+            if s.sealed { "yes" } else { "no" },
+            state,
             escape_controls(&start.map(|m| m.command_line()).unwrap_or_default()),
         )?;
     }
@@ -72,7 +84,7 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-fn to_json(s: &SessionInfo) -> serde_json::Value {
+fn to_json(s: &SessionInfo, integrity: &str) -> serde_json::Value {
     let start = s.start.as_ref();
     let end = s.end.as_ref();
     json!({
@@ -95,5 +107,8 @@ fn to_json(s: &SessionInfo) -> serde_json::Value {
         "end_reason": end.map(|e| e.reason.as_str()),
         "events": s.event_count,
         "bytes": s.bytes,
+        "sealed": s.sealed,
+        "sealed_for": start.and_then(|m| m.envelope.as_ref()).map(|e| &e.recipients),
+        "integrity": integrity,
     })
 }

@@ -3,6 +3,7 @@
 pub mod export;
 pub mod ls;
 pub mod play;
+pub mod verify;
 
 /// Outcomes that are not errors of the tool but still mean "no": exit status 1.
 #[derive(Debug, thiserror::Error)]
@@ -10,4 +11,7 @@ pub enum Failure {
     /// The session asked for is not in the store (or the prefix is ambiguous).
     #[error("{0}")]
     NotFound(String),
+    /// Some session did not verify as complete.
+    #[error("{0}")]
+    NotVerified(String),
 }

@@ -179,6 +179,8 @@ fn info(id: SessionId) -> SessionInfo {
         duration_ns: 0,
         event_count: 0,
         bytes: 0,
+        sealed: false,
+        units: Vec::new(),
     }
 }
 
