@@ -64,6 +64,14 @@ pub struct RecordArgs {
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
     pub spool_max_bytes: u64,
 
+    /// Record what is typed while the program's terminal hides it, as at a password
+    /// prompt (echo off in canonical mode: `read -s`, getpass, sudo, passwd, ssh). By
+    /// default such input reaches the program but is left out of the recording, and a
+    /// `redacted` event says how many bytes were left out. Full-screen programs (vi,
+    /// less, the shell's line editor) are recorded either way.
+    #[arg(long)]
+    pub no_redact_hidden_input: bool,
+
     /// Do not compress chunks (for debugging the format).
     #[arg(long, hide = true)]
     pub no_compress: bool,

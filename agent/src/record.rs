@@ -15,7 +15,7 @@ use crate::cli::RecordArgs;
 use crate::control::{ControlSocket, ENV_CONTROL, ENV_SESSION, runtime_dir};
 use crate::pty::{self, WinSize};
 use crate::recorder::{ChunkPolicy, Recorder};
-use crate::relay::{Relay, SignalFlags};
+use crate::relay::{HiddenInput, Relay, SignalFlags};
 use terminal::RawMode;
 
 /// Records one session; returns the exit code to leave with (the program's).
@@ -119,6 +119,7 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
             control: control.as_ref(),
             signals: &signals,
             started,
+            hidden_input: HiddenInput::new(!args.no_redact_hidden_input),
         }
         .run()
     };

@@ -4,6 +4,10 @@
 //! terminal, and each read becomes one event handed to the [`Recorder`]. Reads are up to
 //! 64 KiB, the PTY side is non-blocking (input waits in a buffer when the program is not
 //! reading, so its output is never blocked by its input), and the loop does no disk I/O.
+//!
+//! Input typed while the program's terminal hides it (a password prompt) reaches the
+//! program unchanged but is not recorded: [`HiddenInput`] decides that per read, and a
+//! `redacted` event with the number of bytes left out takes its place.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -26,6 +30,10 @@ const READ_SIZE: usize = 64 * 1024;
 const MAX_PENDING_INPUT: usize = 1 << 20;
 /// After asking the program to hang up, how long to wait before killing it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// A run of hidden input becomes its `redacted` event as soon as anything else is
+/// recorded, at the end of the session, or after this long without more hidden input, so
+/// that a count never waits in memory much longer than a chunk.
+const HIDDEN_RUN_IDLE: Duration = Duration::from_secs(1);
 
 /// Signals the loop reacts to, set by handlers and read by the loop.
 pub struct SignalFlags {
@@ -69,6 +77,93 @@ impl SignalFlags {
     }
 }
 
+/// Decides, for each read of the user's input, whether the program's terminal hides it,
+/// and counts hidden bytes into one `redacted` event per run.
+///
+/// Input is hidden when the PTY has ECHO off *and* ICANON on. ECHO off alone is not
+/// enough: bash's readline, vi, less and every full-screen program turn ECHO off too, but
+/// they run non-canonical and echo for themselves. A password prompt (bash `read -s`,
+/// getpass(3), sudo, passwd, ssh) is canonical mode without echo. Not detected, and so
+/// recorded: hidden reads in non-canonical mode (`read -s -n 1`, a program that reads
+/// raw keys without showing them), and anything typed through a program that puts this
+/// terminal in raw mode and relays keys elsewhere (ssh, docker exec -it, tmux): the
+/// remote side's password prompt is invisible from here.
+///
+/// The settings are read with one `tcgetattr` on the master per read (on Linux it returns
+/// the slave's settings), before the bytes are passed on: once the program has them it
+/// may turn echo back on. If the query fails, the last answer stands (a failure in the
+/// middle of a password keeps hiding it); if it never succeeded, input is recorded. A
+/// warning is logged once either way.
+pub struct HiddenInput {
+    enabled: bool,
+    /// The answer of the last query that succeeded.
+    last_hidden: bool,
+    warned: bool,
+    run: Option<HiddenRun>,
+}
+
+/// Hidden input not yet recorded as a `redacted` event.
+struct HiddenRun {
+    bytes: u64,
+    /// When the first of it arrived: the time of its event.
+    first_ns: u64,
+    /// When the last of it arrived.
+    last_at: Instant,
+}
+
+impl HiddenInput {
+    /// Redacts hidden input if `enabled`; otherwise records all input as typed.
+    pub fn new(enabled: bool) -> HiddenInput {
+        HiddenInput {
+            enabled,
+            last_hidden: false,
+            warned: false,
+            run: None,
+        }
+    }
+
+    /// Whether the terminal behind `master` hides what is typed into it now.
+    fn hides(&mut self, master: RawFd) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let mut termios = std::mem::MaybeUninit::<libc::termios>::uninit();
+        // SAFETY: tcgetattr fills the termios it is given when it returns 0.
+        if unsafe { libc::tcgetattr(master, termios.as_mut_ptr()) } == 0 {
+            // SAFETY: initialised by the successful call above.
+            let lflag = unsafe { termios.assume_init() }.c_lflag;
+            self.last_hidden = lflag & libc::ECHO == 0 && lflag & libc::ICANON != 0;
+        } else if !self.warned {
+            self.warned = true;
+            let error = io::Error::last_os_error();
+            tracing::warn!(
+                %error,
+                hiding = self.last_hidden,
+                "Cannot read the settings of the program's terminal; until it can be read \
+                 again, input is treated as it was last seen (recorded, unless a password \
+                 prompt was open)."
+            );
+        }
+        self.last_hidden
+    }
+
+    /// Adds `n` hidden bytes, arrived at `elapsed_ns`, to the current run.
+    fn add(&mut self, n: usize, elapsed_ns: u64) {
+        let run = self.run.get_or_insert(HiddenRun {
+            bytes: 0,
+            first_ns: elapsed_ns,
+            last_at: Instant::now(),
+        });
+        run.bytes += n as u64;
+        run.last_at = Instant::now();
+    }
+
+    /// When the current run must be recorded if nothing else ends it first.
+    fn due(&self) -> Option<Instant> {
+        self.run.as_ref().map(|r| r.last_at + HIDDEN_RUN_IDLE)
+    }
+}
+
 /// Everything the loop works with.
 pub struct Relay<'a> {
     /// The user's terminal (or whatever stdin is, when headless).
@@ -89,6 +184,8 @@ pub struct Relay<'a> {
     pub signals: &'a SignalFlags,
     /// Session start, for event times.
     pub started: Instant,
+    /// What to do with input typed while the terminal hides it.
+    pub hidden_input: HiddenInput,
 }
 
 /// How the session ended.
@@ -151,6 +248,13 @@ fn write_all_fd(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
 impl Relay<'_> {
     /// Runs until the program is gone. Returns how it ended.
     pub fn run(mut self) -> io::Result<Outcome> {
+        let outcome = self.relay();
+        // Hidden input typed last is counted whichever way the loop ended.
+        self.end_hidden_run();
+        outcome
+    }
+
+    fn relay(&mut self) -> io::Result<Outcome> {
         pty::set_nonblocking(self.master)?;
         let mut buf = vec![0u8; READ_SIZE];
         let mut pending_input: Vec<u8> = Vec::new();
@@ -213,6 +317,15 @@ impl Relay<'_> {
                 fds.len() - 1
             });
             let mut timeout = if kill_at.is_some() { 100 } else { 500 };
+            if let Some(due) = self.hidden_input.due() {
+                let now = Instant::now();
+                if now >= due {
+                    self.end_hidden_run();
+                } else {
+                    let ms = (due - now).as_nanos().div_ceil(1_000_000);
+                    timeout = timeout.min(i32::try_from(ms).unwrap_or(i32::MAX));
+                }
+            }
             // Events reach the recorder in batches (see `Recorder::send`); wake up to hand
             // over a batch that has waited long enough.
             if let Some(due) = self.recorder.handover_due() {
@@ -276,18 +389,25 @@ impl Relay<'_> {
                 match read_fd(self.input, &mut buf) {
                     Ok(0) => input_open = false,
                     Ok(n) => {
-                        let data = buf[..n].to_vec();
+                        // Asked before the program gets the bytes: once it has read a
+                        // password's Enter it may turn echo back on.
+                        let hidden = self.hidden_input.hides(self.master);
+                        let data = &buf[..n];
                         if pending_input.is_empty() {
                             // Most keystrokes go straight through without buffering.
-                            match write_fd(self.master, &data) {
+                            match write_fd(self.master, data) {
                                 Ok(w) => pending_input.extend_from_slice(&data[w..]),
-                                Err(_) => pending_input.extend_from_slice(&data),
+                                Err(_) => pending_input.extend_from_slice(data),
                             }
                         } else {
-                            pending_input.extend_from_slice(&data);
+                            pending_input.extend_from_slice(data);
                         }
-                        self.recorder
-                            .send(EventKind::Input, elapsed(self.started), data);
+                        if hidden {
+                            self.hidden_input.add(n, elapsed(self.started));
+                        } else {
+                            let data = data.to_vec();
+                            self.record(EventKind::Input, data);
+                        }
                     }
                     Err(e)
                         if matches!(
@@ -309,11 +429,7 @@ impl Relay<'_> {
             {
                 match control.accept_label() {
                     Ok(Some((label, stream))) => {
-                        self.recorder.send(
-                            EventKind::Marker,
-                            elapsed(self.started),
-                            label.into_bytes(),
-                        );
+                        self.record(EventKind::Marker, label.into_bytes());
                         acknowledge(stream);
                     }
                     Ok(None) => {}
@@ -364,8 +480,7 @@ impl Relay<'_> {
                     // Nobody sees the output any more; keep recording what the program does.
                     *output_open = false;
                 }
-                self.recorder
-                    .send(EventKind::Output, elapsed(self.started), data);
+                self.record(EventKind::Output, data);
                 Ok(true)
             }
             Err(e)
@@ -383,10 +498,27 @@ impl Relay<'_> {
 
     fn resize(&mut self, size: WinSize) {
         if pty::set_size(self.master, size).is_ok() {
-            self.recorder.send(
+            self.record(
                 EventKind::Resize,
-                elapsed(self.started),
                 schemas::event::format_size(size.cols, size.rows),
+            );
+        }
+    }
+
+    /// Hands an event to the recorder, after the hidden input typed before it, so that
+    /// events stay in time order.
+    fn record(&mut self, kind: EventKind, data: Vec<u8>) {
+        self.end_hidden_run();
+        self.recorder.send(kind, elapsed(self.started), data);
+    }
+
+    /// Records the current run of hidden input, if any, as one `redacted` event.
+    fn end_hidden_run(&mut self) {
+        if let Some(run) = self.hidden_input.run.take() {
+            self.recorder.send(
+                EventKind::Redacted,
+                run.first_ns,
+                run.bytes.to_string().into_bytes(),
             );
         }
     }

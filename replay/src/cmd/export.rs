@@ -39,7 +39,8 @@ pub fn run(store_args: &StoreArgs, args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// asciicast v2 of a session: output as `o`, input as `i`, resizes as `r`, markers as `m`.
+/// asciicast v2 of a session: output as `o`, input as `i`, resizes as `r`, markers as `m`,
+/// and input left out of the recording (`redacted`) as a marker that says how much.
 pub fn asciicast(session: &OpenSession, idle_limit: Option<std::time::Duration>) -> Vec<u8> {
     let start = session.info.start.clone().unwrap_or_default();
     let mut env = std::collections::BTreeMap::new();
@@ -63,21 +64,35 @@ pub fn asciicast(session: &OpenSession, idle_limit: Option<std::time::Duration>)
         None => Box::new(events),
     };
     for t in events {
-        let code = match t.event.kind {
-            EventKind::Output => 'o',
-            EventKind::Input => 'i',
-            EventKind::Resize => 'r',
-            EventKind::Marker => 'm',
-            EventKind::Start
-            | EventKind::End
-            | EventKind::Checkpoint
-            | EventKind::Redacted => continue,
+        let label;
+        let (code, data) = match t.event.kind {
+            EventKind::Output => ('o', t.event.data.as_slice()),
+            EventKind::Input => ('i', t.event.data.as_slice()),
+            EventKind::Resize => ('r', t.event.data.as_slice()),
+            EventKind::Marker => ('m', t.event.data.as_slice()),
+            EventKind::Redacted => {
+                label = redacted_label(&t.event.data);
+                ('m', label.as_bytes())
+            }
+            EventKind::Start | EventKind::End | EventKind::Checkpoint => continue,
         };
-        if let Some(line) = enc.event(t.at.as_nanos() as u64, code, &t.event.data) {
+        if let Some(line) = enc.event(t.at.as_nanos() as u64, code, data) {
             out.push_str(&line);
         }
     }
     out.into_bytes()
+}
+
+/// The marker label for a `redacted` event, whose data is a byte count in ASCII decimal.
+fn redacted_label(data: &[u8]) -> String {
+    match std::str::from_utf8(data)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        Some(1) => "[1 byte of hidden input not recorded]".to_string(),
+        Some(n) => format!("[{n} bytes of hidden input not recorded]"),
+        None => "[hidden input not recorded]".to_string(),
+    }
 }
 
 /// What the user saw, line by line.
@@ -88,4 +103,22 @@ pub fn text(session: &OpenSession) -> Vec<u8> {
         screen.apply(e);
     }
     screen.transcript().into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_label;
+
+    #[test]
+    fn redacted_labels_say_how_much_was_left_out() {
+        assert_eq!(
+            redacted_label(b"20"),
+            "[20 bytes of hidden input not recorded]"
+        );
+        assert_eq!(
+            redacted_label(b"1"),
+            "[1 byte of hidden input not recorded]"
+        );
+        assert_eq!(redacted_label(b"x\xff"), "[hidden input not recorded]");
+    }
 }
