@@ -38,6 +38,20 @@ pub enum Command {
         after_help = "Example, inside a recorded session:\n  auditty-agent mark \"starting the database migration\""
     )]
     Mark(MarkArgs),
+    /// Print this node's public key line for the verifiers' trust file (creates the key on
+    /// first use).
+    #[command(
+        after_help = "Example, collecting a fleet's keys for `replay verify --trust`:\n  for h in web-1 web-2; do ssh $h auditty-agent node-key; done >> trusted-keys"
+    )]
+    NodeKey(NodeKeyArgs),
+}
+
+/// Options of `node-key`.
+#[derive(Args, Debug, Clone)]
+pub struct NodeKeyArgs {
+    /// The node key file. Default: $AUDITTY_NODE_KEY, else <data dir>/node.key.
+    #[arg(long, env = "AUDITTY_NODE_KEY", value_name = "FILE")]
+    pub node_key: Option<PathBuf>,
 }
 
 /// Options of `record`.
@@ -71,6 +85,20 @@ pub struct RecordArgs {
     /// less, the shell's line editor) are recorded either way.
     #[arg(long)]
     pub no_redact_hidden_input: bool,
+
+    /// Who the session is sealed for (end-to-end encryption).
+    #[command(flatten)]
+    pub seal: envelope::RecipientArgs,
+
+    /// The node's ed25519 key that signs checkpoints; created (mode 0600) on first use,
+    /// and its public key added to <data dir>/trusted-keys.
+    /// Default: $AUDITTY_NODE_KEY, else <data dir>/node.key.
+    #[arg(long, env = "AUDITTY_NODE_KEY", value_name = "FILE")]
+    pub node_key: Option<PathBuf>,
+
+    /// Write a signed integrity checkpoint after this many chunks (and after the end).
+    #[arg(long, default_value_t = 16, value_name = "CHUNKS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub checkpoint_every: u32,
 
     /// Do not compress chunks (for debugging the format).
     #[arg(long, hide = true)]

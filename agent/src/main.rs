@@ -18,6 +18,14 @@ fn main() -> ExitCode {
         Command::Record(args) => agent::record::run(cli.data_dir.as_deref(), args),
         Command::Ship(args) => agent::ship::run(cli.data_dir.as_deref(), args).map(|()| 0),
         Command::Mark(args) => agent::mark::run(args).map(|()| 0),
+        Command::NodeKey(args) => {
+            let host = agent::metadata::host_name();
+            agent::record::load_node_key(cli.data_dir.as_deref(), args.node_key.as_deref(), &host)
+                .map(|key| {
+                    println!("{} {host}", key.public());
+                    0
+                })
+        }
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -16,9 +16,7 @@ pub fn gather(start_time_ns: i64, command: &[OsString], size: WinSize) -> Sessio
         .map(|u| u.name)
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| uid.to_string());
-    let host = nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let host = host_name();
     let machine_id = std::fs::read_to_string("/etc/machine-id")
         .ok()
         .map(|s| s.trim().to_string())
@@ -42,6 +40,14 @@ pub fn gather(start_time_ns: i64, command: &[OsString], size: WinSize) -> Sessio
         cols: size.cols,
         rows: size.rows,
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        redacts_hidden_input: false,
         envelope: None,
     }
+}
+
+/// This machine's host name ("" if it has none).
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

@@ -14,8 +14,9 @@ use spool::{SpoolOptions, SpoolWriter};
 use crate::cli::RecordArgs;
 use crate::control::{ControlSocket, ENV_CONTROL, ENV_SESSION, runtime_dir};
 use crate::pty::{self, WinSize};
-use crate::recorder::{ChunkPolicy, Recorder};
+use crate::recorder::{ChunkPolicy, Protection, Recorder};
 use crate::relay::{HiddenInput, Relay, SignalFlags};
+use integrity::{NodeKey, SessionChain};
 use terminal::RawMode;
 
 /// Records one session; returns the exit code to leave with (the program's).
@@ -37,6 +38,17 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
         bail!("--chunk-bytes and --chunk-latency-ms must be greater than 0");
     }
 
+    // Before anything is written: a session that should be sealed and cannot be is not
+    // recorded in the clear instead.
+    let (data_key, envelope) = match args
+        .seal
+        .seal()
+        .context("cannot seal the session for its recipients; nothing was recorded")?
+    {
+        Some((key, envelope)) => (Some(key), Some(envelope)),
+        None => (None, None),
+    };
+
     let stdin = std::io::stdin().as_raw_fd();
     let stdout = std::io::stdout().as_raw_fd();
     let terminal_size = pty::get_size(stdin);
@@ -45,6 +57,12 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
         .unwrap_or_else(size_from_env);
 
     let session_id = SessionId::new_v7_at(schemas::time::now_ns());
+    let node_key = load_node_key(
+        data_dir,
+        args.node_key.as_deref(),
+        &crate::metadata::host_name(),
+    )?;
+    let chain = SessionChain::new(session_id, node_key);
     let writer = SpoolWriter::create(
         &spool_dir,
         &session_id.to_string(),
@@ -57,7 +75,9 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
     let start_time_ns = session_id
         .start_time_ns()
         .unwrap_or_else(schemas::time::now_ns);
-    let start = crate::metadata::gather(start_time_ns, &command, size);
+    let mut start = crate::metadata::gather(start_time_ns, &command, size);
+    start.envelope = envelope;
+    start.redacts_hidden_input = !args.no_redact_hidden_input;
     let recorder = Recorder::start(
         writer,
         session_id,
@@ -66,6 +86,11 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
             max_bytes: args.chunk_bytes,
             max_latency: Duration::from_millis(args.chunk_latency_ms),
             compress: !args.no_compress,
+            checkpoint_every: args.checkpoint_every,
+        },
+        Protection {
+            key: data_key,
+            chain,
         },
     )
     .with_context(|| {
@@ -166,6 +191,34 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
         return Ok(if code == 0 { 1 } else { code });
     }
     Ok(code)
+}
+
+/// Loads the node key (`--node-key`, else `<data dir>/node.key`), creating it on first
+/// use. A new key's public half goes into `<data dir>/trusted-keys`, so that `replay
+/// verify` on this machine trusts it; a fleet collects `auditty-agent node-key` lines.
+/// Recording refuses to start without a key: an unsigned session could be forged.
+pub fn load_node_key(
+    data_dir: Option<&Path>,
+    flag: Option<&Path>,
+    host: &str,
+) -> anyhow::Result<NodeKey> {
+    let dir = DataDir::resolve(data_dir);
+    let path = match (flag, &dir) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Ok(d)) => d.node_key(),
+        (None, Err(e)) => bail!("{e}; or give --node-key FILE"),
+    };
+    let (key, created) = NodeKey::load_or_create(&path)
+        .with_context(|| "cannot load the node key that signs sessions; give --node-key FILE")?;
+    if created {
+        tracing::info!(path = %path.display(), "Created a node key.");
+        if let Ok(d) = &dir
+            && let Err(e) = integrity::add_to_trust_file(&d.trusted_keys(), &key.public(), host)
+        {
+            tracing::warn!(error = %e, "Could not add the new node key to the local trust file.");
+        }
+    }
+    Ok(key)
 }
 
 fn size_from_env() -> WinSize {

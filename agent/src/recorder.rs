@@ -1,4 +1,9 @@
-//! The recorder thread: numbers events, cuts chunks and appends them to the spool.
+//! The recorder thread: numbers events, cuts chunks, seals them (when the session has
+//! recipients), chains and signs them (DESIGN.md §5, §6), and appends them to the spool.
+//!
+//! `start`, checkpoints and `end` are written in clear chunks of their own, even in a
+//! sealed session: the ingester must read session metadata and a verifier the
+//! checkpoints without a key. Everything the user typed or saw is sealed.
 //!
 //! Chunks are appended as soon as they are cut (so a killed agent loses only what was
 //! not cut yet), and fdatasync'd at most once per `max_latency`: under bulk output a
@@ -17,7 +22,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use integrity::SessionChain;
 use schemas::chunk::ChunkEncoder;
+use schemas::seal::DataKey;
 use schemas::{Chunk, Event, EventKind, SessionEnd, SessionId, SessionStart};
 use spool::SpoolWriter;
 
@@ -66,6 +73,49 @@ pub struct ChunkPolicy {
     pub max_latency: Duration,
     /// zstd-compress payloads.
     pub compress: bool,
+    /// Write a signed checkpoint after this many chunks (and always after `end`).
+    pub checkpoint_every: u32,
+}
+
+/// How chunks are protected.
+pub struct Protection {
+    /// The session's data key, when it is sealed for recipients.
+    pub key: Option<DataKey>,
+    /// The hash chain, signed with the node key.
+    pub chain: SessionChain,
+}
+
+/// Why recording stopped.
+#[derive(Debug)]
+pub enum RecordError {
+    /// The spool failed (full, I/O error).
+    Spool(spool::SpoolError),
+    /// A chunk could not be sealed.
+    Seal(schemas::seal::SealError),
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordError::Spool(e) => e.fmt(f),
+            RecordError::Seal(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RecordError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RecordError::Spool(e) => Some(e),
+            RecordError::Seal(e) => Some(e),
+        }
+    }
+}
+
+impl From<spool::SpoolError> for RecordError {
+    fn from(e: spool::SpoolError) -> Self {
+        RecordError::Spool(e)
+    }
 }
 
 /// What the recorder did, when it is done.
@@ -95,10 +145,14 @@ impl Recorder {
         session_id: SessionId,
         start: &SessionStart,
         policy: ChunkPolicy,
-    ) -> Result<Recorder, spool::SpoolError> {
+        protection: Protection,
+    ) -> Result<Recorder, RecordError> {
         let mut state = State {
             writer,
-            encoder: ChunkEncoder::new(policy.compress),
+            encoder: ChunkEncoder::new(policy.compress).sealed_with(protection.key),
+            chain: protection.chain,
+            chunks_since_checkpoint: 0,
+            last_elapsed_ns: 0,
             session_id,
             policy,
             pending: Vec::new(),
@@ -111,7 +165,7 @@ impl Recorder {
             unsynced: false,
         };
         state.push(EventKind::Start, 0, start.to_bytes());
-        state.flush()?;
+        state.flush_clear()?;
         state.sync()?;
         let (tx, rx) = bounded(CHANNEL_BATCHES);
         let failure = Arc::new(Mutex::new(None));
@@ -119,10 +173,12 @@ impl Recorder {
         let thread = std::thread::Builder::new()
             .name("auditty-recorder".into())
             .spawn(move || run(state, rx, thread_failure))
-            .map_err(|e| spool::SpoolError::Io {
-                path: Default::default(),
-                op: "start recorder thread",
-                source: e,
+            .map_err(|e| {
+                RecordError::Spool(spool::SpoolError::Io {
+                    path: Default::default(),
+                    op: "start recorder thread",
+                    source: e,
+                })
             })?;
         Ok(Recorder {
             tx,
@@ -202,6 +258,10 @@ struct Batch {
 struct State {
     writer: SpoolWriter,
     encoder: ChunkEncoder,
+    chain: SessionChain,
+    chunks_since_checkpoint: u32,
+    /// Time of the latest event, for the events the recorder makes itself.
+    last_elapsed_ns: u64,
     session_id: SessionId,
     policy: ChunkPolicy,
     pending: Vec<Event>,
@@ -224,6 +284,7 @@ impl State {
             _ => {}
         }
         self.pending_bytes += data.len();
+        self.last_elapsed_ns = self.last_elapsed_ns.max(elapsed_ns);
         self.pending.push(Event {
             seq: self.next_seq,
             elapsed_ns,
@@ -233,19 +294,75 @@ impl State {
         self.next_seq += 1;
     }
 
-    fn flush(&mut self) -> Result<(), spool::SpoolError> {
+    /// Cuts the pending events into a chunk (sealed if the session is), and writes a
+    /// checkpoint when one is due.
+    fn flush(&mut self) -> Result<(), RecordError> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let chunk = Chunk {
+        let chunk = self.take_chunk();
+        let bytes = if self.encoder.is_sealing() {
+            let bytes = self.encoder.encode(&chunk).map_err(RecordError::Seal)?;
+            self.chain.add_sealed_chunk(&bytes);
+            bytes
+        } else {
+            chunk.events.iter().for_each(|e| self.chain.add_event(e));
+            self.encoder.encode_clear(&chunk)
+        };
+        self.append(&bytes, chunk.events.len())?;
+        self.chunks_since_checkpoint += 1;
+        if self.chunks_since_checkpoint >= self.policy.checkpoint_every {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pending events in a clear chunk: `start`, checkpoints and `end`.
+    fn flush_clear(&mut self) -> Result<(), RecordError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let chunk = self.take_chunk();
+        chunk.events.iter().for_each(|e| self.chain.add_event(e));
+        let bytes = self.encoder.encode_clear(&chunk);
+        self.append(&bytes, chunk.events.len())
+    }
+
+    /// Signs the chain so far into a checkpoint event, written at once.
+    fn checkpoint(&mut self) -> Result<(), RecordError> {
+        let data = self.chain.checkpoint(self.next_seq);
+        self.push(EventKind::Checkpoint, self.last_elapsed_ns, data);
+        self.chunks_since_checkpoint = 0;
+        self.flush_clear()
+    }
+
+    /// Ends the session: the pending events, `end` with the chain hash before it, and the
+    /// final checkpoint that covers `end`.
+    fn end(&mut self, elapsed_ns: u64, mut end: SessionEnd) -> Result<(), RecordError> {
+        self.flush()?;
+        // `end` counts itself; the final checkpoint follows it.
+        end.event_count = self.next_seq + 1;
+        end.input_bytes = self.input_bytes;
+        end.output_bytes = self.output_bytes;
+        end.chain_hash = Some(integrity::chain::hex(&self.chain.hash()));
+        self.push(EventKind::End, elapsed_ns, end.to_bytes());
+        self.flush_clear()?;
+        self.checkpoint()
+    }
+
+    fn take_chunk(&mut self) -> Chunk {
+        self.pending_bytes = 0;
+        Chunk {
             session_id: self.session_id,
             events: std::mem::take(&mut self.pending),
-        };
-        self.pending_bytes = 0;
-        self.writer.append(&self.encoder.encode_clear(&chunk))?;
+        }
+    }
+
+    fn append(&mut self, bytes: &[u8], events: usize) -> Result<(), RecordError> {
+        self.writer.append(bytes)?;
         self.unsynced = true;
         self.stats.chunks += 1;
-        self.stats.events += chunk.events.len() as u64;
+        self.stats.events += events as u64;
         if self.synced_at.elapsed() >= self.policy.max_latency {
             self.sync()?;
         }
@@ -310,14 +427,11 @@ fn run(
                     }
                 }
             }
-            Ok(Message::End {
-                elapsed_ns,
-                mut end,
-            }) => {
-                end.event_count = state.next_seq + 1;
-                end.input_bytes = state.input_bytes;
-                end.output_bytes = state.output_bytes;
-                state.push(EventKind::End, elapsed_ns, end.to_bytes());
+            Ok(Message::End { elapsed_ns, end }) => {
+                if !failed && let Err(e) = state.end(elapsed_ns, end) {
+                    report_failure(&failure, &e);
+                    failed = true;
+                }
                 ended = true;
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -358,7 +472,7 @@ fn run(
     }
 }
 
-fn report_failure(failure: &Mutex<Option<String>>, e: &spool::SpoolError) {
+fn report_failure(failure: &Mutex<Option<String>>, e: &dyn std::fmt::Display) {
     tracing::error!(error = %e, "Recording failed; the session will be ended.");
     if let Ok(mut f) = failure.lock() {
         *f = Some(e.to_string());

@@ -10,6 +10,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+/// The recipient sealed sessions are recorded for. Sealing needs only the public key; the
+/// private half of this one was thrown away.
+const BENCH_RECIPIENT: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEb57C4AQNhT7oEtsVMk/xhX7q5xosTD7BL/yF697QqC bench";
+
 /// Which recorder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -17,6 +22,8 @@ pub enum Kind {
     Bare,
     /// `auditty-agent record`.
     Auditty,
+    /// `auditty-agent record --recipient …`: every chunk sealed (issue #6).
+    AudittySealed,
     /// util-linux `script`.
     Script,
     /// Debian `tlog-rec` with the file writer.
@@ -29,9 +36,10 @@ pub enum Kind {
 
 impl Kind {
     /// Every recorder, in table order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Bare,
         Kind::Auditty,
+        Kind::AudittySealed,
         Kind::Script,
         Kind::Tlog,
         Kind::Asciinema2,
@@ -43,6 +51,7 @@ impl Kind {
         match self {
             Kind::Bare => "bare-pty",
             Kind::Auditty => "auditty",
+            Kind::AudittySealed => "auditty-sealed",
             Kind::Script => "script",
             Kind::Tlog => "tlog",
             Kind::Asciinema2 => "asciinema2",
@@ -52,7 +61,7 @@ impl Kind {
 
     /// True for the recorders auditty is compared with.
     pub fn is_peer(self) -> bool {
-        !matches!(self, Kind::Bare | Kind::Auditty)
+        !matches!(self, Kind::Bare | Kind::Auditty | Kind::AudittySealed)
     }
 }
 
@@ -113,7 +122,9 @@ pub fn find(bin_dir: &Path, asciinema3: &Path, wanted: &[Kind]) -> anyhow::Resul
     for &kind in wanted {
         let found = match kind {
             Kind::Bare => Ok((PathBuf::from("/bin/sh"), "kernel PTY".to_string())),
-            Kind::Auditty => Ok((agent.clone(), version_of(&agent, "--version"))),
+            Kind::Auditty | Kind::AudittySealed => {
+                Ok((agent.clone(), version_of(&agent, "--version")))
+            }
             Kind::Script => which("script")
                 .map(|p| {
                     let v = version_of(&p, "--version");
@@ -227,19 +238,14 @@ impl Recorder {
         let p = |x: PathBuf| x.into_os_string();
         match self.kind {
             Kind::Bare => (s("/bin/sh"), vec![s("-c"), s(shell_cmd)]),
-            Kind::Auditty => (
-                p(self.program.clone()),
-                vec![
-                    s("--data-dir"),
-                    p(art.data_dir()),
-                    s("record"),
-                    s("-q"),
-                    s("--"),
-                    s("/bin/sh"),
-                    s("-c"),
-                    s(shell_cmd),
-                ],
-            ),
+            Kind::Auditty | Kind::AudittySealed => {
+                let mut args = vec![s("--data-dir"), p(art.data_dir()), s("record"), s("-q")];
+                if self.kind == Kind::AudittySealed {
+                    args.extend([s("--recipient"), s(BENCH_RECIPIENT)]);
+                }
+                args.extend([s("--"), s("/bin/sh"), s("-c"), s(shell_cmd)]);
+                (p(self.program.clone()), args)
+            }
             Kind::Script => (
                 p(self.program.clone()),
                 vec![

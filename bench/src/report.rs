@@ -369,7 +369,7 @@ pub fn stored(kind: Kind, art: &Artifacts, ingest: &Path) -> anyhow::Result<Vec<
     };
     Ok(match kind {
         Kind::Bare => Vec::new(),
-        Kind::Auditty => {
+        Kind::Auditty | Kind::AudittySealed => {
             let data = art.data_dir();
             let spool = tree_len(&data.join("spool"))?;
             let out = Command::new(ingest)

@@ -29,6 +29,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "AUDITTY_TRUST_FILE", value_name = "FILE")]
     pub trust: Option<PathBuf>,
 
+    /// How to open sealed sessions.
+    #[command(flatten)]
+    pub keys: envelope::IdentityArgs,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

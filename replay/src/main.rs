@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         store: cli.store.clone(),
         s3: cli.s3.clone(),
         trust: cli.trust.clone(),
+        keys: cli.keys.clone(),
     };
     let result = match cli.command {
         Command::Ls(args) => replay::cmd::ls::run(&store, args),

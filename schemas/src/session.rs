@@ -36,6 +36,9 @@ pub struct SessionStart {
     pub rows: u16,
     /// Version of the agent that recorded the session.
     pub agent_version: String,
+    /// Input typed at password prompts (echo off, canonical mode) is left out and counted
+    /// in `redacted` events.
+    pub redacts_hidden_input: bool,
     /// Encryption envelope (wrapped data keys); `None` for plaintext sessions.
     pub envelope: Option<crate::seal::Envelope>,
 }

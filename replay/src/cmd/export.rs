@@ -14,7 +14,7 @@ use crate::stream::{cap_idle, timed};
 /// Exports one session.
 pub fn run(store_args: &StoreArgs, args: ExportArgs) -> anyhow::Result<()> {
     let (_, store) = store_args.open()?;
-    let session = open_session(store.as_ref(), &args.session)?;
+    let session = open_session(store.as_ref(), &args.session, &store_args.keys)?;
     let bytes = match args.format {
         ExportFormat::Asciicast => asciicast(&session, args.idle_limit),
         ExportFormat::Text => text(&session),

@@ -49,7 +49,7 @@ fn read_key(fd: i32, timeout: Duration) -> Option<Key> {
 /// Plays one session.
 pub fn run(store_args: &StoreArgs, args: PlayArgs) -> anyhow::Result<()> {
     let (_, store) = store_args.open()?;
-    let session = open_session(store.as_ref(), &args.session)?;
+    let session = open_session(store.as_ref(), &args.session, &store_args.keys)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [
