@@ -192,7 +192,13 @@ pub(crate) fn seal_payload(
     let ad = associated_data(&header.to_bytes(), first_elapsed_ns, last_elapsed_ns);
     let cipher = XChaCha20Poly1305::new(key.as_bytes().into());
     let ct = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: inner, aad: &ad })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: inner,
+                aad: &ad,
+            },
+        )
         .map_err(|e| SealError(e.to_string()))?;
     let mut out = Vec::with_capacity(PREFIX_LEN + ct.len());
     out.extend_from_slice(&nonce);
@@ -253,7 +259,10 @@ mod tests {
         let mut enc = ChunkEncoder::new(true).sealed_with(Some(key.clone()));
         let bytes = enc.encode(&chunk()).unwrap();
         let other = DataKey::generate().unwrap();
-        let e = SealedChunk::parse(&bytes).unwrap().open(&other).unwrap_err();
+        let e = SealedChunk::parse(&bytes)
+            .unwrap()
+            .open(&other)
+            .unwrap_err();
         assert_eq!(e.kind, DecodeErrorKind::SealBroken);
         // Re-numbered (first seq changed, CRC still fine): the tag fails.
         let mut moved = bytes.clone();
@@ -268,7 +277,10 @@ mod tests {
         let mut hb = h.to_bytes();
         hb[40..44].copy_from_slice(&crc.to_le_bytes());
         retimed[..HEADER_LEN].copy_from_slice(&hb);
-        let e = SealedChunk::parse(&retimed).unwrap().open(&key).unwrap_err();
+        let e = SealedChunk::parse(&retimed)
+            .unwrap()
+            .open(&key)
+            .unwrap_err();
         assert_eq!(e.kind, DecodeErrorKind::SealBroken);
     }
 
