@@ -89,6 +89,8 @@ pub enum Problem {
         seq: u64,
         /// Last seq of the row.
         seq_last: u64,
+        /// The row is a sealed chunk.
+        sealed: bool,
     },
     /// Something in `from..=to` was altered, and the checkpoint's tags were rewritten too.
     AlteredBetween {
@@ -149,6 +151,19 @@ pub enum Problem {
 }
 
 impl Problem {
+    /// The seq a located problem points at.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Problem::Gap { from, .. } | Problem::AlteredBetween { from, .. } => Some(*from),
+            Problem::Altered { seq, .. }
+            | Problem::Conflict { seq }
+            | Problem::BadSignature { seq }
+            | Problem::UnknownKey { seq, .. }
+            | Problem::MalformedCheckpoint { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
+
     /// Problems that only say the session is still running or was cut off by a kill.
     pub fn is_open_only(&self) -> bool {
         matches!(self, Problem::NeverEnded { .. })
@@ -166,10 +181,10 @@ impl fmt::Display for Problem {
                     to - from + 1
                 )
             }
-            Problem::Altered { seq, seq_last } if seq == seq_last => {
-                write!(f, "altered at seq {seq}")
-            }
-            Problem::Altered { seq, seq_last } => {
+            Problem::Altered {
+                seq, sealed: false, ..
+            } => write!(f, "altered at seq {seq}"),
+            Problem::Altered { seq, seq_last, .. } => {
                 write!(
                     f,
                     "altered at seq {seq} (sealed chunk of seq {seq}..{seq_last})"
@@ -238,19 +253,25 @@ impl Report {
     }
 
     /// One word for listings: `complete`, `open` (what is there verifies, but the session
-    /// never ended), `unsigned` or `FAILED`.
+    /// never ended), `untrusted` (intact as signed, but by keys not in the trust file),
+    /// `unsigned` or `FAILED`.
     pub fn state(&self) -> &'static str {
+        let only = |allowed: fn(&Problem) -> bool| self.problems.iter().all(allowed);
         if self.problems.is_empty() {
             "complete"
-        } else if self.problems.iter().all(Problem::is_open_only) {
+        } else if only(Problem::is_open_only) {
             "open"
-        } else if self.problems == [Problem::Unsigned]
-            || self
-                .problems
-                .iter()
-                .all(|p| matches!(p, Problem::Unsigned | Problem::NeverEnded { .. }))
-        {
+        } else if only(|p| matches!(p, Problem::Unsigned | Problem::NeverEnded { .. })) {
             "unsigned"
+        } else if only(|p| {
+            matches!(
+                p,
+                Problem::UnknownKey { .. }
+                    | Problem::UnsignedTail { .. }
+                    | Problem::NeverEnded { .. }
+            )
+        }) {
+            "untrusted"
         } else {
             "FAILED"
         }
@@ -266,7 +287,8 @@ pub struct Expectations {
 
 #[derive(Default)]
 struct Interval {
-    units: Vec<(u64, u64, [u8; crate::chain::TAG_LEN])>,
+    /// (seq, seq_last, sealed, tag) of each unit since the last checkpoint.
+    units: Vec<(u64, u64, bool, [u8; crate::chain::TAG_LEN])>,
     broken: bool,
 }
 
@@ -338,7 +360,9 @@ pub fn verify(
             _ => {}
         }
         chain.push(&u.hash);
-        interval.units.push((u.seq, u.seq_last, tag(&u.hash)));
+        interval
+            .units
+            .push((u.seq, u.seq_last, u.kind == UnitKind::Sealed, tag(&u.hash)));
     }
     report.events = next;
     let last_seq = next.saturating_sub(1);
@@ -353,7 +377,15 @@ pub fn verify(
             last_seq,
             signed_through: report.signed_through,
         }),
-        (Some(_), _) if checkpoints > 0 && report.signed_through < last_seq => {
+        // Damage already located in the tail explains why it is not covered.
+        (Some(_), _)
+            if checkpoints > 0
+                && report.signed_through < last_seq
+                && !report
+                    .problems
+                    .iter()
+                    .any(|p| p.seq().is_some_and(|s| s >= report.signed_through)) =>
+        {
             report.problems.push(Problem::UnsignedTail {
                 from: report.signed_through,
                 to: last_seq,
@@ -424,10 +456,11 @@ fn check_checkpoint(
                     .units
                     .iter()
                     .zip(&cp.tags)
-                    .filter(|((_, _, ours), theirs)| ours != *theirs)
-                    .map(|(&(s, l, _), _)| Problem::Altered {
-                        seq: s,
-                        seq_last: l,
+                    .filter(|((.., ours), theirs)| ours != *theirs)
+                    .map(|(&(seq, seq_last, sealed, _), _)| Problem::Altered {
+                        seq,
+                        seq_last,
+                        sealed,
                     })
                     .collect()
             } else {
@@ -548,7 +581,8 @@ mod tests {
             run(&t, &trust()).problems,
             vec![Problem::Altered {
                 seq: 3,
-                seq_last: 3
+                seq_last: 3,
+                sealed: false
             }]
         );
         // A deleted row.
@@ -569,11 +603,13 @@ mod tests {
             vec![
                 Problem::Altered {
                     seq: 2,
-                    seq_last: 2
+                    seq_last: 2,
+                    sealed: false
                 },
                 Problem::Altered {
                     seq: 3,
-                    seq_last: 3
+                    seq_last: 3,
+                    sealed: false
                 }
             ]
         );
@@ -636,7 +672,7 @@ mod tests {
         // Re-signed (data altered, chain and tags recomputed) with an untrusted key.
         let forged = session(NodeKey::from_seed([2; 32]), 10);
         let r = run(&forged, &trust());
-        assert_eq!(r.problems.len(), 4, "{:?}", r.problems);
+        assert_eq!(r.problems.len(), 3, "{:?}", r.problems);
         assert!(
             r.problems
                 .iter()
@@ -644,7 +680,7 @@ mod tests {
             "{:?}",
             r.problems
         );
-        assert_eq!(r.state(), "FAILED");
+        assert_eq!(r.state(), "untrusted");
     }
 
     #[test]
@@ -698,7 +734,8 @@ mod tests {
             r.problems[0],
             Problem::Altered {
                 seq: 1,
-                seq_last: 5
+                seq_last: 5,
+                sealed: true
             }
         );
         assert_eq!(
