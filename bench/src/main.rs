@@ -33,7 +33,7 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
 
-    /// Recorders to run, comma-separated, from: bare-pty, auditty, script, tlog,
+    /// Recorders to run, comma-separated, from: bare-pty, auditty, auditty-sealed, script, tlog,
     /// asciinema2, asciinema3. Default: all.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     only: Vec<String>,

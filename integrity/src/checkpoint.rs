@@ -27,7 +27,8 @@ pub struct Checkpoint {
     pub key: String,
     /// Ed25519 signature over [`Checkpoint::message`], base64.
     pub sig: String,
-    /// The first 8 bytes of each unit hash in `from..through`, concatenated, base64.
+    /// The first [`TAG_LEN`] bytes of each unit hash in `from..through`, concatenated,
+    /// base64.
     pub tags: String,
 }
 
@@ -122,7 +123,7 @@ impl Checkpoint {
             .decode(&c.tags)
             .map_err(|_| bad("tags are not base64"))?;
         if tag_bytes.len() % TAG_LEN != 0 {
-            return Err(bad("tags are not a whole number of 8-byte tags"));
+            return Err(bad("tags are not a whole number of 2-byte tags"));
         }
         let tags = tag_bytes
             .chunks_exact(TAG_LEN)
@@ -171,7 +172,7 @@ mod tests {
     fn signed_checkpoints_verify_and_altered_ones_do_not() {
         let key = NodeKey::from_seed([5; 32]);
         let sid = SessionId::from_bytes([1; 16]);
-        let cp = Checkpoint::sign(&key, sid, 0, 3, &[9; 32], &[1; 24]);
+        let cp = Checkpoint::sign(&key, sid, 0, 3, &[9; 32], &[1; 3 * TAG_LEN]);
         let parsed = Checkpoint::parse(&cp.to_bytes()).unwrap();
         assert_eq!(parsed.tags.len(), 3);
         parsed.check_signature(sid).unwrap();
@@ -184,7 +185,7 @@ mod tests {
         let p = Checkpoint::parse(&other.to_bytes()).unwrap();
         assert_eq!(p.check_signature(sid), Err(CheckpointError::BadSignature));
         let mut other = cp.clone();
-        other.tags = B64.encode([2u8; 24]);
+        other.tags = B64.encode([2u8; 3 * TAG_LEN]);
         let p = Checkpoint::parse(&other.to_bytes()).unwrap();
         assert_eq!(p.check_signature(sid), Err(CheckpointError::BadSignature));
     }
