@@ -102,14 +102,8 @@ impl Kms {
             .ciphertext_blob
             .map(Blob::into_inner)
             .ok_or("KMS returned no CiphertextBlob")?;
-        let mut plaintext = out
-            .plaintext
-            .map(Blob::into_inner)
-            .ok_or("KMS returned no Plaintext")?;
-        let key = DataKey::from_slice(&plaintext);
-        let len = plaintext.len();
-        plaintext.zeroize();
-        let key = key.ok_or_else(|| format!("KMS returned a {len}-byte key, not 32 bytes"))?;
+        let key = data_key(out.plaintext)
+            .map_err(|len| format!("KMS returned a {len}-byte key, not 32 bytes"))?;
         Ok((key, ciphertext))
     }
 
@@ -127,14 +121,7 @@ impl Kms {
                     .send(),
             )
             .map_err(describe_sdk_error)?;
-        let mut plaintext = out
-            .plaintext
-            .map(Blob::into_inner)
-            .ok_or("KMS returned no Plaintext")?;
-        let key = DataKey::from_slice(&plaintext);
-        let len = plaintext.len();
-        plaintext.zeroize();
-        key.ok_or_else(|| {
+        data_key(out.plaintext).map_err(|len| {
             format!("it returned {len} bytes, not a 32-byte data key (not an auditty key?)")
         })
     }
@@ -216,6 +203,18 @@ where
         " (is KMS reachable? check --kms-endpoint-url, --kms-region and the network)"
     };
     one_line(&format!("{text}{hint}"))
+}
+
+/// The data key in a KMS `Plaintext`, wiping the buffer; `Err(length)` unless 32 bytes
+/// (0 when KMS returned none).
+fn data_key(plaintext: Option<Blob>) -> Result<DataKey, usize> {
+    let Some(mut plaintext) = plaintext.map(Blob::into_inner) else {
+        return Err(0);
+    };
+    let key = DataKey::from_slice(&plaintext);
+    let len = plaintext.len();
+    plaintext.zeroize();
+    key.ok_or(len)
 }
 
 #[cfg(test)]

@@ -182,6 +182,27 @@ impl Sandbox {
             .open()
             .expect("open store")
     }
+
+    /// `auditty-agent record -q RECORD_ARGS -- bash --norc --noprofile` on a new PTY of
+    /// `size`, with this sandbox's environment plus `extra_env`, once bash shows its
+    /// prompt. Typeahead before the agent is up would be echoed by the outer terminal
+    /// itself, which no recorder can see, so tests start typing at the prompt, as a person
+    /// would.
+    pub fn record_bash(
+        &self,
+        record_args: &[&str],
+        extra_env: &[(&'static str, String)],
+        size: WinSize,
+    ) -> PtySession {
+        let mut env = self.env();
+        env.extend(extra_env.iter().cloned());
+        let mut args = vec!["record", "-q"];
+        args.extend_from_slice(record_args);
+        args.extend(["--", "bash", "--norc", "--noprofile"]);
+        let s = PtySession::spawn(bin("auditty-agent"), &args, &env, size);
+        s.wait_for("$", Duration::from_secs(30));
+        s
+    }
 }
 
 /// stdout and stderr of a finished command, for failure messages.

@@ -23,16 +23,7 @@ fn only_session(sb: &Sandbox) -> serde_json::Value {
 #[test]
 fn a_scripted_shell_session_round_trips_to_an_identical_screen() {
     let sb = Sandbox::new();
-    let agent = auditty_tests::bin("auditty-agent");
-    let mut s = PtySession::spawn(
-        &agent,
-        ["record", "-q", "--", "bash", "--norc", "--noprofile"],
-        &sb.env(),
-        WinSize { cols: 80, rows: 24 },
-    );
-    // Typeahead before the agent is up would be echoed by the outer terminal itself,
-    // which no recorder can see: start typing at the prompt, as a person would.
-    s.wait_for("$", T);
+    let mut s = sb.record_bash(&[], &[], WinSize { cols: 80, rows: 24 });
     s.type_line("echo ready-$((40+2))");
     s.wait_for("ready-42", T);
 
@@ -221,13 +212,7 @@ fn playback_writes_the_session_and_restores_the_terminal() {
 #[test]
 fn killing_the_agent_keeps_every_spooled_event_and_reads_as_not_ended() {
     let sb = Sandbox::new();
-    let agent = auditty_tests::bin("auditty-agent");
-    let mut s = PtySession::spawn(
-        &agent,
-        ["record", "-q", "--", "bash", "--norc", "--noprofile"],
-        &sb.env(),
-        WinSize::default(),
-    );
+    let mut s = sb.record_bash(&[], &[], WinSize::default());
     s.type_line("echo before-kill-$((6*7))");
     s.wait_for("before-kill-42", T);
     s.type_line("for i in 1 2 3; do echo line$i; done");

@@ -132,12 +132,9 @@ fn assert_no_secret_in_events(events: &[Event], what: &str) {
 /// the secret), a command after; then ingests.
 fn record(extra_args: &[&str], prompt_command: &str, prompt: &str, answer: &str) -> Recording {
     let sb = Sandbox::new();
-    let agent = auditty_tests::bin("auditty-agent");
-    let mut args = vec!["record", "-q", "--no-compress"];
+    let mut args = vec!["--no-compress"];
     args.extend_from_slice(extra_args);
-    args.extend(["--", "bash", "--norc", "--noprofile"]);
-    let mut s = PtySession::spawn(&agent, &args, &sb.env(), WinSize { cols: 80, rows: 24 });
-    s.wait_for("$", T);
+    let mut s = sb.record_bash(&args, &[], WinSize { cols: 80, rows: 24 });
     s.type_line("echo before-marker-$((6*7))");
     s.wait_for("before-marker-42", T);
 
@@ -311,14 +308,7 @@ fn with_no_redact_hidden_input_the_password_is_recorded() {
 #[test]
 fn full_screen_programs_that_echo_themselves_are_recorded() {
     let sb = Sandbox::new();
-    let agent = auditty_tests::bin("auditty-agent");
-    let mut s = PtySession::spawn(
-        &agent,
-        ["record", "-q", "--", "bash", "--norc", "--noprofile"],
-        &sb.env(),
-        WinSize { cols: 80, rows: 24 },
-    );
-    s.wait_for("$", T);
+    let mut s = sb.record_bash(&[], &[], WinSize { cols: 80, rows: 24 });
     s.type_line("vi -u NONE -N");
     s.wait_for("~", T);
     s.send("ityped-in-vi\x1b");

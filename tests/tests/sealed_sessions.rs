@@ -21,7 +21,7 @@ use std::time::Duration;
 use agent::pty::WinSize;
 use auditty_tests::broker::Broker;
 use auditty_tests::moto::{Moto, s3_env};
-use auditty_tests::{PtySession, Sandbox, all_event_rows, show};
+use auditty_tests::{Sandbox, all_event_rows, show};
 use envelope::KmsOptions;
 use envelope::testsuite::create_kms_key;
 use schemas::chunk::{ChunkHeader, FLAG_SEALED};
@@ -96,22 +96,14 @@ impl Secret {
 /// secret's command in one write (so that even an input event stored in the clear would
 /// hold it whole), waits for its output and exits.
 fn record(sb: &Sandbox, extra_env: &[(&'static str, String)], record_args: &[&str], s: &Secret) {
-    let mut env = sb.env();
-    env.extend(extra_env.iter().cloned());
-    let mut args = vec!["record", "-q"];
-    args.extend_from_slice(record_args);
-    args.extend(["--", "bash", "--norc", "--noprofile"]);
-    let agent = auditty_tests::bin("auditty-agent");
-    let mut pty = PtySession::spawn(
-        &agent,
-        &args,
-        &env,
+    let mut pty = sb.record_bash(
+        record_args,
+        extra_env,
         WinSize {
             cols: 100,
             rows: 30,
         },
     );
-    pty.wait_for("$", T);
     pty.type_line("echo ready-$((40+2))");
     pty.wait_for("ready-42", T);
     pty.send(format!("{}\r", s.command()));

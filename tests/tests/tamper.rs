@@ -13,7 +13,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use agent::pty::WinSize;
-use auditty_tests::{PtySession, Sandbox, show};
+use auditty_tests::{Sandbox, show};
 use integrity::{NodeKey, SessionChain};
 use schemas::{SessionEnd, SessionId};
 use store::parquet_io::{
@@ -29,19 +29,9 @@ const FORGER: [u8; 32] = [0x5a; 32];
 /// typed between them: with `--chunk-latency-ms 20` that makes dozens of chunks, and with
 /// `--checkpoint-every 2` a checkpoint after every other one.
 fn record(sb: &Sandbox, extra: &[&str]) {
-    let mut args = vec![
-        "record",
-        "-q",
-        "--checkpoint-every",
-        "2",
-        "--chunk-latency-ms",
-        "20",
-    ];
+    let mut args = vec!["--checkpoint-every", "2", "--chunk-latency-ms", "20"];
     args.extend_from_slice(extra);
-    args.extend(["--", "bash", "--norc", "--noprofile"]);
-    let agent = auditty_tests::bin("auditty-agent");
-    let mut pty = PtySession::spawn(&agent, &args, &sb.env(), WinSize { cols: 80, rows: 24 });
-    pty.wait_for("$", T);
+    let mut pty = sb.record_bash(&args, &[], WinSize { cols: 80, rows: 24 });
     pty.type_line("for i in $(seq 1 20); do echo line $i; sleep 0.03; done; echo half-$((6*7))");
     pty.wait_for("half-42", T);
     // Typing makes chunks of several events (keystrokes and their echo): some here, in
