@@ -38,17 +38,6 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
         bail!("--chunk-bytes and --chunk-latency-ms must be greater than 0");
     }
 
-    // Before anything is written: a session that should be sealed and cannot be is not
-    // recorded in the clear instead.
-    let (data_key, envelope) = match args
-        .seal
-        .seal()
-        .context("cannot seal the session for its recipients; nothing was recorded")?
-    {
-        Some((key, envelope)) => (Some(key), Some(envelope)),
-        None => (None, None),
-    };
-
     let stdin = std::io::stdin().as_raw_fd();
     let stdout = std::io::stdout().as_raw_fd();
     let terminal_size = pty::get_size(stdin);
@@ -57,6 +46,17 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
         .unwrap_or_else(size_from_env);
 
     let session_id = SessionId::new_v7_at(schemas::time::now_ns());
+    // Before anything is written: a session that should be sealed and cannot be is not
+    // recorded in the clear instead.
+    let (data_key, envelope) = match args
+        .seal
+        .seal(&session_id.to_string())
+        .context("cannot seal the session for its recipients; nothing was recorded")?
+    {
+        Some((key, envelope)) => (Some(key), Some(envelope)),
+        None => (None, None),
+    };
+
     let node_key = load_node_key(
         data_dir,
         args.node_key.as_deref(),

@@ -73,12 +73,19 @@ impl RecipientArgs {
 
     /// The session's data key and envelope, or `None` when no recipient and no KMS key
     /// was given (the session is then recorded unsealed). Blocks for KMS.
-    pub fn seal(&self) -> Result<Option<(DataKey, Envelope)>, EnvelopeError> {
+    /// `session` is the session id, bound into the KMS encryption context.
+    pub fn seal(&self, session: &str) -> Result<Option<(DataKey, Envelope)>, EnvelopeError> {
         let recipients = self.recipients()?;
         if recipients.is_empty() && self.kms_key_id.is_none() {
             return Ok(None);
         }
-        seal_session(&recipients, self.kms_key_id.as_deref(), &self.kms_options()).map(Some)
+        seal_session(
+            session,
+            &recipients,
+            self.kms_key_id.as_deref(),
+            &self.kms_options(),
+        )
+        .map(Some)
     }
 }
 
@@ -170,7 +177,7 @@ mod tests {
     #[test]
     fn recipient_flags_seal_or_leave_plaintext() {
         let none = Agent::try_parse_from(["agent"]).unwrap();
-        assert!(none.seal.seal().unwrap().is_none());
+        assert!(none.seal.seal("s").unwrap().is_none());
 
         let a = age::x25519::Identity::generate().to_public().to_string();
         let b = age::x25519::Identity::generate().to_public().to_string();
@@ -185,7 +192,7 @@ mod tests {
             file.to_str().unwrap(),
         ])
         .unwrap();
-        let (_, env) = args.seal.seal().unwrap().unwrap();
+        let (_, env) = args.seal.seal("s").unwrap().unwrap();
         assert_eq!(env.recipients, [a, b]);
 
         let e = Agent::try_parse_from(["agent", "--recipient", "bogus"])

@@ -86,7 +86,11 @@ impl Kms {
     }
 
     /// `GenerateDataKey` (AES_256): the data key and its `CiphertextBlob`.
-    pub(crate) fn generate_data_key(&self, key_id: &str) -> Result<(DataKey, Vec<u8>), String> {
+    pub(crate) fn generate_data_key(
+        &self,
+        key_id: &str,
+        context: &Context,
+    ) -> Result<(DataKey, Vec<u8>), String> {
         let client = self.client(key_id)?;
         let out = self
             .runtime
@@ -94,6 +98,7 @@ impl Kms {
                 client
                     .generate_data_key()
                     .key_id(key_id)
+                    .set_encryption_context(Some(context.clone().into_iter().collect()))
                     .key_spec(DataKeySpec::Aes256)
                     .send(),
             )
@@ -109,7 +114,12 @@ impl Kms {
 
     /// `Decrypt` of a `CiphertextBlob` made under `key_id` (passed to KMS, so a blob of
     /// another key is refused rather than decrypted).
-    pub(crate) fn decrypt(&self, key_id: &str, ciphertext: Vec<u8>) -> Result<DataKey, String> {
+    pub(crate) fn decrypt(
+        &self,
+        key_id: &str,
+        ciphertext: Vec<u8>,
+        context: &Context,
+    ) -> Result<DataKey, String> {
         let client = self.client(key_id)?;
         let out = self
             .runtime
@@ -117,6 +127,9 @@ impl Kms {
                 client
                     .decrypt()
                     .key_id(key_id)
+                    .set_encryption_context(
+                        (!context.is_empty()).then(|| context.clone().into_iter().collect()),
+                    )
                     .ciphertext_blob(Blob::new(ciphertext))
                     .send(),
             )
@@ -204,6 +217,9 @@ where
     };
     one_line(&format!("{text}{hint}"))
 }
+
+/// A KMS encryption context.
+pub(crate) type Context = std::collections::BTreeMap<String, String>;
 
 /// The data key in a KMS `Plaintext`, wiping the buffer; `Err(length)` unless 32 bytes
 /// (0 when KMS returned none).

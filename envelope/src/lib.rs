@@ -32,7 +32,7 @@ pub use error::EnvelopeError;
 pub use identity::Identities;
 pub use kms::KmsOptions;
 pub use recipient::{Recipient, read_recipients_file};
-pub use seal::{KMS_PREFIX, open_envelope, seal_session};
+pub use seal::{KMS_CONTEXT_SESSION, KMS_PREFIX, open_envelope, seal_session};
 
 /// Helpers for tests against a KMS-compatible server (moto); not for production use.
 #[cfg(feature = "testsuite")]
@@ -166,7 +166,7 @@ mod proptests {
                 let ids = crate::Identities::from_keys(keys);
                 let r = age::x25519::Identity::generate().to_public().to_string();
                 let r = crate::Recipient::parse(&r).unwrap();
-                let (_, env) = crate::seal_session(&[r], None, &crate::KmsOptions::default()).unwrap();
+                let (_, env) = crate::seal_session("0193-test", &[r], None, &crate::KmsOptions::default()).unwrap();
                 let _ = crate::open_envelope("s", &env, &ids, None);
             }
         }
@@ -179,7 +179,7 @@ mod proptests {
             use age::secrecy::ExposeSecret;
             let id = age::x25519::Identity::generate();
             let r = crate::Recipient::parse(&id.to_public().to_string()).unwrap();
-            let (_, mut env) = crate::seal_session(&[r], None, &crate::KmsOptions::default()).unwrap();
+            let (_, mut env) = crate::seal_session("0193-test", &[r], None, &crate::KmsOptions::default()).unwrap();
             let mut bytes = STANDARD.decode(env.age.as_ref().unwrap()).unwrap();
             for (i, b) in flips {
                 let n = bytes.len();

@@ -15,6 +15,8 @@ use crate::recipient::{Recipient, dedup, describe};
 
 /// The prefix of a KMS key in `Envelope.recipients`.
 pub const KMS_PREFIX: &str = "kms:";
+/// The KMS encryption context key that binds a wrapped key to its session.
+pub const KMS_CONTEXT_SESSION: &str = "auditty:session";
 
 /// Makes a session's data key and its envelope.
 ///
@@ -22,8 +24,11 @@ pub const KMS_PREFIX: &str = "kms:";
 /// `CiphertextBlob` goes into `envelope.kms`; otherwise the key comes from the operating
 /// system. The key is then encrypted once, as one binary age file, to all of `recipients`
 /// (`envelope.age`). `envelope.recipients` lists each recipient's text and `kms:KEY-ID`.
-/// Needs at least one recipient or a KMS key. Blocks (for the KMS call).
+/// Needs at least one recipient or a KMS key. Blocks (for the KMS call). `session` (the
+/// session id) goes into the KMS encryption context, so CloudTrail names the session on
+/// every `Decrypt`.
 pub fn seal_session(
+    session: &str,
     recipients: &[Recipient],
     kms_key_id: Option<&str>,
     kms: &KmsOptions,
@@ -42,17 +47,20 @@ pub fn seal_session(
     };
     let key = match kms_key_id {
         Some(key_id) => {
+            let context =
+                crate::kms::Context::from([(KMS_CONTEXT_SESSION.to_string(), session.to_string())]);
             let kms_err = |message: String| EnvelopeError::Kms {
                 key_id: key_id.to_string(),
                 message,
             };
             let (key, blob) = Kms::connect(kms)
-                .and_then(|k| k.generate_data_key(key_id))
+                .and_then(|k| k.generate_data_key(key_id, &context))
                 .map_err(kms_err)?;
             envelope.recipients.push(format!("{KMS_PREFIX}{key_id}"));
             envelope.kms.push(KmsWrappedKey {
                 key_id: key_id.to_string(),
                 ciphertext: STANDARD.encode(blob),
+                context,
             });
             key
         }
@@ -218,7 +226,7 @@ fn kms_decrypt(wrapped: &[KmsWrappedKey], options: &KmsOptions) -> Result<DataKe
         let result = STANDARD
             .decode(w.ciphertext.trim())
             .map_err(|e| format!("its CiphertextBlob is not base64 ({e})"))
-            .and_then(|blob| kms.decrypt(&w.key_id, blob));
+            .and_then(|blob| kms.decrypt(&w.key_id, blob, &w.context));
         match result {
             Ok(key) => return Ok(key),
             Err(e) => failures.push(format!(
@@ -294,8 +302,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (pa, ra) = age_identity(dir.path(), "a.key");
         let (pb, rb) = age_identity(dir.path(), "b.key");
-        let (key, env) =
-            seal_session(&[ra.clone(), rb.clone()], None, &KmsOptions::default()).unwrap();
+        let (key, env) = seal_session(
+            "0193-test",
+            &[ra.clone(), rb.clone()],
+            None,
+            &KmsOptions::default(),
+        )
+        .unwrap();
         assert_eq!(env.version, ENVELOPE_VERSION);
         assert_eq!(env.aead, AEAD_NAME);
         assert_eq!(env.recipients, [ra.to_string(), rb.to_string()]);
@@ -336,7 +349,8 @@ mod tests {
             describe(&re.to_string()),
             format!("ssh-ed25519 {fp} (auditor@test)")
         );
-        let (key, env) = seal_session(&[re, rr], None, &KmsOptions::default()).unwrap();
+        let (key, env) =
+            seal_session("0193-test", &[re, rr], None, &KmsOptions::default()).unwrap();
         assert_eq!(
             open_envelope(SESSION, &env, &load(&[&pe]), None).unwrap(),
             key
@@ -348,7 +362,8 @@ mod tests {
         // Mixed with an age recipient, in one age file.
         let (pa, ra) = age_identity(dir.path(), "a.key");
         let (_, re) = ssh_key(dir.path(), "id2", "ed25519", "");
-        let (key, env) = seal_session(&[ra, re], None, &KmsOptions::default()).unwrap();
+        let (key, env) =
+            seal_session("0193-test", &[ra, re], None, &KmsOptions::default()).unwrap();
         assert_eq!(
             open_envelope(SESSION, &env, &load(&[&pa]), None).unwrap(),
             key
@@ -361,7 +376,8 @@ mod tests {
         let (_, ra) = age_identity(dir.path(), "a.key");
         let (_, rs) = ssh_key(dir.path(), "id_ed25519", "ed25519", "");
         let (pw, _) = age_identity(dir.path(), "wrong.key");
-        let (_, env) = seal_session(&[ra.clone(), rs], None, &KmsOptions::default()).unwrap();
+        let (_, env) =
+            seal_session("0193-test", &[ra.clone(), rs], None, &KmsOptions::default()).unwrap();
         let e = open_envelope(SESSION, &env, &load(&[&pw]), None)
             .unwrap_err()
             .to_string();
@@ -394,6 +410,7 @@ mod tests {
         env2.kms.push(KmsWrappedKey {
             key_id: "alias/audit".into(),
             ciphertext: "AAAA".into(),
+            ..Default::default()
         });
         env2.recipients.push("kms:alias/audit".into());
         let e = open_envelope(SESSION, &env2, &Identities::default(), None)
@@ -418,7 +435,7 @@ mod tests {
     fn damaged_and_unknown_envelopes_are_named_as_such() {
         let dir = tempfile::tempdir().unwrap();
         let (pa, ra) = age_identity(dir.path(), "a.key");
-        let (_, env) = seal_session(&[ra], None, &KmsOptions::default()).unwrap();
+        let (_, env) = seal_session("0193-test", &[ra], None, &KmsOptions::default()).unwrap();
         let mut bad = env.clone();
         bad.age = Some("!!!".into());
         let e = open_envelope(SESSION, &bad, &load(&[&pa]), None)
@@ -441,7 +458,7 @@ mod tests {
 
     #[test]
     fn nothing_to_seal_for_is_an_error() {
-        let e = seal_session(&[], None, &KmsOptions::default()).unwrap_err();
+        let e = seal_session("0193-test", &[], None, &KmsOptions::default()).unwrap_err();
         assert!(matches!(e, EnvelopeError::NoRecipients));
     }
 

@@ -90,6 +90,10 @@ pub struct KmsWrappedKey {
     pub key_id: String,
     /// `CiphertextBlob`, base64.
     pub ciphertext: String,
+    /// The KMS encryption context the key was generated under (`auditty:session` = the
+    /// session id): KMS refuses to decrypt without it, and CloudTrail logs it with every
+    /// `Decrypt`, so the audit log says which session each read was for.
+    pub context: std::collections::BTreeMap<String, String>,
 }
 
 /// A sealed chunk as stored, parsed without the key.

@@ -36,15 +36,35 @@ fn kms_and_age_each_open_a_session_and_another_keys_blob_is_refused() {
     std::fs::write(&id_path, file).unwrap();
 
     // Sealed for one age recipient and KMS key A (by alias).
-    let (key, env) = seal_session(std::slice::from_ref(&recipient), Some("alias/audit"), &kms)
-        .expect("seal with KMS and age");
+    let (key, env) = seal_session(
+        SESSION,
+        std::slice::from_ref(&recipient),
+        Some("alias/audit"),
+        &kms,
+    )
+    .expect("seal with KMS and age");
     assert_eq!(
         env.recipients,
         [recipient.to_string(), "kms:alias/audit".to_string()]
     );
     assert_eq!(env.kms.len(), 1);
     assert_eq!(env.kms[0].key_id, "alias/audit");
+    assert_eq!(
+        env.kms[0].context.get(envelope::KMS_CONTEXT_SESSION),
+        Some(&SESSION.to_string()),
+        "the session is bound into the KMS encryption context"
+    );
     assert!(env.age.is_some());
+    // KMS refuses the blob under another context.
+    let mut rebound = env.clone();
+    rebound.kms[0].context.insert(
+        envelope::KMS_CONTEXT_SESSION.into(),
+        "another-session".into(),
+    );
+    let e = open_envelope(SESSION, &rebound, &Identities::default(), Some(&kms))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("KMS Decrypt with alias/audit failed"), "{e}");
 
     // KMS alone opens it.
     let none = Identities::default();
@@ -67,7 +87,8 @@ fn kms_and_age_each_open_a_session_and_another_keys_blob_is_refused() {
     );
 
     // A KMS-only session: the data key comes from GenerateDataKey.
-    let (key_b, env_b) = seal_session(&[], Some("alias/other"), &kms).expect("seal with KMS B");
+    let (key_b, env_b) =
+        seal_session(SESSION, &[], Some("alias/other"), &kms).expect("seal with KMS B");
     assert_ne!(key_b, key);
     assert!(env_b.age.is_none());
     assert_eq!(env_b.recipients, ["kms:alias/other"]);
@@ -104,12 +125,12 @@ fn kms_and_age_each_open_a_session_and_another_keys_blob_is_refused() {
 
     // The key's id (not only its alias) works as well, and a key that does not exist
     // fails at sealing with KMS's word for it.
-    let (key_c, env_c) = seal_session(&[], Some(&key_a), &kms).expect("seal by key id");
+    let (key_c, env_c) = seal_session(SESSION, &[], Some(&key_a), &kms).expect("seal by key id");
     assert_eq!(
         open_envelope(SESSION, &env_c, &none, Some(&kms)).unwrap(),
         key_c
     );
-    let e = seal_session(&[], Some("alias/missing"), &kms)
+    let e = seal_session(SESSION, &[], Some("alias/missing"), &kms)
         .unwrap_err()
         .to_string();
     assert!(
