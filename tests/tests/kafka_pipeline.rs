@@ -156,6 +156,10 @@ fn a_session_recorded_during_a_broker_outage_arrives_exactly_once_in_order() {
     let sessions = sb.sessions();
     assert_eq!(sessions.len(), 1);
     assert_eq!(sessions[0]["exit_status"], 7);
+    // Through the outage, the broker and the ingester, the signed chain still holds.
+    assert_eq!(sessions[0]["integrity"], "complete", "{:#}", sessions[0]);
+    let verified = sb.run(sb.cmd("replay").args(["verify", "--all"]));
+    assert!(verified.contains("  complete: "), "{verified}");
 }
 
 #[test]
