@@ -51,7 +51,7 @@ fn sealed_row(bytes: &[u8], into: &mut Rows) -> Result<(), String> {
         seq: sealed.header.first_seq,
         seq_last: sealed.last_seq(),
         elapsed_ns: sealed.first_elapsed_ns,
-        time_ns: start.saturating_add_unsigned(sealed.first_elapsed_ns),
+        time_ns: store::parquet_io::event_time_ns(start, sealed.first_elapsed_ns),
         kind: SEALED_KIND.to_string(),
         data: bytes.to_vec(),
     });

@@ -10,8 +10,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow_array::{
-    Array, ArrayRef, BinaryArray, Int32Array, RecordBatch, StringArray, TimestampNanosecondArray,
-    UInt64Array,
+    Array, ArrayRef, BinaryArray, Int32Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    TimestampNanosecondArray, UInt64Array,
 };
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
@@ -72,7 +72,8 @@ pub struct EventRow {
     pub seq_last: u64,
     /// Nanoseconds since session start.
     pub elapsed_ns: u64,
-    /// Wall-clock time, UTC nanoseconds since the epoch.
+    /// Wall-clock time, UTC nanoseconds since the epoch, to the millisecond (as stored; see
+    /// [`event_time_ns`]).
     pub time_ns: i64,
     /// [`EventKind::as_str`], or `sealed`.
     pub kind: String,
@@ -88,7 +89,7 @@ impl EventRow {
             seq: e.seq,
             seq_last: e.seq,
             elapsed_ns: e.elapsed_ns,
-            time_ns: start_time_ns.saturating_add_unsigned(e.elapsed_ns),
+            time_ns: event_time_ns(start_time_ns, e.elapsed_ns),
             kind: e.kind.as_str().to_string(),
             data: e.data.clone(),
         }
@@ -103,6 +104,13 @@ impl EventRow {
             data: self.data.clone(),
         })
     }
+}
+
+/// The `time` of an `events` row: session start + elapsed, truncated to the millisecond
+/// (the precision of the column; `elapsed_ns` keeps the nanoseconds).
+pub fn event_time_ns(start_time_ns: i64, elapsed_ns: u64) -> i64 {
+    let t = start_time_ns.saturating_add_unsigned(elapsed_ns);
+    t - t.rem_euclid(1_000_000)
 }
 
 /// One row of the `sessions` table: a session's `start` or `end` event.
@@ -255,6 +263,39 @@ fn time_array(values: impl Iterator<Item = i64>) -> ArrayRef {
     Arc::new(TimestampNanosecondArray::from_iter_values(values).with_timezone("UTC"))
 }
 
+fn event_time_array(values_ns: impl Iterator<Item = i64>) -> ArrayRef {
+    Arc::new(
+        TimestampMillisecondArray::from_iter_values(values_ns.map(|t| t.div_euclid(1_000_000)))
+            .with_timezone("UTC"),
+    )
+}
+
+/// The `time` column of an `events` batch: milliseconds (table version 2) or nanoseconds
+/// (version 1 objects, still read).
+enum EventTimes<'a> {
+    Millis(&'a TimestampMillisecondArray),
+    Nanos(&'a TimestampNanosecondArray),
+}
+
+impl EventTimes<'_> {
+    fn read<'a>(key: &str, batch: &'a RecordBatch) -> Result<EventTimes<'a>, StoreError> {
+        match required::<TimestampMillisecondArray>(key, batch, ev::TIME) {
+            Ok(a) => Ok(EventTimes::Millis(a)),
+            Err(e) => match required::<TimestampNanosecondArray>(key, batch, ev::TIME) {
+                Ok(a) => Ok(EventTimes::Nanos(a)),
+                Err(_) => Err(e),
+            },
+        }
+    }
+
+    fn ns(&self, i: usize) -> i64 {
+        match self {
+            EventTimes::Millis(a) => a.value(i).saturating_mul(1_000_000),
+            EventTimes::Nanos(a) => a.value(i),
+        }
+    }
+}
+
 /// Sorts `rows` by (session id, seq) and encodes them as an `events` object: zstd, page
 /// statistics, a bloom filter on `session_id`, row groups of at most
 /// [`MAX_ROW_GROUP_ROWS`] rows, footer metadata from `meta`.
@@ -281,7 +322,7 @@ pub fn encode_events(rows: &mut [EventRow], meta: &ObjectMeta) -> Result<Vec<u8>
             Arc::new(UInt64Array::from_iter_values(
                 chunk.iter().map(|r| r.elapsed_ns),
             )),
-            time_array(chunk.iter().map(|r| r.time_ns)),
+            event_time_array(chunk.iter().map(|r| r.time_ns)),
             Arc::new(StringArray::from_iter_values(
                 chunk.iter().map(|r| r.kind.as_str()),
             )),
@@ -573,7 +614,7 @@ pub(crate) fn scan_event_batches<T: ChunkReader + 'static>(
             let seq = required::<UInt64Array>(key, &batch, ev::SEQ)?;
             let seq_last = required::<UInt64Array>(key, &batch, ev::SEQ_LAST)?;
             let elapsed = required::<UInt64Array>(key, &batch, ev::ELAPSED_NS)?;
-            let time = required::<TimestampNanosecondArray>(key, &batch, ev::TIME)?;
+            let time = EventTimes::read(key, &batch)?;
             let kind = required::<StringArray>(key, &batch, ev::KIND)?;
             let data = required::<BinaryArray>(key, &batch, ev::DATA)?;
             for i in 0..batch.num_rows() {
@@ -586,7 +627,7 @@ pub(crate) fn scan_event_batches<T: ChunkReader + 'static>(
                     seq: seq.value(i),
                     seq_last: seq_last.value(i),
                     elapsed_ns: elapsed.value(i),
-                    time_ns: time.value(i),
+                    time_ns: time.ns(i),
                     kind: kind.value(i),
                     data: data.value(i),
                 });

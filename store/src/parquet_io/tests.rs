@@ -27,7 +27,7 @@ pub(crate) fn row(id: SessionId, seq: u64, kind: &str, data: &[u8]) -> EventRow 
         seq,
         seq_last: seq,
         elapsed_ns: seq * 1_000,
-        time_ns: 1_795_823_188_000_000_000 + (seq * 1_000) as i64,
+        time_ns: 1_795_823_188_000_000_000 + (seq * 1_000_000) as i64,
         kind: kind.into(),
         data: data.to_vec(),
     }
@@ -37,18 +37,18 @@ pub(crate) fn row(id: SessionId, seq: u64, kind: &str, data: &[u8]) -> EventRow 
 fn event_rows_convert_to_and_from_events() {
     let e = Event {
         seq: 3,
-        elapsed_ns: 500,
+        elapsed_ns: 1_500_000,
         kind: EventKind::Output,
         data: b"hi".to_vec(),
     };
-    let r = EventRow::from_event(sid(1), 1_000, &e);
+    let r = EventRow::from_event(sid(1), 1_000_000, &e);
     assert_eq!(
         (r.seq, r.seq_last, r.time_ns, r.kind.as_str()),
-        (3, 3, 1_500, "output")
+        (3, 3, 2_000_000, "output")
     );
     assert_eq!(r.to_event(), Some(e.clone()));
     let late = EventRow::from_event(sid(1), i64::MAX - 10, &e);
-    assert_eq!(late.time_ns, i64::MAX);
+    assert_eq!(late.time_ns, i64::MAX - i64::MAX.rem_euclid(1_000_000));
     let sealed = EventRow {
         kind: "sealed".into(),
         ..r
@@ -324,7 +324,7 @@ fn bad_session_ids_are_parquet_errors() {
         Arc::new(UInt64Array::from(vec![0])),
         Arc::new(UInt64Array::from(vec![0])),
         Arc::new(UInt64Array::from(vec![0])),
-        time_array([0].into_iter()),
+        event_time_array([0].into_iter()),
         Arc::new(StringArray::from(vec!["output"])),
         Arc::new(BinaryArray::from_iter_values([b"x"])),
     ];
@@ -410,4 +410,54 @@ proptest! {
         }
         decode_all(&bytes);
     }
+}
+
+#[test]
+fn event_times_are_stored_to_the_millisecond_and_version_1_nanoseconds_still_read() {
+    assert_eq!(event_time_ns(1_000_000_000, 1_234_567), 1_001_000_000);
+    assert_eq!(event_time_ns(-1, 0), -1_000_000);
+    let mut rows = vec![
+        row(sid(1), 0, "output", b"x"),
+        row(sid(1), 1, "input", b"y"),
+    ];
+    let bytes = encode_events(&mut rows, &meta()).unwrap();
+    assert_eq!(decode_events("e", &bytes, None).unwrap(), rows);
+
+    // An object written by table version 1: `time` in nanoseconds.
+    let v1_schema = Arc::new(arrow_schema::Schema::new(
+        schemas::arrow::events_schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                if f.name() == ev::TIME {
+                    arrow_schema::Field::new(ev::TIME, time_type_v1(), false)
+                } else {
+                    f.as_ref().clone()
+                }
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let r = &rows[0];
+    let batch = RecordBatch::try_new(
+        v1_schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values([r.session_id.to_string()])),
+            Arc::new(UInt64Array::from_iter_values([r.seq])),
+            Arc::new(UInt64Array::from_iter_values([r.seq_last])),
+            Arc::new(UInt64Array::from_iter_values([r.elapsed_ns])),
+            time_array([r.time_ns + 123].into_iter()),
+            Arc::new(StringArray::from_iter_values([r.kind.as_str()])),
+            Arc::new(BinaryArray::from_iter_values([r.data.as_slice()])),
+        ],
+    )
+    .unwrap();
+    let mut w = ArrowWriter::try_new(Vec::new(), v1_schema, None).unwrap();
+    w.write(&batch).unwrap();
+    let v1 = w.into_inner().unwrap();
+    let back = decode_events("v1", &v1, None).unwrap();
+    assert_eq!(back[0].time_ns, r.time_ns + 123);
+}
+
+fn time_type_v1() -> arrow_schema::DataType {
+    arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Nanosecond, Some("UTC".into()))
 }
