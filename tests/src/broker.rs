@@ -59,6 +59,11 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The ingester's `--source` for `topic` on this broker.
+    pub fn source(&self, topic: &str) -> String {
+        format!("kafka://{}/{topic}", self.address())
+    }
+
     fn url(&self) -> String {
         format!("tcp://127.0.0.1:{}", self.port)
     }

@@ -116,6 +116,17 @@ impl Sandbox {
         c
     }
 
+    /// Starts a long-running binary in the background with `AUDITTY_LOG=info`, its stderr
+    /// in `log` under the sandbox (read it when the test fails).
+    pub fn spawn_logged(&self, mut cmd: Command, log: &str) -> Child {
+        let file = std::fs::File::create(self.path().join(log)).expect("log file");
+        cmd.env("AUDITTY_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+    }
+
     /// Runs a command to completion and returns its output, whatever its status.
     pub fn output(&self, cmd: &mut Command) -> Output {
         cmd.output()

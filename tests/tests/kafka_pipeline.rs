@@ -1,7 +1,7 @@
 //! Issue 4: spool → Kafka → consumer-group ingester → Parquet, exactly once, against a
 //! real Kafka-protocol broker (tansu) started by each test.
 
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use auditty_tests::broker::Broker;
@@ -19,21 +19,10 @@ fn ingester(
     extra: &[&str],
     log: &str,
 ) -> Child {
-    let log = std::fs::File::create(sb.path().join(log)).expect("log file");
-    sb.cmd("auditty-ingest")
-        .args([
-            "run",
-            "--source",
-            &format!("kafka://{}/{topic}", broker.address()),
-            "--group",
-            group,
-        ])
-        .args(extra)
-        .env("AUDITTY_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start ingester")
+    let mut c = sb.cmd("auditty-ingest");
+    c.args(["run", "--source", &broker.source(topic), "--group", group])
+        .args(extra);
+    sb.spawn_logged(c, log)
 }
 
 fn wait_ok(mut c: Child, what: &str, timeout: Duration) {

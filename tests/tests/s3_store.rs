@@ -1,7 +1,7 @@
 //! Issue 5: the S3 store, against moto's S3 server (started per test) and, where the test
 //! needs to see or disturb the traffic, through [`S3Proxy`].
 
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -183,22 +183,17 @@ fn kafka_ingester(
     extra: &[&str],
     log: &str,
 ) -> Child {
-    let log = std::fs::File::create(sb.path().join(log)).expect("log file");
-    cmd(sb, "auditty-ingest")
-        .args([
-            "run",
-            "--source",
-            &format!("kafka://{}/sessions", broker.address()),
-            "--group",
-            "g1",
-        ])
-        .args(store_args(endpoint))
-        .args(extra)
-        .env("AUDITTY_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start ingester")
+    let mut c = cmd(sb, "auditty-ingest");
+    c.args([
+        "run",
+        "--source",
+        &broker.source("sessions"),
+        "--group",
+        "g1",
+    ])
+    .args(store_args(endpoint))
+    .args(extra);
+    sb.spawn_logged(c, log)
 }
 
 fn wait_ok(sb: &Sandbox, mut c: Child, what: &str, log: &str) {

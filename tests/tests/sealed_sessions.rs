@@ -409,7 +409,7 @@ fn a_session_sealed_for_two_ssh_keys_is_clear_only_in_replay_with_either_key() {
     sb.run(sb.cmd("auditty-ingest").args([
         "run",
         "--source",
-        &format!("kafka://{}/sealed", broker.address()),
+        &broker.source("sealed"),
         "--group",
         "sealed-ingest",
         "--once",
