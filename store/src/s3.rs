@@ -56,6 +56,18 @@ pub enum Sse {
     },
 }
 
+impl Sse {
+    /// The `x-amz-server-side-encryption` and `…-aws-kms-key-id` values of a write; both
+    /// `None` leaves the bucket's default.
+    fn headers(&self) -> (Option<ServerSideEncryption>, Option<String>) {
+        match self {
+            Sse::None => (None, None),
+            Sse::S3 => (Some(ServerSideEncryption::Aes256), None),
+            Sse::Kms { key_id } => (Some(ServerSideEncryption::AwsKms), key_id.clone()),
+        }
+    }
+}
+
 /// How to reach an S3 store; everything but the bucket and prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct S3Options {
@@ -326,13 +338,10 @@ impl S3Store {
                 .key(full)
                 .if_none_match("*")
                 .body(ByteStream::from(bytes.to_vec()));
-            req = match &self.options.sse {
-                Sse::None => req,
-                Sse::S3 => req.server_side_encryption(ServerSideEncryption::Aes256),
-                Sse::Kms { key_id } => req
-                    .server_side_encryption(ServerSideEncryption::AwsKms)
-                    .set_ssekms_key_id(key_id.clone()),
-            };
+            let (sse, kms_key_id) = self.options.sse.headers();
+            req = req
+                .set_server_side_encryption(sse)
+                .set_ssekms_key_id(kms_key_id);
             match req.send().await {
                 Ok(_) => Ok(true),
                 Err(e) if Self::is_precondition_failed(&e) => Ok(false),
@@ -348,13 +357,10 @@ impl S3Store {
                 .create_multipart_upload()
                 .bucket(&self.bucket)
                 .key(full);
-            req = match &self.options.sse {
-                Sse::None => req,
-                Sse::S3 => req.server_side_encryption(ServerSideEncryption::Aes256),
-                Sse::Kms { key_id } => req
-                    .server_side_encryption(ServerSideEncryption::AwsKms)
-                    .set_ssekms_key_id(key_id.clone()),
-            };
+            let (sse, kms_key_id) = self.options.sse.headers();
+            req = req
+                .set_server_side_encryption(sse)
+                .set_ssekms_key_id(kms_key_id);
             let out = req
                 .send()
                 .await

@@ -93,12 +93,7 @@ pub fn describe(r: &Report) -> String {
         return format!("complete: {} events, signed by {by}", r.events);
     }
     let problems: Vec<String> = r.problems.iter().map(ToString::to_string).collect();
-    let word = match r.state() {
-        "open" => "OPEN",
-        "unsigned" => "UNSIGNED",
-        "untrusted" => "UNTRUSTED",
-        _ => "FAILED",
-    };
+    let word = r.state().to_ascii_uppercase();
     schemas::text::escape_controls(&format!("{word}: {}", problems.join("; ")))
 }
 
