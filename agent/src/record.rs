@@ -148,7 +148,7 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
         }
         .run()
     };
-    let elapsed_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let elapsed_ns = crate::relay::elapsed(started);
     let outcome = outcome.context("the terminal relay failed")?;
     let status = outcome.status;
     let reason = match (outcome.reason, status.signal()) {

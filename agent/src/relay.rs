@@ -198,8 +198,13 @@ pub struct Outcome {
     pub detail: Option<String>,
 }
 
-fn elapsed(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+/// Nanoseconds since `started`, to the microsecond. Event times are recorded in whole
+/// microseconds, like asciicast and `script`: the nanoseconds below that are scheduling
+/// noise, not information, and at rest they cost more than a keystroke's own byte (the
+/// store keeps microseconds, `schemas::arrow::TABLE_VERSION`).
+pub(crate) fn elapsed(started: Instant) -> u64 {
+    let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX / 1000);
+    us.saturating_mul(1000)
 }
 
 fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {

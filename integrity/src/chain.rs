@@ -9,11 +9,13 @@ use schemas::{Event, EventKind, SessionId};
 /// A BLAKE3 digest.
 pub type Hash = [u8; 32];
 
-/// Bytes of a unit's tag in a checkpoint. Tags only point at the altered row; detection
-/// rests on the signed full chain hash. Two bytes name an altered row with probability
-/// 1 − 2⁻¹⁶ (otherwise the verifier names the checkpoint's range instead) and cost about
-/// 2.7 bytes per event at rest: 8 bytes per event tripled the store of an interactive
-/// session, where most events are single keystrokes and their echoes.
+/// Bytes of a tag in a checkpoint. A tag covers a group of `g` consecutive units (the
+/// checkpoint's `g`; see [`group_tag`]), or one unit in version 1 checkpoints. Tags only
+/// point at the altered rows; detection rests on the signed full chain hash. Two bytes
+/// name an altered group with probability 1 − 2⁻¹⁶ (otherwise the verifier names the
+/// checkpoint's range instead). Eight bytes per event tripled the store of an interactive
+/// session, where most events are single keystrokes and their echoes; even two bytes per
+/// event were a third of it, hence groups of up to 64 events there.
 pub const TAG_LEN: usize = 2;
 
 /// The hash of a plaintext event, as a unit.
@@ -47,6 +49,26 @@ pub fn tag(unit: &Hash) -> [u8; TAG_LEN] {
     let mut t = [0u8; TAG_LEN];
     t.copy_from_slice(&unit[..TAG_LEN]);
     t
+}
+
+/// The tag of a group of consecutive units in a version 2 checkpoint: the first
+/// [`TAG_LEN`] bytes of `H("auditty-tag-group-v1" | unit hashes, in order)`.
+pub fn group_tag(units: &[Hash]) -> [u8; TAG_LEN] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"auditty-tag-group-v1");
+    for u in units {
+        h.update(u);
+    }
+    tag(h.finalize().as_bytes())
+}
+
+/// The [`group_tag`]s of `units` in groups of `g` (the last group may be shorter; `g` 0 is
+/// taken as 1).
+pub fn group_tags(units: &[Hash], g: u32) -> Vec<[u8; TAG_LEN]> {
+    units
+        .chunks(usize::try_from(g.max(1)).unwrap_or(usize::MAX))
+        .map(group_tag)
+        .collect()
 }
 
 /// The running chain hash of a session.
@@ -128,6 +150,14 @@ mod tests {
         assert_ne!(run(a, &[u1, u2]), run(a, &[u2, u1]));
         assert_ne!(u1, event_unit_hash(1, 5, EventKind::Input, b"x"));
         assert_ne!(u1, event_unit_hash(1, 6, EventKind::Output, b"x"));
+        assert_ne!(group_tag(&[u1, u2]), group_tag(&[u2, u1]));
+        assert_ne!(group_tag(&[u1, u2]), group_tag(&[u1]));
+        assert_eq!(
+            group_tags(&[u1, u2, u1], 2),
+            vec![group_tag(&[u1, u2]), group_tag(&[u1])]
+        );
+        assert_eq!(group_tags(&[u1], 0), vec![group_tag(&[u1])]);
+        assert!(group_tags(&[], 4).is_empty());
         assert_eq!(unhex::<32>(&hex(&u1)), Some(u1));
         assert_eq!(unhex::<2>("zz00"), None);
         assert_eq!(unhex::<2>("é0"), None);

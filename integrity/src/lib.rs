@@ -7,7 +7,8 @@
 //! - [`keys`]: the node's ed25519 key (created on first run) and the trust file of public
 //!   keys a verifier accepts.
 //! - [`verify`]: recomputes the chain from stored rows and reports complete / gap at seq N
-//!   / altered at seq N / bad or unknown signature / never ended.
+//!   / altered at seq N (or between seq A and B, for a group of rows sharing a tag) / bad
+//!   or unknown signature / never ended.
 //!
 //! Callers: the agent keeps a [`SessionChain`] while recording; `replay verify` and
 //! `replay ls` run [`verify::verify`] over the rows of the store.
@@ -30,7 +31,11 @@ use schemas::{Event, SessionId};
 pub struct SessionChain {
     session: SessionId,
     chain: Chain,
-    tags: Vec<u8>,
+    /// The unit hashes of `from..`, for the next checkpoint's group tags.
+    units: Vec<Hash>,
+    /// The data bytes of those units (event data, or sealed chunks as written), which set
+    /// the tag budget ([`checkpoint::choose_group`]).
+    interval_bytes: u64,
     from: u64,
     key: NodeKey,
 }
@@ -41,25 +46,29 @@ impl SessionChain {
         SessionChain {
             session,
             chain: Chain::new(session),
-            tags: Vec::new(),
+            units: Vec::new(),
+            interval_bytes: 0,
             from: 0,
             key,
         }
     }
 
-    fn push(&mut self, unit: &Hash) {
-        self.chain.push(unit);
-        self.tags.extend_from_slice(&chain::tag(unit));
+    fn push(&mut self, unit: Hash, data_len: usize) {
+        self.chain.push(&unit);
+        self.units.push(unit);
+        self.interval_bytes = self
+            .interval_bytes
+            .saturating_add(u64::try_from(data_len).unwrap_or(u64::MAX));
     }
 
     /// Adds an event written in the clear (one row per event in the store).
     pub fn add_event(&mut self, e: &Event) {
-        self.push(&chain::hash_event(e));
+        self.push(chain::hash_event(e), e.data.len());
     }
 
     /// Adds a sealed chunk, as written (one row per chunk in the store).
     pub fn add_sealed_chunk(&mut self, chunk_bytes: &[u8]) {
-        self.push(&chain::sealed_unit_hash(chunk_bytes));
+        self.push(chain::sealed_unit_hash(chunk_bytes), chunk_bytes.len());
     }
 
     /// The chain hash so far.
@@ -70,16 +79,24 @@ impl SessionChain {
     /// Signs a checkpoint over everything added so far, for a `checkpoint` event at seq
     /// `seq` (the next seq). The caller writes that event and then adds it with
     /// [`SessionChain::add_event`], like any other.
+    ///
+    /// Its tags cover groups of `g` units, `g` chosen by [`checkpoint::choose_group`]
+    /// from the interval's units and bytes: exact rows where tags are cheap, groups of up
+    /// to 64 keystroke-sized events where they would cost more than the events.
     pub fn checkpoint(&mut self, seq: u64) -> Vec<u8> {
+        let g = checkpoint::choose_group(self.units.len(), self.interval_bytes);
+        let tags: Vec<u8> = chain::group_tags(&self.units, g).concat();
         let cp = Checkpoint::sign(
             &self.key,
             self.session,
             self.from,
             seq,
+            g,
             &self.chain.hash(),
-            &self.tags,
+            &tags,
         );
-        self.tags.clear();
+        self.units.clear();
+        self.interval_bytes = 0;
         self.from = seq;
         cp.to_bytes()
     }

@@ -3,16 +3,18 @@
 //!
 //! Needs no data key: sealed rows are hashed as stored. Problems are located as precisely
 //! as the evidence allows: a row whose hash differs from the tag its checkpoint recorded
-//! is "altered at seq N"; a chain that does not match although every tag does (tags and
-//! data both rewritten) is "altered between seq A and B", and its signature fails.
+//! is "altered at seq N"; where the checkpoint tags groups of rows (keystroke-sized
+//! events), a group whose tag differs is "altered between seq A and seq B (one or more of
+//! K rows)"; a chain that does not match although every tag does (tags and data both
+//! rewritten) is "altered between seq A and seq B", and its signature fails.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
 use schemas::{EventKind, SessionId};
 
-use crate::chain::{Chain, Hash, event_unit_hash, sealed_unit_hash, tag};
-use crate::checkpoint::Checkpoint;
+use crate::chain::{Chain, Hash, event_unit_hash, sealed_unit_hash};
+use crate::checkpoint::{Checkpoint, ParsedCheckpoint};
 use crate::keys::TrustSet;
 
 /// What a row holds, for the verifier.
@@ -83,13 +85,17 @@ pub enum Problem {
         /// Last missing seq.
         to: u64,
     },
-    /// The row at `seq` (covering `seq..=seq_last`) is not what was signed.
+    /// The row at `seq` (covering `seq..=seq_last`) is not what was signed; or, when
+    /// `rows` > 1, at least one of the `rows` rows in `seq..=seq_last`, which the
+    /// checkpoint tagged as one group.
     Altered {
-        /// First seq of the row.
+        /// First seq of the row (of the group's first row).
         seq: u64,
-        /// Last seq of the row.
+        /// Last seq of the row (of the group's last row).
         seq_last: u64,
-        /// The row is a sealed chunk.
+        /// Rows in the group: 1 when the checkpoint names the exact row.
+        rows: u64,
+        /// The row is a sealed chunk (one of the group's rows is).
         sealed: bool,
     },
     /// Something in `from..=to` was altered, and the checkpoint's tags were rewritten too.
@@ -182,14 +188,40 @@ impl fmt::Display for Problem {
                 )
             }
             Problem::Altered {
-                seq, sealed: false, ..
+                seq,
+                rows: 0 | 1,
+                sealed: false,
+                ..
             } => write!(f, "altered at seq {seq}"),
-            Problem::Altered { seq, seq_last, .. } => {
+            Problem::Altered {
+                seq,
+                seq_last,
+                rows: 0 | 1,
+                sealed: true,
+            } => {
                 write!(
                     f,
                     "altered at seq {seq} (sealed chunk of seq {seq}..{seq_last})"
                 )
             }
+            Problem::Altered {
+                seq,
+                seq_last,
+                rows,
+                sealed: false,
+            } => write!(
+                f,
+                "altered between seq {seq} and seq {seq_last} (one or more of {rows} rows)"
+            ),
+            Problem::Altered {
+                seq,
+                seq_last,
+                rows,
+                sealed: true,
+            } => write!(
+                f,
+                "altered between seq {seq} and seq {seq_last} (one or more of {rows} rows, sealed chunks among them)"
+            ),
             Problem::AlteredBetween { from, to } => {
                 write!(f, "altered between seq {from} and seq {to}")
             }
@@ -285,10 +317,18 @@ pub struct Expectations {
     pub end_event_count: Option<u64>,
 }
 
+/// A unit since the last checkpoint.
+struct IntervalUnit {
+    seq: u64,
+    seq_last: u64,
+    sealed: bool,
+    /// The full unit hash: group tags hash the hashes of several units.
+    hash: Hash,
+}
+
 #[derive(Default)]
 struct Interval {
-    /// (seq, seq_last, sealed, tag) of each unit since the last checkpoint.
-    units: Vec<(u64, u64, bool, [u8; crate::chain::TAG_LEN])>,
+    units: Vec<IntervalUnit>,
     broken: bool,
 }
 
@@ -360,9 +400,12 @@ pub fn verify(
             _ => {}
         }
         chain.push(&u.hash);
-        interval
-            .units
-            .push((u.seq, u.seq_last, u.kind == UnitKind::Sealed, tag(&u.hash)));
+        interval.units.push(IntervalUnit {
+            seq: u.seq,
+            seq_last: u.seq_last,
+            sealed: u.kind == UnitKind::Sealed,
+            hash: u.hash,
+        });
     }
     report.events = next;
     let last_seq = next.saturating_sub(1);
@@ -451,21 +494,7 @@ fn check_checkpoint(
     if !chain_ok {
         out.resync = Some(cp.chain);
         if !interval.broken {
-            let altered: Vec<Problem> = if cp.tags.len() == interval.units.len() {
-                interval
-                    .units
-                    .iter()
-                    .zip(&cp.tags)
-                    .filter(|((.., ours), theirs)| ours != *theirs)
-                    .map(|(&(seq, seq_last, sealed, _), _)| Problem::Altered {
-                        seq,
-                        seq_last,
-                        sealed,
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
+            let altered = altered_groups(&cp, &interval.units);
             if altered.is_empty() {
                 report.problems.push(Problem::AlteredBetween {
                     from: cp.from,
@@ -489,6 +518,30 @@ fn check_checkpoint(
     out
 }
 
+/// The groups of `units` (the interval's, in order) whose tags differ from what `cp`
+/// recorded, as [`Problem::Altered`]; none when the tags cannot be matched to the units.
+fn altered_groups(cp: &ParsedCheckpoint, units: &[IntervalUnit]) -> Vec<Problem> {
+    let g = usize::try_from(cp.g.max(1)).unwrap_or(usize::MAX);
+    if cp.tags.len() != units.len().div_ceil(g) {
+        return Vec::new();
+    }
+    let hashes: Vec<Hash> = units.iter().map(|u| u.hash).collect();
+    units
+        .chunks(g)
+        .zip(cp.expected_tags(&hashes))
+        .zip(&cp.tags)
+        .filter(|((_, ours), theirs)| ours != *theirs)
+        .filter_map(|((group, _), _)| {
+            Some(Problem::Altered {
+                seq: group.first()?.seq,
+                seq_last: group.last()?.seq_last,
+                rows: u64::try_from(group.len()).unwrap_or(u64::MAX),
+                sealed: group.iter().any(|u| u.sealed),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,43 +550,57 @@ mod tests {
 
     const SID: [u8; 16] = [7; 16];
 
+    /// A stored row: (kind, seq, seq_last, elapsed, data).
+    type Row = (String, u64, u64, u64, Vec<u8>);
+
+    /// Writes a plaintext event at the next seq, as the agent would.
+    fn emit(c: &mut SessionChain, rows: &mut Vec<Row>, kind: EventKind, data: Vec<u8>) {
+        let seq = rows.last().map_or(0, |r| r.2 + 1);
+        let e = Event {
+            seq,
+            elapsed_ns: seq * 10,
+            kind,
+            data,
+        };
+        c.add_event(&e);
+        rows.push((kind.as_str().to_string(), seq, seq, seq * 10, e.data));
+    }
+
     /// Rows as the agent would write them: start, outputs with a checkpoint every 4, end,
-    /// final checkpoint. Returns (kind, seq, seq_last, elapsed, data) rows.
-    fn session(key: NodeKey, outputs: u64) -> Vec<(String, u64, u64, u64, Vec<u8>)> {
+    /// final checkpoint. Output lines of 100 bytes: enough for a tag per row (`g` = 1).
+    fn session(key: NodeKey, outputs: u64) -> Vec<Row> {
         let sid = SessionId::from_bytes(SID);
         let mut c = SessionChain::new(sid, key);
-        let mut rows: Vec<(String, u64, u64, u64, Vec<u8>)> = Vec::new();
-        let emit = |c: &mut SessionChain, rows: &mut Vec<_>, kind: EventKind, data: Vec<u8>| {
-            let seq = rows.len() as u64;
-            let e = Event {
-                seq,
-                elapsed_ns: seq * 10,
-                kind,
-                data,
-            };
-            c.add_event(&e);
-            rows.push((kind.as_str().to_string(), seq, seq, seq * 10, e.data));
-        };
+        let mut rows: Vec<Row> = Vec::new();
         emit(&mut c, &mut rows, EventKind::Start, b"{}".to_vec());
         for i in 0..outputs {
             emit(
                 &mut c,
                 &mut rows,
                 EventKind::Output,
-                format!("line {i}\n").into_bytes(),
+                format!("line {i:<94}\n").into_bytes(),
             );
             if i % 4 == 3 {
-                let cp = c.checkpoint(rows.len() as u64);
+                let cp = c.checkpoint(next_seq(&rows));
                 emit(&mut c, &mut rows, EventKind::Checkpoint, cp);
             }
         }
-        emit(&mut c, &mut rows, EventKind::End, b"{}".to_vec());
-        let cp = c.checkpoint(rows.len() as u64);
-        emit(&mut c, &mut rows, EventKind::Checkpoint, cp);
+        end(&mut c, &mut rows);
         rows
     }
 
-    fn run(rows: &[(String, u64, u64, u64, Vec<u8>)], trust: &TrustSet) -> Report {
+    fn next_seq(rows: &[Row]) -> u64 {
+        rows.last().map_or(0, |r| r.2 + 1)
+    }
+
+    /// `end` and the final checkpoint.
+    fn end(c: &mut SessionChain, rows: &mut Vec<Row>) {
+        emit(c, rows, EventKind::End, b"{}".to_vec());
+        let cp = c.checkpoint(next_seq(rows));
+        emit(c, rows, EventKind::Checkpoint, cp);
+    }
+
+    fn run(rows: &[Row], trust: &TrustSet) -> Report {
         let units = rows
             .iter()
             .map(|(k, s, l, e, d)| unit_of_row(k, *s, *l, *e, d))
@@ -552,7 +619,7 @@ mod tests {
         t
     }
 
-    fn find(rows: &[(String, u64, u64, u64, Vec<u8>)], seq: u64) -> usize {
+    fn find(rows: &[Row], seq: u64) -> usize {
         rows.iter().position(|r| r.1 == seq).unwrap()
     }
 
@@ -582,6 +649,7 @@ mod tests {
             vec![Problem::Altered {
                 seq: 3,
                 seq_last: 3,
+                rows: 1,
                 sealed: false
             }]
         );
@@ -604,11 +672,13 @@ mod tests {
                 Problem::Altered {
                     seq: 2,
                     seq_last: 2,
+                    rows: 1,
                     sealed: false
                 },
                 Problem::Altered {
                     seq: 3,
                     seq_last: 3,
+                    rows: 1,
                     sealed: false
                 }
             ]
@@ -658,6 +728,7 @@ mod tests {
             SessionId::from_bytes(SID),
             0,
             5,
+            1,
             &[0; 32],
             &[],
         );
@@ -712,7 +783,8 @@ mod tests {
             data: b"{}".to_vec(),
         };
         c.add_event(&start);
-        let chunk = b"pretend sealed chunk".to_vec();
+        // Long enough for a tag per unit (`g` = 1).
+        let chunk = b"pretend sealed chunk ".repeat(10);
         c.add_sealed_chunk(&chunk);
         let cp = c.checkpoint(6);
         let mut units = vec![
@@ -728,13 +800,16 @@ mod tests {
                 signed_through: 6
             }]
         );
-        units[1] = unit_of_row("sealed", 1, 5, 10, b"pretend sealed chunK");
+        let mut altered = chunk.clone();
+        altered[0] ^= 1;
+        units[1] = unit_of_row("sealed", 1, 5, 10, &altered);
         let r = verify(sid, units, &trust(), Expectations::default());
         assert_eq!(
             r.problems[0],
             Problem::Altered {
                 seq: 1,
                 seq_last: 5,
+                rows: 1,
                 sealed: true
             }
         );
@@ -742,5 +817,293 @@ mod tests {
             r.problems[0].to_string(),
             "altered at seq 1 (sealed chunk of seq 1..5)"
         );
+    }
+
+    /// The `g` of the checkpoint in `row`.
+    fn g_of(row: &Row) -> u32 {
+        Checkpoint::parse(&row.4).unwrap().g
+    }
+
+    /// An interactive session: start, `n` one-byte inputs, a checkpoint over them all
+    /// (one interval of `n + 1` units), end, final checkpoint.
+    fn keystrokes(n: u64) -> Vec<Row> {
+        let mut c = SessionChain::new(SessionId::from_bytes(SID), NodeKey::from_seed([1; 32]));
+        let mut rows = Vec::new();
+        emit(&mut c, &mut rows, EventKind::Start, b"{}".to_vec());
+        for i in 0..n {
+            emit(
+                &mut c,
+                &mut rows,
+                EventKind::Input,
+                vec![b'a' + (i % 26) as u8],
+            );
+        }
+        let cp = c.checkpoint(next_seq(&rows));
+        emit(&mut c, &mut rows, EventKind::Checkpoint, cp);
+        end(&mut c, &mut rows);
+        rows
+    }
+
+    #[test]
+    fn small_intervals_name_the_exact_row() {
+        let rows = session(NodeKey::from_seed([1; 32]), 10);
+        for r in rows.iter().filter(|r| r.0 == "checkpoint") {
+            let cp: serde_json::Value = serde_json::from_slice(&r.4).unwrap();
+            assert_eq!((&cp["v"], &cp["g"]), (&2.into(), &1.into()), "{cp}");
+        }
+        let mut t = rows.clone();
+        let i = find(&t, 7);
+        t[i].4[0] ^= 1;
+        let r = run(&t, &trust());
+        assert_eq!(
+            r.problems,
+            vec![Problem::Altered {
+                seq: 7,
+                seq_last: 7,
+                rows: 1,
+                sealed: false
+            }]
+        );
+        assert_eq!(r.problems[0].to_string(), "altered at seq 7");
+    }
+
+    #[test]
+    fn a_long_run_of_keystrokes_names_the_altered_group() {
+        let rows = keystrokes(10_000);
+        // One interval: start and 10,000 one-byte events, 10,002 bytes: tags of 64 units.
+        let cp = find(&rows, 10_001);
+        assert_eq!(g_of(&rows[cp]), 64);
+        assert_eq!(Checkpoint::parse(&rows[cp].4).unwrap().tags.len(), 157);
+        assert!(run(&rows, &trust()).is_complete());
+
+        let mut t = rows.clone();
+        let i = find(&t, 5_000);
+        t[i].4[0] ^= 1;
+        let r = run(&t, &trust());
+        // Units 4992..=5055 (by position from the interval's start at seq 0) share a tag.
+        assert_eq!(
+            r.problems,
+            vec![Problem::Altered {
+                seq: 4_992,
+                seq_last: 5_055,
+                rows: 64,
+                sealed: false
+            }]
+        );
+        assert_eq!(
+            r.problems[0].to_string(),
+            "altered between seq 4992 and seq 5055 (one or more of 64 rows)"
+        );
+        assert_eq!(r.state(), "FAILED");
+
+        // Two groups altered; the last group is shorter (seq 9984..=10000).
+        let mut t = rows.clone();
+        for seq in [17, 10_000] {
+            let i = find(&t, seq);
+            t[i].4[0] ^= 1;
+        }
+        assert_eq!(
+            run(&t, &trust()).problems,
+            vec![
+                Problem::Altered {
+                    seq: 0,
+                    seq_last: 63,
+                    rows: 64,
+                    sealed: false
+                },
+                Problem::Altered {
+                    seq: 9_984,
+                    seq_last: 10_000,
+                    rows: 17,
+                    sealed: false
+                }
+            ]
+        );
+
+        // A deleted event is still a gap at its seq, whatever the grouping.
+        let mut t = rows.clone();
+        t.remove(find(&t, 4_000));
+        assert_eq!(
+            run(&t, &trust()).problems,
+            vec![Problem::Gap {
+                from: 4_000,
+                to: 4_000
+            }]
+        );
+    }
+
+    #[test]
+    fn a_group_with_sealed_chunks_says_so() {
+        // 300 small sealed chunks of two events each: 301 units, 12,002 bytes: pairs.
+        let sid = SessionId::from_bytes(SID);
+        let mut c = SessionChain::new(sid, NodeKey::from_seed([1; 32]));
+        let mut rows = Vec::new();
+        emit(&mut c, &mut rows, EventKind::Start, b"{}".to_vec());
+        for k in 0..300u64 {
+            let seq = next_seq(&rows);
+            let chunk = format!("chunk {k:<34}").into_bytes();
+            c.add_sealed_chunk(&chunk);
+            rows.push(("sealed".to_string(), seq, seq + 1, seq * 10, chunk));
+        }
+        let cp = c.checkpoint(next_seq(&rows));
+        emit(&mut c, &mut rows, EventKind::Checkpoint, cp);
+        end(&mut c, &mut rows);
+        assert_eq!(g_of(&rows[find(&rows, 601)]), 2);
+        assert!(run(&rows, &trust()).is_complete());
+        // Chunk 75 (seq 151..=152) is unit 76, paired with unit 77 (seq 153..=154).
+        let i = find(&rows, 151);
+        let mut t = rows.clone();
+        t[i].4[0] ^= 1;
+        let r = run(&t, &trust());
+        assert_eq!(
+            r.problems,
+            vec![Problem::Altered {
+                seq: 151,
+                seq_last: 154,
+                rows: 2,
+                sealed: true
+            }]
+        );
+        assert_eq!(
+            r.problems[0].to_string(),
+            "altered between seq 151 and seq 154 (one or more of 2 rows, sealed chunks among them)"
+        );
+    }
+
+    /// Signs a session's checkpoints as the previous build did: version 1, one tag (a unit
+    /// hash prefix) per unit.
+    fn v1_session(outputs: u64) -> Vec<Row> {
+        let sid = SessionId::from_bytes(SID);
+        let key = NodeKey::from_seed([1; 32]);
+        let mut chain = Chain::new(sid);
+        let mut tags = Vec::new();
+        let mut from = 0;
+        let mut rows: Vec<Row> = Vec::new();
+        let mut push = |rows: &mut Vec<Row>, kind: EventKind, data: Vec<u8>| {
+            let seq = next_seq(rows);
+            let data = if kind == EventKind::Checkpoint {
+                let cp =
+                    crate::checkpoint::tests::sign_v1(&key, sid, from, seq, &chain.hash(), &tags);
+                tags.clear();
+                from = seq;
+                cp.to_bytes()
+            } else {
+                data
+            };
+            let unit = event_unit_hash(seq, seq * 10, kind, &data);
+            chain.push(&unit);
+            tags.extend_from_slice(&crate::chain::tag(&unit));
+            rows.push((kind.as_str().to_string(), seq, seq, seq * 10, data));
+        };
+        push(&mut rows, EventKind::Start, b"{}".to_vec());
+        for i in 0..outputs {
+            push(
+                &mut rows,
+                EventKind::Output,
+                format!("line {i}\n").into_bytes(),
+            );
+            if i % 4 == 3 {
+                push(&mut rows, EventKind::Checkpoint, Vec::new());
+            }
+        }
+        push(&mut rows, EventKind::End, b"{}".to_vec());
+        push(&mut rows, EventKind::Checkpoint, Vec::new());
+        rows
+    }
+
+    #[test]
+    fn sessions_signed_with_v1_checkpoints_still_verify() {
+        let rows = v1_session(10);
+        let cp = &rows[find(&rows, 5)];
+        assert_eq!(Checkpoint::parse(&cp.4).unwrap().v, 1);
+        let r = run(&rows, &trust());
+        assert_eq!(r.problems, vec![]);
+        assert!(r.signers.contains("node-1"));
+        let mut t = rows.clone();
+        let i = find(&t, 3);
+        t[i].4[0] ^= 1;
+        assert_eq!(
+            run(&t, &trust()).problems,
+            vec![Problem::Altered {
+                seq: 3,
+                seq_last: 3,
+                rows: 1,
+                sealed: false
+            }]
+        );
+        // A v1 checkpoint re-labelled v2 (with a g) fails its signature.
+        let mut t = rows.clone();
+        let i = find(&t, 5);
+        let mut cp: Checkpoint = serde_json::from_slice(&t[i].4).unwrap();
+        cp.v = 2;
+        cp.g = Some(1);
+        t[i].4 = cp.to_bytes();
+        assert!(
+            run(&t, &trust())
+                .problems
+                .contains(&Problem::BadSignature { seq: 5 })
+        );
+    }
+
+    #[test]
+    fn an_altered_group_whose_tag_collides_is_named_by_its_range() {
+        // 748 keystrokes: g = 64; replacing the `a` typed at seq 1 by the bytes 20, 193
+        // leaves the 2-byte tag of its group (0..=63) as it was, a 2⁻¹⁶ chance found by
+        // searching. The chain still tells: the checkpoint's whole range is named instead.
+        let rows = keystrokes(748);
+        assert_eq!(g_of(&rows[find(&rows, 749)]), 64);
+        let mut t = rows.clone();
+        let i = find(&t, 1);
+        t[i].4 = vec![20, 193];
+        let r = run(&t, &trust());
+        assert_eq!(
+            r.problems,
+            vec![Problem::AlteredBetween { from: 0, to: 748 }]
+        );
+        assert_eq!(
+            r.problems[0].to_string(),
+            "altered between seq 0 and seq 748"
+        );
+        // Other bytes do change the tag.
+        t[i].4 = vec![20, 194];
+        assert_eq!(
+            run(&t, &trust()).problems,
+            vec![Problem::Altered {
+                seq: 0,
+                seq_last: 63,
+                rows: 64,
+                sealed: false
+            }]
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn any_altered_keystroke_is_named_within_its_group(n in 1u64..3_000, at in proptest::prelude::any::<u64>(), flip in 1u8..=255) {
+            let rows = keystrokes(n);
+            let cp = Checkpoint::parse(&rows[find(&rows, n + 1)].4).unwrap();
+            let g = u64::from(cp.g);
+            proptest::prop_assert_eq!(g, u64::from(crate::checkpoint::choose_group(n as usize + 1, n + 2)));
+            let seq = 1 + at % n;
+            let mut t = rows.clone();
+            let i = find(&t, seq);
+            t[i].4[0] ^= flip;
+            let first = seq / g * g;
+            let last = (first + g - 1).min(n);
+            // The group's tag, recomputed over the altered rows: equal to the signed one
+            // with probability 2⁻¹⁶, and then only the whole range can be named.
+            let group: Vec<Hash> = t[first as usize..=last as usize]
+                .iter()
+                .map(|(k, s, l, e, d)| unit_of_row(k, *s, *l, *e, d).hash)
+                .collect();
+            let expected = if crate::chain::group_tag(&group) == cp.tags[(seq / g) as usize] {
+                Problem::AlteredBetween { from: 0, to: n }
+            } else {
+                Problem::Altered { seq: first, seq_last: last, rows: last - first + 1, sealed: false }
+            };
+            proptest::prop_assert_eq!(run(&t, &trust()).problems, vec![expected]);
+        }
     }
 }

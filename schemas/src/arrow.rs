@@ -8,7 +8,20 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Version of the table layout, kept in each file's footer metadata.
-pub const TABLE_VERSION: &str = "2";
+///
+/// - 1: `events.time` in nanoseconds.
+/// - 2: `events.time` in milliseconds.
+/// - 3: `events.elapsed_us` (microseconds) in place of `events.elapsed_ns`. The agent
+///   records event times to the microsecond (as asciicast and `script` do), and at
+///   nanosecond resolution the column took ~2.6 bytes per keystroke event, the largest
+///   part of an interactive session's store. An `events` object holding any event time
+///   that is not a whole microsecond (from an older agent) is written as version 2, so
+///   that nothing recorded is rounded away.
+///
+/// Readers accept all three.
+pub const TABLE_VERSION: &str = "3";
+/// The `events` layout with nanosecond `elapsed_ns` (see [`TABLE_VERSION`]).
+pub const TABLE_VERSION_ELAPSED_NS: &str = "2";
 
 /// Column names of the `events` table.
 pub mod events {
@@ -18,10 +31,13 @@ pub mod events {
     pub const SEQ: &str = "seq";
     /// Last sequence number covered by the row (= `seq` for plaintext rows).
     pub const SEQ_LAST: &str = "seq_last";
-    /// Nanoseconds since session start.
+    /// Microseconds since session start (table version 3).
+    pub const ELAPSED_US: &str = "elapsed_us";
+    /// Nanoseconds since session start (table versions 1 and 2, and version-2 objects
+    /// written for events whose times are not whole microseconds).
     pub const ELAPSED_NS: &str = "elapsed_ns";
     /// Wall-clock time of the event (session start + elapsed), UTC, to the millisecond
-    /// (`elapsed_ns` has the nanoseconds). Table version 1 stored nanoseconds: at
+    /// (`elapsed_us` has the microseconds). Table version 1 stored nanoseconds: at
     /// nanosecond precision this column and `elapsed_ns` each took ~2.5 bytes per
     /// keystroke event, a third of an interactive session's store.
     pub const TIME: &str = "time";
@@ -67,14 +83,19 @@ fn event_time_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
 }
 
-/// Schema of `events/` files: one row per event (plaintext sessions).
-pub fn events_schema() -> SchemaRef {
+/// Schema of `events/` files: one row per event (plaintext sessions), one per chunk
+/// (sealed sessions). `elapsed_ns` selects the version-2 layout (see [`TABLE_VERSION`]).
+pub fn events_schema(elapsed_ns: bool) -> SchemaRef {
     use events::*;
     Arc::new(Schema::new(vec![
         Field::new(SESSION_ID, DataType::Utf8, false),
         Field::new(SEQ, DataType::UInt64, false),
         Field::new(SEQ_LAST, DataType::UInt64, false),
-        Field::new(ELAPSED_NS, DataType::UInt64, false),
+        Field::new(
+            if elapsed_ns { ELAPSED_NS } else { ELAPSED_US },
+            DataType::UInt64,
+            false,
+        ),
         Field::new(TIME, event_time_type(), false),
         Field::new(KIND, DataType::Utf8, false),
         Field::new(DATA, DataType::Binary, false),

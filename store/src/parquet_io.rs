@@ -16,6 +16,7 @@ use arrow_array::{
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{FooterTail, KeyValue, ParquetMetaDataReader, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -43,6 +44,8 @@ const ZSTD_LEVEL: i32 = 3;
 /// tens of MB/s per core, far above what terminals print. The cost is the ingester's,
 /// never the recorded shell's.
 const DATA_ZSTD_LEVEL: i32 = 9;
+/// Longest min/max value kept in statistics (a session id is 36).
+const STATS_TRUNCATE_BYTES: usize = 64;
 /// Bloom filter false-positive rate on `session_id`: a wrong "maybe" costs one row group read.
 const BLOOM_FPP: f64 = 0.01;
 
@@ -145,12 +148,9 @@ pub struct ObjectMeta {
 }
 
 impl ObjectMeta {
-    fn to_key_values(&self) -> Vec<KeyValue> {
+    fn to_key_values(&self, table_version: &str) -> Vec<KeyValue> {
         vec![
-            KeyValue::new(
-                META_TABLE_VERSION.to_string(),
-                schemas::arrow::TABLE_VERSION.to_string(),
-            ),
+            KeyValue::new(META_TABLE_VERSION.to_string(), table_version.to_string()),
             KeyValue::new(META_SOURCE.to_string(), self.source.clone()),
             KeyValue::new(META_PARTITION.to_string(), self.partition.clone()),
             KeyValue::new(META_FIRST_OFFSET.to_string(), self.first_offset.to_string()),
@@ -191,8 +191,11 @@ fn arrow_err(e: impl std::fmt::Display) -> StoreError {
 
 fn writer_properties(
     meta: &ObjectMeta,
+    table_version: &str,
+    statistics: EnabledStatistics,
     sorted_by: &[usize],
     no_stats: &[&str],
+    bytes_encoding: Encoding,
     delta: &[&str],
 ) -> Result<WriterProperties, StoreError> {
     let session_col = ColumnPath::from(ev::SESSION_ID);
@@ -210,7 +213,10 @@ fn writer_properties(
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(ZSTD_LEVEL).map_err(arrow_err)?,
         ))
-        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_statistics_enabled(statistics)
+        // Min/max of long strings (command lines) are kept in the footer three times
+        // (chunk statistics, page statistics, column index); a prefix prunes as well.
+        .set_statistics_truncate_length(Some(STATS_TRUNCATE_BYTES))
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
         .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
         // Small pages make the page index useful: a reader after one session fetches
@@ -221,16 +227,14 @@ fn writer_properties(
         // Sized for the worst case; the writer folds the filter down to what was inserted.
         .set_column_bloom_filter_max_ndv(session_col, MAX_ROW_GROUP_ROWS as u64)
         .set_sorting_columns(Some(sorting))
-        .set_key_value_metadata(Some(meta.to_key_values()));
+        .set_key_value_metadata(Some(meta.to_key_values(table_version)));
     for col in no_stats {
         // Raw terminal bytes: min/max are useless for pruning and would bloat the footer,
-        // and a dictionary of unique blobs only costs. Lengths apart from the bytes
-        // (DELTA_LENGTH_BYTE_ARRAY) leave zstd a run of pure text, which matters when
-        // events are a keystroke long.
+        // and a dictionary of unique blobs only costs (see `bytes_encoding` for the rest).
         builder = builder
             .set_column_statistics_enabled(ColumnPath::from(*col), EnabledStatistics::None)
             .set_column_dictionary_enabled(ColumnPath::from(*col), false)
-            .set_column_encoding(ColumnPath::from(*col), Encoding::DELTA_LENGTH_BYTE_ARRAY)
+            .set_column_encoding(ColumnPath::from(*col), bytes_encoding)
             .set_column_compression(
                 ColumnPath::from(*col),
                 Compression::ZSTD(ZstdLevel::try_new(DATA_ZSTD_LEVEL).map_err(arrow_err)?),
@@ -252,7 +256,14 @@ fn write_batches<T>(
     rows: &[T],
     mut batch_of: impl FnMut(&[T]) -> Result<RecordBatch, StoreError>,
 ) -> Result<Vec<u8>, StoreError> {
-    let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(props)).map_err(arrow_err)?;
+    // No embedded Arrow schema: the Parquet types say everything our columns need (UTC
+    // timestamps, unsigned integers, strings), and the base64 Arrow schema was a third of
+    // a small object's footer.
+    let options = ArrowWriterOptions::new()
+        .with_properties(props)
+        .with_skip_arrow_metadata(true);
+    let mut writer =
+        ArrowWriter::try_new_with_options(Vec::new(), schema, options).map_err(arrow_err)?;
     for chunk in rows.chunks(MAX_ROW_GROUP_ROWS) {
         writer.write(&batch_of(chunk)?).map_err(arrow_err)?;
     }
@@ -296,6 +307,50 @@ impl EventTimes<'_> {
     }
 }
 
+/// Rows at most this long on average are stored with [`Encoding::PLAIN`] `data`.
+const KEYSTROKE_ROW_BYTES: usize = 64;
+
+/// How to encode the `data` column of `rows` rows holding `bytes` bytes. Measured on the
+/// bench's sessions (bench/README.md), zstd 9 after the encoding: output of a few KiB per
+/// row compresses better with the lengths apart from the bytes (DELTA_LENGTH_BYTE_ARRAY:
+/// `seq` output 27% smaller than PLAIN, log text 1%), keystrokes and their echoes better
+/// with each length next to its byte (PLAIN: the interactive session's `data` 29%
+/// smaller, where the bit-packed length deltas of DELTA_LENGTH cost more than the bytes).
+/// The mean row decides, since it follows where the bytes are.
+fn data_encoding(bytes: usize, rows: usize) -> Encoding {
+    if bytes <= rows.saturating_mul(KEYSTROKE_ROW_BYTES) {
+        Encoding::PLAIN
+    } else {
+        Encoding::DELTA_LENGTH_BYTE_ARRAY
+    }
+}
+
+/// The elapsed-time column of an `events` batch: microseconds (table version 3) or
+/// nanoseconds (earlier versions, and events not recorded to whole microseconds).
+enum Elapsed<'a> {
+    Micros(&'a UInt64Array),
+    Nanos(&'a UInt64Array),
+}
+
+impl Elapsed<'_> {
+    fn read<'a>(key: &str, batch: &'a RecordBatch) -> Result<Elapsed<'a>, StoreError> {
+        match required::<UInt64Array>(key, batch, ev::ELAPSED_US) {
+            Ok(a) => Ok(Elapsed::Micros(a)),
+            Err(e) => match required::<UInt64Array>(key, batch, ev::ELAPSED_NS) {
+                Ok(a) => Ok(Elapsed::Nanos(a)),
+                Err(_) => Err(e),
+            },
+        }
+    }
+
+    fn ns(&self, i: usize) -> u64 {
+        match self {
+            Elapsed::Micros(a) => a.value(i).saturating_mul(1000),
+            Elapsed::Nanos(a) => a.value(i),
+        }
+    }
+}
+
 /// Sorts `rows` by (session id, seq) and encodes them as an `events` object: zstd, page
 /// statistics, a bloom filter on `session_id`, row groups of at most
 /// [`MAX_ROW_GROUP_ROWS`] rows, footer metadata from `meta`.
@@ -303,12 +358,23 @@ pub fn encode_events(rows: &mut [EventRow], meta: &ObjectMeta) -> Result<Vec<u8>
     // SessionId orders like its hyphenated lowercase text (fixed-width hex, '0'-'9' < 'a'-'f'),
     // so this is the order of the session_id column without formatting every id.
     rows.sort_by_key(|r| (r.session_id, r.seq));
-    let schema = schemas::arrow::events_schema();
+    // Microseconds unless that would round a recorded time (schemas::arrow::TABLE_VERSION).
+    let elapsed_ns = rows.iter().any(|r| r.elapsed_ns % 1000 != 0);
+    let (version, elapsed_col) = if elapsed_ns {
+        (schemas::arrow::TABLE_VERSION_ELAPSED_NS, ev::ELAPSED_NS)
+    } else {
+        (schemas::arrow::TABLE_VERSION, ev::ELAPSED_US)
+    };
+    let schema = schemas::arrow::events_schema(elapsed_ns);
+    let data_bytes: usize = rows.iter().map(|r| r.data.len()).sum();
     let props = writer_properties(
         meta,
+        version,
+        EnabledStatistics::Page,
         &[0, 1],
         &[ev::DATA],
-        &[ev::SEQ, ev::SEQ_LAST, ev::ELAPSED_NS, ev::TIME],
+        data_encoding(data_bytes, rows.len()),
+        &[ev::SEQ, ev::SEQ_LAST, elapsed_col, ev::TIME],
     )?;
     write_batches(schema.clone(), props, rows, |chunk| {
         let columns: Vec<ArrayRef> = vec![
@@ -319,9 +385,13 @@ pub fn encode_events(rows: &mut [EventRow], meta: &ObjectMeta) -> Result<Vec<u8>
             Arc::new(UInt64Array::from_iter_values(
                 chunk.iter().map(|r| r.seq_last),
             )),
-            Arc::new(UInt64Array::from_iter_values(
-                chunk.iter().map(|r| r.elapsed_ns),
-            )),
+            Arc::new(UInt64Array::from_iter_values(chunk.iter().map(|r| {
+                if elapsed_ns {
+                    r.elapsed_ns
+                } else {
+                    r.elapsed_ns / 1000
+                }
+            }))),
             event_time_array(chunk.iter().map(|r| r.time_ns)),
             Arc::new(StringArray::from_iter_values(
                 chunk.iter().map(|r| r.kind.as_str()),
@@ -379,8 +449,13 @@ pub fn encode_sessions(rows: &mut [SessionRow], meta: &ObjectMeta) -> Result<Vec
     let schema = schemas::arrow::sessions_schema();
     let props = writer_properties(
         meta,
+        schemas::arrow::TABLE_VERSION,
+        // Two rows per session: a page index would mostly repeat the chunk statistics
+        // (a third of a one-session object).
+        EnabledStatistics::Chunk,
         &[0, 2],
         &[ss::METADATA],
+        Encoding::DELTA_LENGTH_BYTE_ARRAY,
         &[ss::SEQ, ss::TIME, ss::ELAPSED_NS],
     )?;
     write_batches(schema.clone(), props, rows, |chunk| {
@@ -613,7 +688,7 @@ pub(crate) fn scan_event_batches<T: ChunkReader + 'static>(
             let session_id = required::<StringArray>(key, &batch, ev::SESSION_ID)?;
             let seq = required::<UInt64Array>(key, &batch, ev::SEQ)?;
             let seq_last = required::<UInt64Array>(key, &batch, ev::SEQ_LAST)?;
-            let elapsed = required::<UInt64Array>(key, &batch, ev::ELAPSED_NS)?;
+            let elapsed = Elapsed::read(key, &batch)?;
             let time = EventTimes::read(key, &batch)?;
             let kind = required::<StringArray>(key, &batch, ev::KIND)?;
             let data = required::<BinaryArray>(key, &batch, ev::DATA)?;
@@ -626,7 +701,7 @@ pub(crate) fn scan_event_batches<T: ChunkReader + 'static>(
                     session_id: ids.parse(key, text)?,
                     seq: seq.value(i),
                     seq_last: seq_last.value(i),
-                    elapsed_ns: elapsed.value(i),
+                    elapsed_ns: elapsed.ns(i),
                     time_ns: time.ns(i),
                     kind: kind.value(i),
                     data: data.value(i),

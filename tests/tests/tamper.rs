@@ -291,6 +291,58 @@ fn at(rows: &mut [EventRow], seq: u64) -> &mut EventRow {
         .unwrap_or_else(|| panic!("no row at seq {seq}"))
 }
 
+/// How `replay verify` names the altered rows at `seqs` of a session stored as `rows`: by
+/// the tag group each falls in, `g` rows per tag as its checkpoint chose
+/// (integrity/FORMAT.md), so a row alone in its group is named exactly.
+fn altered(rows: &[EventRow], seqs: &[u64]) -> String {
+    let mut named: Vec<String> = Vec::new();
+    for &n in seqs {
+        let (from, through, g) = rows
+            .iter()
+            .filter(|r| r.kind == "checkpoint")
+            .find_map(|r| {
+                let cp: serde_json::Value = serde_json::from_slice(&r.data).ok()?;
+                let (from, through) = (cp["from"].as_u64()?, cp["through"].as_u64()?);
+                (from <= n && n < through).then(|| (from, through, cp["g"].as_u64().unwrap_or(1)))
+            })
+            .unwrap_or_else(|| panic!("no checkpoint covers seq {n}:\n{}", dump(rows)));
+        // Groups are counted in rows (units) from the checkpoint's `from`.
+        let mut interval: Vec<&EventRow> = rows
+            .iter()
+            .filter(|r| from <= r.seq && r.seq < through)
+            .collect();
+        interval.sort_by_key(|r| r.seq);
+        let at = interval
+            .iter()
+            .position(|r| r.seq == n)
+            .expect("the row is in its interval");
+        let g = usize::try_from(g).expect("g");
+        let group = &interval[at / g * g..(at / g * g + g).min(interval.len())];
+        let (first, last) = (group[0], group[group.len() - 1]);
+        let sealed = group.iter().any(|r| r.kind == "sealed");
+        let text = match (group.len(), sealed) {
+            (1, false) => format!("altered at seq {n}"),
+            (1, true) => format!(
+                "altered at seq {n} (sealed chunk of seq {n}..{})",
+                first.seq_last
+            ),
+            (k, false) => format!(
+                "altered between seq {} and seq {} (one or more of {k} rows)",
+                first.seq, last.seq_last
+            ),
+            (k, true) => format!(
+                "altered between seq {} and seq {} (one or more of {k} rows, sealed chunks \
+                 among them)",
+                first.seq, last.seq_last
+            ),
+        };
+        if !named.contains(&text) {
+            named.push(text);
+        }
+    }
+    named.join("; ")
+}
+
 /// The seq of the first output row that prints `line N`.
 fn seq_of_line(rows: &[EventRow], n: u32) -> u64 {
     let needle = format!("line {n}\r");
@@ -347,14 +399,6 @@ fn multi_event_sealed_rows(rows: &[EventRow]) -> Vec<&EventRow> {
     multi
 }
 
-/// `altered at seq N` as verify words it for a sealed row of several events.
-fn altered_sealed(row: &EventRow) -> String {
-    format!(
-        "altered at seq {} (sealed chunk of seq {}..{})",
-        row.seq, row.seq, row.seq_last
-    )
-}
-
 /// Recomputes a session's chain over its (altered) rows and signs every checkpoint anew
 /// with `key`, as someone holding a node key of their own would: the chain, the tags and
 /// the end event's chain hash all agree with the altered rows.
@@ -406,9 +450,14 @@ fn a_flipped_byte_is_named_by_its_seq() {
     let fx = fixture();
 
     let case = fx.case("flip-plain");
-    let n = seq_of_line(&case.rows(fx.plain), 20);
+    let rows = case.rows(fx.plain);
+    let n = seq_of_line(&rows, 20);
     case.edit_events(fx.plain, |rows| at(rows, n).data[0] ^= 0x01);
-    fx.assert_verify_says(&case, fx.plain, &format!("FAILED: altered at seq {n}"));
+    fx.assert_verify_says(
+        &case,
+        fx.plain,
+        &format!("FAILED: {}", altered(&rows, &[n])),
+    );
     fx.assert_listed(&case, fx.plain, "FAILED");
 
     let case = fx.case("flip-sealed");
@@ -423,7 +472,7 @@ fn a_flipped_byte_is_named_by_its_seq() {
     fx.assert_verify_says(
         &case,
         fx.sealed,
-        &format!("FAILED: {}", altered_sealed(&row)),
+        &format!("FAILED: {}", altered(&rows, &[row.seq])),
     );
     fx.assert_listed(&case, fx.sealed, "FAILED");
 }
@@ -444,7 +493,7 @@ fn swapped_rows_are_named_at_both_seqs() {
     fx.assert_verify_says(
         &case,
         fx.plain,
-        &format!("FAILED: altered at seq {a}; altered at seq {b}"),
+        &format!("FAILED: {}", altered(&rows, &[a, b])),
     );
     fx.assert_listed(&case, fx.plain, "FAILED");
 
@@ -460,11 +509,7 @@ fn swapped_rows_are_named_at_both_seqs() {
     fx.assert_verify_says(
         &case,
         fx.sealed,
-        &format!(
-            "FAILED: {}; {}",
-            altered_sealed(&row_a),
-            altered_sealed(&row_b)
-        ),
+        &format!("FAILED: {}", altered(&rows, &[a, b])),
     );
     fx.assert_listed(&case, fx.sealed, "FAILED");
 }
@@ -576,7 +621,10 @@ fn a_replaced_signature_is_a_bad_signature() {
     fx.assert_verify_says(
         &case,
         id,
-        &format!("FAILED: bad signature on the checkpoint at seq {n}; altered at seq {n}"),
+        &format!(
+            "FAILED: bad signature on the checkpoint at seq {n}; {}",
+            altered(&rows, &[n])
+        ),
     );
     fx.assert_listed(&case, id, "FAILED");
 }

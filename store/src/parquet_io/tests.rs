@@ -291,9 +291,12 @@ fn footer_metadata_reads_from_the_store_without_the_body() {
     }
 
     let mut no_meta = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut no_meta, schemas::arrow::events_schema(), None).unwrap();
-    w.write(&RecordBatch::new_empty(schemas::arrow::events_schema()))
-        .unwrap();
+    let mut w =
+        ArrowWriter::try_new(&mut no_meta, schemas::arrow::events_schema(false), None).unwrap();
+    w.write(&RecordBatch::new_empty(schemas::arrow::events_schema(
+        false,
+    )))
+    .unwrap();
     w.close().unwrap();
     let err = read_object_meta("other", &no_meta).unwrap_err();
     assert!(err.to_string().contains("auditty.table_version"), "{err}");
@@ -318,7 +321,7 @@ fn decoders_reject_foreign_schemas() {
 
 #[test]
 fn bad_session_ids_are_parquet_errors() {
-    let schema = schemas::arrow::events_schema();
+    let schema = schemas::arrow::events_schema(false);
     let cols: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(vec!["not-a-uuid"])),
         Arc::new(UInt64Array::from(vec![0])),
@@ -425,7 +428,7 @@ fn event_times_are_stored_to_the_millisecond_and_version_1_nanoseconds_still_rea
 
     // An object written by table version 1: `time` in nanoseconds.
     let v1_schema = Arc::new(arrow_schema::Schema::new(
-        schemas::arrow::events_schema()
+        schemas::arrow::events_schema(true)
             .fields()
             .iter()
             .map(|f| {
@@ -456,6 +459,52 @@ fn event_times_are_stored_to_the_millisecond_and_version_1_nanoseconds_still_rea
     let v1 = w.into_inner().unwrap();
     let back = decode_events("v1", &v1, None).unwrap();
     assert_eq!(back[0].time_ns, r.time_ns + 123);
+}
+
+#[test]
+fn elapsed_is_stored_in_microseconds_unless_that_would_round() {
+    let version = |bytes: &[u8]| {
+        let reader = SerializedFileReader::new(Bytes::copy_from_slice(bytes)).unwrap();
+        let kv = reader
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .cloned();
+        let v = kv
+            .unwrap()
+            .into_iter()
+            .find(|kv| kv.key == META_TABLE_VERSION)
+            .and_then(|kv| kv.value);
+        let cols: Vec<String> = reader
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        (v.unwrap(), cols)
+    };
+    let mut rows = vec![
+        row(sid(1), 0, "output", b"x"),
+        row(sid(1), 1, "input", b"y"),
+    ];
+    rows[1].elapsed_ns = 123_456_000;
+    let bytes = encode_events(&mut rows, &meta()).unwrap();
+    let (v, cols) = version(&bytes);
+    assert_eq!(v, "3");
+    assert!(cols.contains(&ev::ELAPSED_US.to_string()), "{cols:?}");
+    assert!(!cols.contains(&ev::ELAPSED_NS.to_string()), "{cols:?}");
+    assert_eq!(decode_events("e", &bytes, None).unwrap(), rows);
+
+    // One time that is not a whole microsecond (an older agent): the object keeps
+    // nanoseconds, so nothing is rounded (an integrity chain covers the exact value).
+    rows[1].elapsed_ns = 123_456_789;
+    let bytes = encode_events(&mut rows, &meta()).unwrap();
+    let (v, cols) = version(&bytes);
+    assert_eq!(v, "2");
+    assert!(cols.contains(&ev::ELAPSED_NS.to_string()), "{cols:?}");
+    assert_eq!(decode_events("e", &bytes, None).unwrap(), rows);
 }
 
 fn time_type_v1() -> arrow_schema::DataType {
