@@ -77,33 +77,27 @@ pub enum CheckpointError {
     BadSignature,
 }
 
-/// The bytes a version 1 signature covers.
-fn message_v1(session: SessionId, from: u64, through: u64, chain: &Hash, tags: &[u8]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(22 + 16 + 16 + 32 + 32);
-    m.extend_from_slice(b"auditty-checkpoint-v1\0");
-    m.extend_from_slice(session.as_bytes());
-    m.extend_from_slice(&from.to_le_bytes());
-    m.extend_from_slice(&through.to_le_bytes());
-    m.extend_from_slice(chain);
-    m.extend_from_slice(blake3::hash(tags).as_bytes());
-    m
-}
-
-/// The bytes a version 2 signature covers: version 1's with `g` after `through`.
-fn message_v2(
+/// The bytes a signature covers: version 1 (`g` = `None`), or version 2, which adds `g`
+/// after `through`.
+fn message(
     session: SessionId,
     from: u64,
     through: u64,
-    g: u32,
+    g: Option<u32>,
     chain: &Hash,
     tags: &[u8],
 ) -> Vec<u8> {
     let mut m = Vec::with_capacity(22 + 16 + 16 + 8 + 32 + 32);
-    m.extend_from_slice(b"auditty-checkpoint-v2\0");
+    m.extend_from_slice(match g {
+        None => b"auditty-checkpoint-v1\0",
+        Some(_) => b"auditty-checkpoint-v2\0",
+    });
     m.extend_from_slice(session.as_bytes());
     m.extend_from_slice(&from.to_le_bytes());
     m.extend_from_slice(&through.to_le_bytes());
-    m.extend_from_slice(&u64::from(g).to_le_bytes());
+    if let Some(g) = g {
+        m.extend_from_slice(&u64::from(g).to_le_bytes());
+    }
     m.extend_from_slice(chain);
     m.extend_from_slice(blake3::hash(tags).as_bytes());
     m
@@ -144,7 +138,7 @@ impl Checkpoint {
     ) -> Checkpoint {
         let sig = key
             .signing_key()
-            .sign(&message_v2(session, from, through, g, chain, tags));
+            .sign(&message(session, from, through, Some(g), chain, tags));
         Checkpoint {
             v: CHECKPOINT_VERSION,
             from,
@@ -221,24 +215,14 @@ impl ParsedCheckpoint {
     pub fn check_signature(&self, session: SessionId) -> Result<(), CheckpointError> {
         let vk = VerifyingKey::from_bytes(self.key.as_bytes())
             .map_err(|_| CheckpointError::BadSignature)?;
-        let m = if self.v == 1 {
-            message_v1(
-                session,
-                self.from,
-                self.through,
-                &self.chain,
-                &self.tag_bytes,
-            )
-        } else {
-            message_v2(
-                session,
-                self.from,
-                self.through,
-                self.g,
-                &self.chain,
-                &self.tag_bytes,
-            )
-        };
+        let m = message(
+            session,
+            self.from,
+            self.through,
+            (self.v != 1).then_some(self.g),
+            &self.chain,
+            &self.tag_bytes,
+        );
         vk.verify(&m, &self.signature)
             .map_err(|_| CheckpointError::BadSignature)
     }
