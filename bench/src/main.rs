@@ -182,6 +182,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .iter()
         .map(|_| found.recorders.iter().map(|_| None).collect())
         .collect();
+    let machine = measure::CpuTimes::now();
     for r in 0..runs {
         for (w, wl) in workloads.iter().enumerate() {
             for (i, rec) in found.recorders.iter().enumerate() {
@@ -200,23 +201,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+    let bulk_machine = machine.since();
     for (w, wl) in workloads.iter().enumerate() {
         out.throughput(&wl.name, &bulk[w]);
     }
+    out.machine("the throughput runs", &bulk_machine);
 
-    let mut lat = Vec::new();
+    progress(&format!(
+        "latency: {samples} keystrokes into cat under each recorder, taken in turn"
+    ));
+    let mut echo = Vec::new();
     for rec in &found.recorders {
-        progress(&format!(
-            "latency: {samples} keystrokes into cat under {}",
-            rec.kind.name()
-        ));
         let art = fresh(&work, "latency", rec)?;
         let (prog, args) = rec.command(measure::LATENCY_CMD, &art);
-        let times = measure::latency(&prog, &args, &env, samples)
-            .with_context(|| format!("latency under {}", rec.kind.name()))?;
-        lat.push(times);
+        echo.push(
+            measure::EchoSession::start(&prog, &args, &env)
+                .with_context(|| format!("latency under {}", rec.kind.name()))?,
+        );
     }
-    out.latency(&mut lat);
+    let mut lat = vec![Vec::with_capacity(samples); echo.len()];
+    let machine = measure::CpuTimes::now();
+    for i in 0..samples {
+        for ((s, times), rec) in echo.iter_mut().zip(&mut lat).zip(&found.recorders) {
+            times.push(
+                s.sample(i)
+                    .with_context(|| format!("latency under {}", rec.kind.name()))?,
+            );
+        }
+    }
+    let lat_machine = machine.since();
+    for (s, rec) in echo.into_iter().zip(&found.recorders) {
+        s.finish()
+            .with_context(|| format!("ending the latency session of {}", rec.kind.name()))?;
+    }
+    out.latency(&mut lat, &lat_machine);
 
     let mut inter_art = Vec::new();
     for rec in &found.recorders {

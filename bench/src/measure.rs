@@ -318,29 +318,46 @@ fn interrupt(s: Session) -> anyhow::Result<()> {
 /// (no line buffering, no echo by the terminal; signals still work, to end it).
 pub const LATENCY_CMD: &str = "stty -icanon -echo min 1 time 0; printf READY; exec cat";
 
-/// Types `samples` single bytes into `cat` under the recorder and times each echo.
-pub fn latency(
-    program: &OsString,
-    args: &[OsString],
-    env: &[(&str, String)],
-    samples: usize,
-) -> anyhow::Result<Vec<Duration>> {
-    let s = Session::spawn(program, args, env)?;
-    let fd = s.fd();
-    let mut seen = Vec::new();
-    read_until(fd, &mut seen, Duration::from_secs(30), "READY", |b| {
-        b.windows(5).any(|w| w == b"READY")
-    })?;
-    wait_raw(fd, Duration::from_secs(10))?;
-    // Let start-up output settle so it is not mistaken for an echo.
-    let mut buf = [0u8; 4096];
-    while poll_in(fd, 100)? {
-        if read_some(fd, &mut buf)?.is_none() {
-            bail!("the recorder exited before the test started");
+/// `cat` under one recorder, ready to echo what it is typed.
+///
+/// The latency test opens one per recorder and takes their samples in turn (sample 1 of
+/// every recorder, then sample 2, …), like the throughput runs: on a shared or virtual
+/// machine, stalls from elsewhere (another tenant's CPU steal, a build) come in bursts of
+/// seconds, and back-to-back blocks of 10,000 samples put a burst on one recorder's p99
+/// only. Taken in turn, every recorder meets the same bursts.
+pub struct EchoSession {
+    session: Session,
+    buf: Vec<u8>,
+}
+
+impl EchoSession {
+    /// Starts the recorder and waits until `cat` runs on a raw terminal with nothing left
+    /// to read.
+    pub fn start(
+        program: &OsString,
+        args: &[OsString],
+        env: &[(&str, String)],
+    ) -> anyhow::Result<EchoSession> {
+        let session = Session::spawn(program, args, env)?;
+        let fd = session.fd();
+        let mut seen = Vec::new();
+        read_until(fd, &mut seen, Duration::from_secs(30), "READY", |b| {
+            b.windows(5).any(|w| w == b"READY")
+        })?;
+        wait_raw(fd, Duration::from_secs(10))?;
+        let mut buf = vec![0u8; 4096];
+        // Let start-up output settle so it is not mistaken for an echo.
+        while poll_in(fd, 100)? {
+            if read_some(fd, &mut buf)?.is_none() {
+                bail!("the recorder exited before the test started");
+            }
         }
+        Ok(EchoSession { session, buf })
     }
-    let mut times = Vec::with_capacity(samples);
-    for i in 0..samples {
+
+    /// Types one byte (sample `i`) and times its echo.
+    pub fn sample(&mut self, i: usize) -> anyhow::Result<Duration> {
+        let fd = self.session.fd();
         let byte = b'a' + (i % 26) as u8;
         let t0 = Instant::now();
         write_all(fd, &[byte])?;
@@ -348,16 +365,19 @@ pub fn latency(
             if !poll_in(fd, 5000)? {
                 bail!("no echo of sample {i} within 5 s");
             }
-            match read_some(fd, &mut buf)? {
-                Some(n) if buf[..n].contains(&byte) => break,
+            match read_some(fd, &mut self.buf)? {
+                Some(n) if self.buf[..n].contains(&byte) => break,
                 Some(_) => {}
                 None => bail!("the recorder exited during sample {i}"),
             }
         }
-        times.push(t0.elapsed());
+        Ok(t0.elapsed())
     }
-    interrupt(s)?;
-    Ok(times)
+
+    /// Ends `cat` and the recorder.
+    pub fn finish(self) -> anyhow::Result<()> {
+        interrupt(self.session)
+    }
 }
 
 /// Commands typed into the interactive session, in turn: a shell user's small commands.
@@ -436,3 +456,56 @@ pub fn interactive(
 
 /// The shell command of the interactive session.
 pub const INTERACTIVE_CMD: &str = "exec bash --norc --noprofile -i";
+
+/// The machine's CPU time counters (`/proc/stat`, all CPUs), to tell how busy the machine
+/// was, and how much time its hypervisor gave to others (steal), while a phase ran.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuTimes {
+    /// user, nice, system, idle, iowait, irq, softirq, steal (in clock ticks).
+    ticks: [u64; 8],
+}
+
+/// What the machine did during a phase, in percent of all its CPU time.
+#[derive(Clone, Copy, Debug)]
+pub struct MachineShare {
+    /// Busy (everything but idle, iowait and steal).
+    pub busy_pct: f64,
+    /// Taken by the hypervisor for other guests.
+    pub steal_pct: f64,
+}
+
+impl CpuTimes {
+    /// The counters now; all zero where `/proc/stat` cannot be read (not Linux).
+    pub fn now() -> CpuTimes {
+        let mut ticks = [0u64; 8];
+        if let Ok(stat) = std::fs::read_to_string("/proc/stat")
+            && let Some(line) = stat.lines().find(|l| l.starts_with("cpu "))
+        {
+            for (t, field) in ticks.iter_mut().zip(line.split_whitespace().skip(1)) {
+                *t = field.parse().unwrap_or(0);
+            }
+        }
+        CpuTimes { ticks }
+    }
+
+    /// What the machine did from `self` until now; `None` if nothing could be read.
+    pub fn since(&self) -> Option<MachineShare> {
+        let now = CpuTimes::now();
+        let d: Vec<u64> = now
+            .ticks
+            .iter()
+            .zip(self.ticks)
+            .map(|(a, b)| a.saturating_sub(b))
+            .collect();
+        let total: u64 = d.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let pct = |t: u64| 100.0 * t as f64 / total as f64;
+        let (idle, iowait, steal) = (d[3], d[4], d[7]);
+        Some(MachineShare {
+            busy_pct: pct(total - idle - iowait - steal),
+            steal_pct: pct(steal),
+        })
+    }
+}

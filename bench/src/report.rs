@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::measure::BulkRun;
+use crate::measure::{BulkRun, MachineShare};
 use crate::recorders::{Artifacts, Found, Kind, Recorder};
 
 /// One row of the storage table.
@@ -178,7 +178,7 @@ impl Report {
     }
 
     /// Table 2.
-    pub fn latency(&mut self, samples: &mut [Vec<Duration>]) {
+    pub fn latency(&mut self, samples: &mut [Vec<Duration>], machine: &Option<MachineShare>) {
         println!();
         println!("## Keystroke echo latency (µs)");
         println!();
@@ -225,8 +225,20 @@ impl Report {
         }
         println!();
         println!(
-            "One byte written to the terminal, timed until `cat` (raw mode, under the recorder) echoes it back; back to back."
+            "One byte written to the terminal, timed until `cat` (raw mode, under the recorder) echoes it back; back to back, the recorders in turn."
         );
+        self.machine("the latency test", machine);
+    }
+
+    /// How busy the machine was during a phase, and how much CPU time its hypervisor
+    /// took: tail latencies and throughput mean little when steal is high.
+    pub fn machine(&self, phase: &str, share: &Option<MachineShare>) {
+        if let Some(m) = share {
+            println!(
+                "- machine during {phase}: {:.0}% busy, {:.1}% CPU steal (/proc/stat)",
+                m.busy_pct, m.steal_pct
+            );
+        }
     }
 
     /// Table 3.
