@@ -52,6 +52,28 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// One recorder's line of a throughput table.
+struct Row {
+    kind: Kind,
+    mbps: f64,
+    mbps_range: String,
+    cpu: f64,
+    cpu_range: String,
+    wall: f64,
+    bytes: f64,
+    runs: usize,
+}
+
+/// "lowest–highest" of the runs, with `decimals`.
+fn range(v: &[f64], decimals: usize) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if v.is_empty() {
+        return "-".into();
+    }
+    format!("{lo:.decimals$}–{hi:.decimals$}")
+}
+
 /// Median of a non-empty list.
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -126,54 +148,66 @@ impl Report {
         println!("## Throughput and CPU: {workload}");
         println!();
         println!(
-            "| recorder | MB/s | vs best peer | CPU s / 100 MB | vs best peer | wall s | MB | runs |"
+            "| recorder | MB/s | range | vs best peer | CPU s / 100 MB | range | vs best peer | wall s | MB | runs |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-        let rows: Vec<(Kind, f64, f64, f64, f64, usize)> = self
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let rows: Vec<Row> = self
             .recorders
             .iter()
             .zip(runs)
             .map(|(r, rs)| {
-                let mbps = median(
-                    rs.iter()
-                        .map(|x| mb(x.bytes) / x.wall.as_secs_f64())
-                        .collect(),
-                );
-                let cpu = median(
-                    rs.iter()
-                        .map(|x| x.cpu.as_secs_f64() / (mb(x.bytes) / 100.0))
-                        .collect(),
-                );
-                let wall = median(rs.iter().map(|x| x.wall.as_secs_f64()).collect());
-                let bytes = median(rs.iter().map(|x| mb(x.bytes)).collect());
-                (r.kind, mbps, cpu, wall, bytes, rs.len())
+                let rates: Vec<f64> = rs
+                    .iter()
+                    .map(|x| mb(x.bytes) / x.wall.as_secs_f64())
+                    .collect();
+                let cpus: Vec<f64> = rs
+                    .iter()
+                    .map(|x| x.cpu.as_secs_f64() / (mb(x.bytes) / 100.0))
+                    .collect();
+                Row {
+                    kind: r.kind,
+                    mbps: median(rates.clone()),
+                    mbps_range: range(&rates, 1),
+                    cpu: median(cpus.clone()),
+                    cpu_range: range(&cpus, 2),
+                    wall: median(rs.iter().map(|x| x.wall.as_secs_f64()).collect()),
+                    bytes: median(rs.iter().map(|x| mb(x.bytes)).collect()),
+                    runs: rs.len(),
+                }
             })
             .collect();
         let best_rate = rows
             .iter()
-            .filter(|r| r.0.is_peer())
-            .map(|r| (r.0, r.1))
+            .filter(|r| r.kind.is_peer())
+            .map(|r| (r.kind, r.mbps))
             .max_by(|a, b| a.1.total_cmp(&b.1));
         let best_cpu = rows
             .iter()
-            .filter(|r| r.0.is_peer())
-            .map(|r| (r.0, r.2))
+            .filter(|r| r.kind.is_peer())
+            .map(|r| (r.kind, r.cpu))
             .min_by(|a, b| a.1.total_cmp(&b.1));
-        for (kind, mbps, cpu, wall, bytes, n) in &rows {
-            let vs_rate = best_rate.map_or("-".into(), |(_, b)| format!("{:.2}×", mbps / b));
-            let vs_cpu = best_cpu.map_or("-".into(), |(_, b)| format!("{:.2}×", cpu / b));
+        for r in &rows {
+            let vs_rate = best_rate.map_or("-".into(), |(_, b)| format!("{:.2}×", r.mbps / b));
+            let vs_cpu = best_cpu.map_or("-".into(), |(_, b)| format!("{:.2}×", r.cpu / b));
             println!(
-                "| {} | {mbps:.1} | {vs_rate} | {cpu:.3} | {vs_cpu} | {wall:.2} | {bytes:.1} | {n} |",
-                kind.name()
+                "| {} | {:.1} | {} | {vs_rate} | {:.3} | {} | {vs_cpu} | {:.2} | {:.1} | {} |",
+                r.kind.name(),
+                r.mbps,
+                r.mbps_range,
+                r.cpu,
+                r.cpu_range,
+                r.wall,
+                r.bytes,
+                r.runs
             );
         }
-        if let Some((_, mbps, cpu, ..)) = rows.iter().find(|r| r.0 == Kind::Auditty) {
+        if let Some(r) = rows.iter().find(|r| r.kind == Kind::Auditty) {
             self.throughput
-                .push((workload.to_string(), *mbps, best_rate, *cpu, best_cpu));
+                .push((workload.to_string(), r.mbps, best_rate, r.cpu, best_cpu));
         }
         println!();
         println!(
-            "MB = 10^6 bytes received by the terminal; CPU = user+system of the recorder's whole process tree (the command included), per 100 MB; medians; \"vs best peer\" compares with the fastest / least-CPU of script, tlog, asciinema."
+            "MB = 10^6 bytes received by the terminal; CPU = user+system of the recorder's whole process tree (the command included), per 100 MB; medians, and the lowest and highest run (differences inside the ranges are noise); \"vs best peer\" compares with the fastest / least-CPU of script, tlog, asciinema."
         );
     }
 
