@@ -33,10 +33,13 @@ pub const MAX_ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Also cut a row group at this many bytes, so one group of large output rows does not
 /// have to sit in a reader's memory at once.
 const MAX_ROW_GROUP_BYTES: usize = 64 << 20;
-/// Most rows in one data page. `session_id` compresses to almost nothing, so without
-/// this its one page would span the whole row group and its page index would prune
-/// nothing; 4096 rows keeps pages large enough for zstd to work well.
+/// Fewest rows a data page may be limited to. `session_id` compresses to almost nothing,
+/// so without a row limit its one page would span the whole row group and its page index
+/// would prune nothing; see [`page_rows`] for the limit actually used.
 pub const PAGE_ROWS: usize = 4096;
+/// About how many bytes of `data` a page of `events` should hold when rows are small:
+/// Parquet's own default page size.
+const PAGE_DATA_BYTES: usize = 1 << 20;
 /// zstd level: 3 is zstd's own default, a good ratio at ingest speed.
 const ZSTD_LEVEL: i32 = 3;
 /// zstd level of the raw terminal bytes (`data`, `metadata`), nearly all of a table's
@@ -189,15 +192,34 @@ fn arrow_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Arrow(e.to_string())
 }
 
+/// How one table's columns are laid out.
+struct Layout<'a> {
+    statistics: EnabledStatistics,
+    /// Indexes of the columns the rows are sorted by.
+    sorted_by: &'a [usize],
+    /// Raw byte columns: no statistics, no dictionary, `bytes_encoding`, zstd
+    /// [`DATA_ZSTD_LEVEL`].
+    no_stats: &'a [&'a str],
+    bytes_encoding: Encoding,
+    /// Columns stored as deltas.
+    delta: &'a [&'a str],
+    /// Most rows in one data page.
+    page_rows: usize,
+}
+
 fn writer_properties(
     meta: &ObjectMeta,
     table_version: &str,
-    statistics: EnabledStatistics,
-    sorted_by: &[usize],
-    no_stats: &[&str],
-    bytes_encoding: Encoding,
-    delta: &[&str],
+    layout: Layout<'_>,
 ) -> Result<WriterProperties, StoreError> {
+    let Layout {
+        statistics,
+        sorted_by,
+        no_stats,
+        bytes_encoding,
+        delta,
+        page_rows,
+    } = layout;
     let session_col = ColumnPath::from(ev::SESSION_ID);
     let sorting = sorted_by
         .iter()
@@ -219,13 +241,13 @@ fn writer_properties(
         .set_statistics_truncate_length(Some(STATS_TRUNCATE_BYTES))
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
         .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
-        // Small pages make the page index useful: a reader after one session fetches
-        // the pages whose session_id range holds it, not the whole row group.
-        .set_data_page_row_count_limit(PAGE_ROWS)
         .set_column_bloom_filter_enabled(session_col.clone(), true)
         .set_column_bloom_filter_fpp(session_col.clone(), BLOOM_FPP)
         // Sized for the worst case; the writer folds the filter down to what was inserted.
         .set_column_bloom_filter_max_ndv(session_col, MAX_ROW_GROUP_ROWS as u64)
+        // Pages make the page index useful: a reader after one session fetches the pages
+        // whose session_id range holds it, not the whole row group.
+        .set_data_page_row_count_limit(page_rows)
         .set_sorting_columns(Some(sorting))
         .set_key_value_metadata(Some(meta.to_key_values(table_version)));
     for col in no_stats {
@@ -325,6 +347,18 @@ fn data_encoding(bytes: usize, rows: usize) -> Encoding {
     }
 }
 
+/// Most rows in one page of an `events` object whose `rows` rows hold `bytes` bytes of
+/// `data`: about [`PAGE_DATA_BYTES`] of data per page, at least [`PAGE_ROWS`] rows, at
+/// most a row group. Each page is compressed on its own, so pages of 4096 keystrokes
+/// (~30 KB) left zstd little to work with: on the bench's interactive session, one page
+/// per column instead of three made `data` 23% smaller (bench/README.md). Pruning loses
+/// nothing that matters there, since a page of keystrokes is a few KB at rest; objects of
+/// bulk output keep 4096-row pages (their `data` pages are cut at 1 MiB anyway).
+fn page_rows(bytes: usize, rows: usize) -> usize {
+    let mean = bytes.div_ceil(rows.max(1)).max(1);
+    (PAGE_DATA_BYTES / mean).clamp(PAGE_ROWS, MAX_ROW_GROUP_ROWS)
+}
+
 /// The elapsed-time column of an `events` batch: microseconds (table version 3) or
 /// nanoseconds (earlier versions, and events not recorded to whole microseconds).
 enum Elapsed<'a> {
@@ -370,11 +404,14 @@ pub fn encode_events(rows: &mut [EventRow], meta: &ObjectMeta) -> Result<Vec<u8>
     let props = writer_properties(
         meta,
         version,
-        EnabledStatistics::Page,
-        &[0, 1],
-        &[ev::DATA],
-        data_encoding(data_bytes, rows.len()),
-        &[ev::SEQ, ev::SEQ_LAST, elapsed_col, ev::TIME],
+        Layout {
+            statistics: EnabledStatistics::Page,
+            sorted_by: &[0, 1],
+            no_stats: &[ev::DATA],
+            bytes_encoding: data_encoding(data_bytes, rows.len()),
+            delta: &[ev::SEQ, ev::SEQ_LAST, elapsed_col, ev::TIME],
+            page_rows: page_rows(data_bytes, rows.len()),
+        },
     )?;
     write_batches(schema.clone(), props, rows, |chunk| {
         let columns: Vec<ArrayRef> = vec![
@@ -450,13 +487,16 @@ pub fn encode_sessions(rows: &mut [SessionRow], meta: &ObjectMeta) -> Result<Vec
     let props = writer_properties(
         meta,
         schemas::arrow::TABLE_VERSION,
-        // Two rows per session: a page index would mostly repeat the chunk statistics
-        // (a third of a one-session object).
-        EnabledStatistics::Chunk,
-        &[0, 2],
-        &[ss::METADATA],
-        Encoding::DELTA_LENGTH_BYTE_ARRAY,
-        &[ss::SEQ, ss::TIME, ss::ELAPSED_NS],
+        Layout {
+            // Two rows per session: a page index would mostly repeat the chunk
+            // statistics (a third of a one-session object).
+            statistics: EnabledStatistics::Chunk,
+            sorted_by: &[0, 2],
+            no_stats: &[ss::METADATA],
+            bytes_encoding: Encoding::DELTA_LENGTH_BYTE_ARRAY,
+            delta: &[ss::SEQ, ss::TIME, ss::ELAPSED_NS],
+            page_rows: PAGE_ROWS,
+        },
     )?;
     write_batches(schema.clone(), props, rows, |chunk| {
         let flat: Vec<Flat> = chunk.iter().map(flatten).collect();

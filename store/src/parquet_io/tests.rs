@@ -510,3 +510,16 @@ fn elapsed_is_stored_in_microseconds_unless_that_would_round() {
 fn time_type_v1() -> arrow_schema::DataType {
     arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Nanosecond, Some("UTC".into()))
 }
+
+#[test]
+fn pages_hold_about_a_megabyte_of_small_rows_and_4096_large_ones() {
+    // Keystrokes and their echoes: one page per column up to a row group.
+    assert_eq!(page_rows(10_000 * 7, 10_000), MAX_ROW_GROUP_ROWS);
+    // Rows of 64 bytes on average: pages of 1 MiB of data.
+    assert_eq!(page_rows(64 * 100_000, 100_000), 16_384);
+    // Bulk output (4 KiB reads): the floor, as before.
+    assert_eq!(page_rows(4096 * 1000, 1000), PAGE_ROWS);
+    // Degenerate inputs neither divide by zero nor leave the bounds.
+    assert_eq!(page_rows(0, 0), MAX_ROW_GROUP_ROWS);
+    assert_eq!(page_rows(usize::MAX, 1), PAGE_ROWS);
+}
