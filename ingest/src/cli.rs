@@ -48,7 +48,8 @@ pub struct RunArgs {
     pub s3: store::S3Args,
 
     /// Ingest what is there now, then exit. For Kafka: once no record arrived for
-    /// --idle-exit-ms after the partitions were assigned.
+    /// --idle-exit-ms while partitions were assigned (a rebalance pauses the count; a
+    /// member assigned none waits one session.timeout.ms longer, for a crashed member's).
     #[arg(long)]
     pub once: bool,
 

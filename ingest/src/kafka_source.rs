@@ -9,7 +9,7 @@
 //! objects are written again, never overlapping ones: the output is exactly once although
 //! delivery is at least once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -118,16 +118,21 @@ pub fn run(
     store: &dyn ObjectStore,
     stop: &AtomicBool,
 ) -> anyhow::Result<KafkaSummary> {
-    let consumer: BaseConsumer<GroupContext> = config
-        .options
-        .client_config(&[
-            ("group.id", config.group.as_str()),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("auto.offset.reset", "earliest"),
-            ("session.timeout.ms", "10000"),
-            ("fetch.message.max.bytes", "16777216"),
-        ])
+    let client = config.options.client_config(&[
+        ("group.id", config.group.as_str()),
+        ("enable.auto.commit", "false"),
+        ("enable.auto.offset.store", "false"),
+        ("auto.offset.reset", "earliest"),
+        ("session.timeout.ms", "10000"),
+        ("fetch.message.max.bytes", "16777216"),
+    ]);
+    let session_timeout = Duration::from_millis(
+        client
+            .get("session.timeout.ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000),
+    );
+    let consumer: BaseConsumer<GroupContext> = client
         .create_with_context(GroupContext::default())
         .context("cannot create the Kafka consumer (check -X / --kafka-config properties)")?;
     consumer
@@ -150,10 +155,10 @@ pub fn run(
         consumer: &consumer,
         notifier: notifier.as_ref(),
         pending: HashMap::new(),
+        assignment: None,
         cuts: ExistingCuts::load(store).context("cannot list the store's events/")?,
         summary: KafkaSummary::default(),
     };
-    let mut assigned = false;
     let mut last_record = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -165,7 +170,6 @@ pub fn run(
         if ingester.handle_rebalances()? {
             // Joining the group can take longer than the idle limit: count quiet time
             // from the assignment, not from the start.
-            assigned = true;
             last_record = Instant::now();
         }
         match polled {
@@ -178,8 +182,7 @@ pub fn run(
         }
         ingester.flush_old()?;
         if let Some(idle) = config.exit_when_idle
-            && assigned
-            && last_record.elapsed() >= idle
+            && ingester.quiet_enough(last_record.elapsed(), idle, session_timeout)
         {
             ingester.flush_all()?;
             break;
@@ -194,11 +197,28 @@ struct Ingester<'a> {
     consumer: &'a BaseConsumer<GroupContext>,
     notifier: Option<&'a BaseProducer<kafka::LogContext>>,
     pending: HashMap<i32, Pending>,
+    /// The partitions this member owns; `None` before the first assignment and while a
+    /// rebalance has revoked all of them (an assignment may also be empty: more members
+    /// than partitions).
+    assignment: Option<BTreeSet<i32>>,
     cuts: ExistingCuts,
     summary: KafkaSummary,
 }
 
 impl Ingester<'_> {
+    /// Whether `--once` may exit after `quiet` without a record. Never while a rebalance
+    /// has taken every partition and not handed out new ones. A member assigned nothing
+    /// waits a session timeout longer: when an earlier member crashed (a killed
+    /// ingester's restart), the group can hand everything to the dead member and nothing
+    /// to the new one, until the dead one's session expires.
+    fn quiet_enough(&self, quiet: Duration, idle: Duration, session_timeout: Duration) -> bool {
+        match &self.assignment {
+            None => false,
+            Some(owned) if owned.is_empty() => quiet >= idle + session_timeout,
+            Some(_) => quiet >= idle,
+        }
+    }
+
     fn partition_name(&self, partition: i32) -> String {
         format!("{}-{partition}", self.config.topic)
     }
@@ -213,6 +233,9 @@ impl Ingester<'_> {
         for (is_assign, partitions) in events {
             if is_assign {
                 tracing::info!(topic = %self.config.topic, ?partitions, "Assigned partitions.");
+                self.assignment
+                    .get_or_insert_with(BTreeSet::new)
+                    .extend(partitions.iter().copied());
                 // The previous owner may have written batches it could not commit.
                 self.cuts =
                     ExistingCuts::load(self.store).context("cannot list the store's events/")?;
@@ -225,6 +248,14 @@ impl Ingester<'_> {
                             from = dropped.first_offset,
                             "Partition revoked: dropped unwritten rows; the next owner re-reads them."
                         );
+                    }
+                }
+                if let Some(owned) = &mut self.assignment {
+                    partitions.iter().for_each(|p| {
+                        owned.remove(p);
+                    });
+                    if owned.is_empty() {
+                        self.assignment = None;
                     }
                 }
                 tracing::info!(topic = %self.config.topic, ?partitions, "Revoked partitions.");
