@@ -66,11 +66,11 @@ struct Row {
 
 /// "lowest–highest" of the runs, with `decimals`.
 fn range(v: &[f64], decimals: usize) -> String {
-    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if v.is_empty() {
         return "-".into();
     }
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     format!("{lo:.decimals$}–{hi:.decimals$}")
 }
 
@@ -259,7 +259,7 @@ impl Report {
         }
         println!();
         println!(
-            "One byte written to the terminal, timed until `cat` (raw mode, under the recorder) echoes it back; back to back, the recorders in turn."
+            "One byte written to the terminal, timed until `cat` (raw mode, under the recorder) echoes it back; one sample per recorder in turn, each sent as soon as the previous echo arrived."
         );
         self.machine("the latency test", machine);
     }
