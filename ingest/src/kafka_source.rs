@@ -242,6 +242,9 @@ impl Ingester<'_> {
                 assigned = true;
             } else {
                 for p in &partitions {
+                    if let Some(owned) = &mut self.assignment {
+                        owned.remove(p);
+                    }
                     if let Some(dropped) = self.pending.remove(p) {
                         tracing::info!(
                             partition = p,
@@ -250,13 +253,8 @@ impl Ingester<'_> {
                         );
                     }
                 }
-                if let Some(owned) = &mut self.assignment {
-                    partitions.iter().for_each(|p| {
-                        owned.remove(p);
-                    });
-                    if owned.is_empty() {
-                        self.assignment = None;
-                    }
+                if self.assignment.as_ref().is_some_and(BTreeSet::is_empty) {
+                    self.assignment = None;
                 }
                 tracing::info!(topic = %self.config.topic, ?partitions, "Revoked partitions.");
             }
