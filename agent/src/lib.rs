@@ -3,9 +3,10 @@
 //! - [`record::run`] is `auditty-agent record`: it spawns the shell on a PTY ([`pty`]),
 //!   puts the user's terminal in raw mode ([`terminal::RawMode`]), and runs the
 //!   [`relay`] loop, which copies bytes between terminal and PTY and hands every read to
-//!   the [`recorder`] as an event. The recorder runs on its own thread: it numbers events,
-//!   cuts chunks (size or latency bound), encodes them and appends them to the spool, so
-//!   the relay never waits on the disk.
+//!   the [`recorder`] as an event (output reads less than 2 ms apart as one). The
+//!   recorder runs on its own thread: it numbers events, cuts chunks (size or latency
+//!   bound), encodes them and appends them to the spool, so the relay never waits on the
+//!   disk.
 //! - [`control`] is the per-session socket through which `auditty-agent mark LABEL`
 //!   ([`mark::run`]) adds a marker to the session it runs in.
 //! - [`ship`] is `auditty-agent ship`: the daemon that produces spooled chunks to Kafka

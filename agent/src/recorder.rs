@@ -41,7 +41,12 @@ pub struct Queued {
 /// What the relay sends to the recorder.
 pub enum Message {
     /// Events, in order.
-    Events(Vec<Queued>),
+    Events {
+        /// The events.
+        events: Vec<Queued>,
+        /// When the relay queued the first of them: a chunk's latency counts from there.
+        first: Instant,
+    },
     /// The session is over; the recorder fills in the counts.
     End {
         /// Nanoseconds since the session started.
@@ -52,15 +57,21 @@ pub enum Message {
 }
 
 /// Events are handed to the recorder thread in batches of up to this many bytes, or
-/// [`HANDOVER_DELAY`] after the first one (see [`Recorder::handover_due`]). One message
-/// per PTY read woke the thread every 4 KiB under bulk output, two context switches
-/// each, and put a wake-up of the recorder in the path of every keystroke's echo.
+/// when the chunk they start is due (`ChunkPolicy::max_latency` after the first; see
+/// [`Recorder::handover_due`]). One message per PTY read woke the thread every 4 KiB
+/// under bulk output, two context switches each, and put a wake-up of the recorder in
+/// the path of every keystroke's echo. Handing over sooner than the chunk is due buys
+/// nothing: the recorder would only hold the events until then, and a killed agent loses
+/// them from either thread. It cost a recorder wake-up every 10 ms while someone types
+/// (the previous delay), each one a chance to delay an echo on a busy machine.
 const BATCH_BYTES: usize = 64 * 1024;
-/// How long an event may wait in the relay before the recorder gets it. Small next to
-/// the chunk latency (250 ms by default), long next to a keystroke's echo (~50 µs).
-pub const HANDOVER_DELAY: Duration = Duration::from_millis(10);
 /// ... or this many events.
 const BATCH_EVENTS: usize = 1024;
+/// Output read within this long of the start of the previous output event, with nothing
+/// recorded in between, joins that event (see [`Recorder::send_output`]).
+const OUTPUT_JOIN_WINDOW_NS: u64 = 2_000_000;
+/// ... up to this many bytes per event (or the chunk size, if smaller).
+const MAX_JOINED_OUTPUT: usize = 64 * 1024;
 /// Batches the channel holds before the relay waits: a few MiB, as before batching.
 const CHANNEL_BATCHES: usize = 64;
 
@@ -130,6 +141,10 @@ pub struct RecorderStats {
 /// Handle to the recorder thread.
 pub struct Recorder {
     tx: Sender<Message>,
+    /// How long the first queued event may wait in the relay: the chunk latency.
+    handover_delay: Duration,
+    /// Largest output event made by joining reads.
+    max_joined_output: usize,
     failure: Arc<Mutex<Option<String>>>,
     thread: JoinHandle<RecorderStats>,
     /// Events not handed over yet, their bytes, and when the first was queued. The relay
@@ -182,6 +197,8 @@ impl Recorder {
             })?;
         Ok(Recorder {
             tx,
+            handover_delay: policy.max_latency,
+            max_joined_output: MAX_JOINED_OUTPUT.min(policy.max_bytes),
             failure,
             thread,
             batch: RefCell::new(Batch::default()),
@@ -208,22 +225,77 @@ impl Recorder {
         }
     }
 
+    /// Queues output the relay read from the program, joined to the previous output event
+    /// when that one started less than 2 ms earlier and nothing else was recorded since.
+    ///
+    /// A PTY hands out at most 4 KiB per read, so bulk output came as one event per 4 KiB:
+    /// per-event costs (a BLAKE3 unit hash runs at ~1 GB/s on 4 KiB and ~3.5 GB/s on
+    /// 64 KiB, an allocation, a row in the store) were paid 16 times per 64 KiB. Joined,
+    /// a byte is replayed at most 2 ms before it was shown, which no one watching can
+    /// tell; output that trickles (a prompt, a progress bar, an echo) stays an event per
+    /// read.
+    pub fn send_output(&self, elapsed_ns: u64, data: &[u8]) {
+        let full = {
+            let mut b = self.batch.borrow_mut();
+            let joined = match b.events.last_mut() {
+                Some(last)
+                    if last.kind == EventKind::Output
+                        && elapsed_ns.saturating_sub(last.elapsed_ns) < OUTPUT_JOIN_WINDOW_NS
+                        && last.data.len() + data.len() <= self.max_joined_output =>
+                {
+                    last.data.extend_from_slice(data);
+                    true
+                }
+                _ => false,
+            };
+            if !joined {
+                // A full read means more is coming: leave room for it to join.
+                let capacity = if data.len() >= 2048 {
+                    self.max_joined_output.max(data.len())
+                } else {
+                    data.len()
+                };
+                let mut owned = Vec::with_capacity(capacity);
+                owned.extend_from_slice(data);
+                b.first.get_or_insert_with(Instant::now);
+                b.events.push(Queued {
+                    kind: EventKind::Output,
+                    elapsed_ns,
+                    data: owned,
+                });
+            }
+            b.bytes += data.len();
+            b.bytes >= BATCH_BYTES || b.events.len() >= BATCH_EVENTS
+        };
+        if full {
+            self.hand_over();
+        }
+    }
+
     /// When queued events must be handed over, if any wait. The relay wakes up for it.
     pub fn handover_due(&self) -> Option<Instant> {
-        self.batch.borrow().first.map(|t| t + HANDOVER_DELAY)
+        self.batch.borrow().first.map(|t| t + self.handover_delay)
     }
 
     /// Hands the queued events to the recorder thread.
     pub fn hand_over(&self) {
-        let events = {
+        let (mut events, first) = {
             let mut b = self.batch.borrow_mut();
             b.bytes = 0;
-            b.first = None;
-            std::mem::take(&mut b.events)
+            (std::mem::take(&mut b.events), b.first.take())
         };
-        if !events.is_empty() {
+        // Room left for output that did not come (see `send_output`) would otherwise sit
+        // in the channel: up to 64 KiB per event instead of the event's bytes.
+        for e in &mut events {
+            if e.data.capacity() > 2 * e.data.len() + 4096 {
+                e.data.shrink_to_fit();
+            }
+        }
+        if let Some(first) = first
+            && !events.is_empty()
+        {
             // A send fails only if the thread is gone, which `failure` reports.
-            let _ = self.tx.send(Message::Events(events));
+            let _ = self.tx.send(Message::Events { events, first });
         }
     }
 
@@ -408,14 +480,16 @@ fn run(
         let msg = rx.recv_timeout(timeout);
         let mut ended = false;
         match msg {
-            Ok(Message::Events(events)) => {
+            Ok(Message::Events { events, first }) => {
                 for q in events {
                     if failed {
                         // Dropped so the relay is never blocked while it winds down.
                         continue;
                     }
                     state.push(q.kind, q.elapsed_ns, q.data);
-                    oldest.get_or_insert_with(Instant::now);
+                    // The batch's first event, also for events after a cut inside it:
+                    // their chunk is due no later than it would have been.
+                    oldest.get_or_insert(first);
                     // Cut inside the batch, so chunks stay within `max_bytes` (plus one
                     // event) as when events came one by one.
                     if state.pending_bytes >= state.policy.max_bytes {
@@ -476,5 +550,118 @@ fn report_failure(failure: &Mutex<Option<String>>, e: &dyn std::fmt::Display) {
     tracing::error!(error = %e, "Recording failed; the session will be ended.");
     if let Ok(mut f) = failure.lock() {
         *f = Some(e.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(dir: &std::path::Path) -> usize {
+        spool::list_segments(dir)
+            .unwrap()
+            .iter()
+            .map(|s| spool::scan_segment(&s.path, 0).unwrap().items.len())
+            .sum()
+    }
+
+    fn start(dir: &std::path::Path, max_latency: Duration, max_bytes: usize) -> Recorder {
+        let session = SessionId::new_v7();
+        let writer = SpoolWriter::create(dir, "s", spool::SpoolOptions::default()).unwrap();
+        Recorder::start(
+            writer,
+            session,
+            &SessionStart::default(),
+            ChunkPolicy {
+                max_bytes,
+                max_latency,
+                compress: true,
+                checkpoint_every: 1000,
+            },
+            Protection {
+                key: None,
+                chain: SessionChain::new(session, integrity::NodeKey::from_seed([7; 32])),
+            },
+        )
+        .unwrap()
+    }
+
+    /// The queued events' kinds, times and lengths.
+    fn queued(r: &Recorder) -> Vec<(EventKind, u64, usize)> {
+        r.batch
+            .borrow()
+            .events
+            .iter()
+            .map(|e| (e.kind, e.elapsed_ns, e.data.len()))
+            .collect()
+    }
+
+    /// A chunk is due `max_latency` after its first event was queued by the relay, not
+    /// after the recorder received it: handing over late must not add a second latency.
+    #[test]
+    fn chunk_latency_counts_from_the_first_queued_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let max_latency = Duration::from_secs(3);
+        let recorder = start(dir.path(), max_latency, 64 << 10);
+        assert_eq!(entries(dir.path()), 1, "the start chunk");
+
+        let queued = Instant::now();
+        recorder.send(EventKind::Output, 1_000, b"hello".to_vec());
+        let due = recorder.handover_due().unwrap();
+        assert!(due >= queued + max_latency && due <= Instant::now() + max_latency);
+        // The relay hands over when the batch is due; the chunk is cut right away.
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        recorder.hand_over();
+        assert_eq!(recorder.handover_due(), None);
+        let deadline = Instant::now() + max_latency / 2;
+        while entries(dir.path()) < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "the chunk waited for a second chunk latency"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let stats = recorder.finish(2_000, SessionEnd::default()).unwrap();
+        // start, hello, end, final checkpoint.
+        assert_eq!(stats.events, 4);
+    }
+
+    /// Output reads less than 2 ms after the start of the previous output event join it,
+    /// up to the size limit; anything recorded in between, or a longer pause, starts a
+    /// new event. The bytes are kept in order either way.
+    #[test]
+    fn output_reads_close_together_join_one_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = start(dir.path(), Duration::from_secs(60), 16 << 10);
+        let ms = 1_000_000;
+        recorder.send_output(10 * ms, &[b'a'; 4000]);
+        recorder.send_output(10 * ms + 500_000, &[b'b'; 4000]);
+        recorder.send_output(11 * ms + 999_000, b"c");
+        assert_eq!(queued(&recorder), [(EventKind::Output, 10 * ms, 8001)]);
+        // 2 ms after the event started: a new one.
+        recorder.send_output(12 * ms, b"d");
+        // Input in between: a new one.
+        recorder.send(EventKind::Input, 12 * ms + 1, b"x".to_vec());
+        recorder.send_output(12 * ms + 2, b"e");
+        // Beyond the size limit (the chunk size, 16 KiB here): a new one.
+        recorder.send_output(12 * ms + 3, &[b'f'; 10_000]);
+        recorder.send_output(12 * ms + 4, &[b'g'; 10_000]);
+        assert_eq!(
+            queued(&recorder),
+            [
+                (EventKind::Output, 10 * ms, 8001),
+                (EventKind::Output, 12 * ms, 1),
+                (EventKind::Input, 12 * ms + 1, 1),
+                (EventKind::Output, 12 * ms + 2, 10_001),
+                (EventKind::Output, 12 * ms + 4, 10_000),
+            ]
+        );
+        let first = recorder.batch.borrow().events[0].data.clone();
+        assert!(first[..4000].iter().all(|&b| b == b'a'));
+        assert!(first[4000..8000].iter().all(|&b| b == b'b'));
+        assert_eq!(first[8000], b'c');
+        let stats = recorder.finish(13 * ms, SessionEnd::default()).unwrap();
+        // start, five events, end, final checkpoint.
+        assert_eq!(stats.events, 8);
     }
 }

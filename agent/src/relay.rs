@@ -1,8 +1,9 @@
 //! The copy loop between the user's terminal and the PTY.
 //!
 //! One thread, one `poll(2)`: terminal input goes to the PTY, PTY output goes to the
-//! terminal, and each read becomes one event handed to the [`Recorder`]. Reads are up to
-//! 64 KiB, the PTY side is non-blocking (input waits in a buffer when the program is not
+//! terminal, and each read becomes an event handed to the [`Recorder`] (output read
+//! within 2 ms of the previous output joins its event: [`Recorder::send_output`]). Reads
+//! are up to 64 KiB, the PTY side is non-blocking (input waits in a buffer when the program is not
 //! reading, so its output is never blocked by its input), and the loop does no disk I/O.
 //!
 //! Input typed while the program's terminal hides it (a password prompt) reaches the
@@ -293,34 +294,36 @@ impl Relay<'_> {
                 } else {
                     libc::POLLOUT
                 };
-            let mut fds = vec![
-                libc::pollfd {
-                    fd: self.master,
-                    events: master_events,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.signals.wake.as_raw_fd(),
+            // On the stack: this runs twice per keystroke echo.
+            let unused = libc::pollfd {
+                fd: -1,
+                events: 0,
+                revents: 0,
+            };
+            let mut fds = [unused; 4];
+            fds[0] = libc::pollfd {
+                fd: self.master,
+                events: master_events,
+                revents: 0,
+            };
+            fds[1] = libc::pollfd {
+                fd: self.signals.wake.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let mut nfds = 2;
+            let mut add = |fd: RawFd| {
+                fds[nfds] = libc::pollfd {
+                    fd,
                     events: libc::POLLIN,
                     revents: 0,
-                },
-            ];
-            let input_slot = (input_open && pending_input.len() < MAX_PENDING_INPUT).then(|| {
-                fds.push(libc::pollfd {
-                    fd: self.input,
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
-                fds.len() - 1
-            });
-            let control_slot = self.control.map(|c| {
-                fds.push(libc::pollfd {
-                    fd: c.listener().as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
-                fds.len() - 1
-            });
+                };
+                nfds += 1;
+                nfds - 1
+            };
+            let input_slot =
+                (input_open && pending_input.len() < MAX_PENDING_INPUT).then(|| add(self.input));
+            let control_slot = self.control.map(|c| add(c.listener().as_raw_fd()));
             let mut timeout = if kill_at.is_some() { 100 } else { 500 };
             if let Some(due) = self.hidden_input.due() {
                 let now = Instant::now();
@@ -344,8 +347,8 @@ impl Relay<'_> {
                     timeout = timeout.min(i32::try_from(ms).unwrap_or(i32::MAX));
                 }
             }
-            // SAFETY: fds is a valid array of pollfd of the given length.
-            let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            // SAFETY: the first nfds entries of fds are valid pollfds.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), nfds as libc::nfds_t, timeout) };
             if rc < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -480,12 +483,13 @@ impl Relay<'_> {
         match read_fd(self.master, buf) {
             Ok(0) => Ok(false),
             Ok(n) => {
-                let data = buf[..n].to_vec();
-                if *output_open && write_all_fd(self.output, &data).is_err() {
+                let data = &buf[..n];
+                if *output_open && write_all_fd(self.output, data).is_err() {
                     // Nobody sees the output any more; keep recording what the program does.
                     *output_open = false;
                 }
-                self.record(EventKind::Output, data);
+                self.end_hidden_run();
+                self.recorder.send_output(elapsed(self.started), data);
                 Ok(true)
             }
             Err(e)

@@ -33,10 +33,28 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
 
-    /// Recorders to run, comma-separated, from: bare-pty, auditty, auditty-sealed, script, tlog,
-    /// asciinema2, asciinema3. Default: all.
+    /// Recorders to run, comma-separated, from: bare-pty, auditty, auditty-sealed,
+    /// auditty-base, script, tlog, asciinema2, asciinema3. Default: all (auditty-base only
+    /// with --baseline).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     only: Vec<String>,
+
+    /// Another build's directory (holding auditty-agent), run as the recorder
+    /// `auditty-base` beside `auditty`: compares two builds in one run, under the same
+    /// load. On a shared machine, runs minutes apart differ by more than most changes.
+    #[arg(long, value_name = "DIR")]
+    baseline: Option<PathBuf>,
+
+    /// Phases to run, comma-separated. Storage reports the bulk sessions only when the
+    /// throughput phase ran (it keeps their recordings). Default: all.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "throughput,latency,storage"
+    )]
+    phases: Vec<Phase>,
 
     /// asciinema 3.x executable.
     #[arg(long, value_name = "PATH")]
@@ -68,6 +86,17 @@ struct Cli {
     work_dir: Option<PathBuf>,
 }
 
+/// A part of the benchmark.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Output throughput and CPU (table 1).
+    Throughput,
+    /// Keystroke echo latency (table 2).
+    Latency,
+    /// Bytes at rest (table 3), with the interactive session it records.
+    Storage,
+}
+
 /// A throughput workload.
 struct Workload {
     name: String,
@@ -89,9 +118,12 @@ fn main() {
     }
 }
 
-fn parse_only(only: &[String]) -> anyhow::Result<Vec<Kind>> {
+fn parse_only(only: &[String], baseline: bool) -> anyhow::Result<Vec<Kind>> {
     if only.is_empty() {
-        return Ok(Kind::ALL.to_vec());
+        return Ok(Kind::ALL
+            .into_iter()
+            .filter(|&k| baseline || k != Kind::AudittyBase)
+            .collect());
     }
     let mut kinds = Vec::new();
     for name in only {
@@ -130,8 +162,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let asciinema3 = cli
         .asciinema3
         .unwrap_or_else(|| home.join(".cache/auditty/asciinema3/bin/asciinema"));
-    let wanted = parse_only(&cli.only)?;
-    let found = recorders::find(&bin_dir, &asciinema3, &wanted)?;
+    let wanted = parse_only(&cli.only, cli.baseline.is_some())?;
+    if wanted.contains(&Kind::AudittyBase) && cli.baseline.is_none() {
+        bail!(
+            "auditty-base runs the auditty-agent of another build: give its directory with --baseline DIR"
+        );
+    }
+    let found = recorders::find(&bin_dir, cli.baseline.as_deref(), &asciinema3, &wanted)?;
+    let phase = |p: Phase| cli.phases.contains(&p);
 
     let tmp;
     let work = match &cli.work_dir {
@@ -153,8 +191,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let env = measure::env(&fake_home);
 
     let text = work.join("text.txt");
-    write_text_file(&text, file_mb * 1_000_000)
-        .with_context(|| format!("cannot write {}", text.display()))?;
+    if phase(Phase::Throughput) {
+        write_text_file(&text, file_mb * 1_000_000)
+            .with_context(|| format!("cannot write {}", text.display()))?;
+    }
     let workloads = [
         Workload {
             name: format!("seq 1 {seq_n}"),
@@ -182,6 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .iter()
         .map(|_| found.recorders.iter().map(|_| None).collect())
         .collect();
+    let runs = if phase(Phase::Throughput) { runs } else { 0 };
     let machine = measure::CpuTimes::now();
     for r in 0..runs {
         for (w, wl) in workloads.iter().enumerate() {
@@ -202,20 +243,45 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     let bulk_machine = machine.since();
-    for (w, wl) in workloads.iter().enumerate() {
-        out.throughput(&wl.name, &bulk[w]);
+    if phase(Phase::Throughput) {
+        for (w, wl) in workloads.iter().enumerate() {
+            out.throughput(&wl.name, &bulk[w]);
+        }
+        out.machine("the throughput runs", &bulk_machine);
     }
-    out.machine("the throughput runs", &bulk_machine);
 
+    if phase(Phase::Latency) {
+        latency(&found, &work, &env, samples, &mut out)?;
+    }
+    if phase(Phase::Storage) {
+        storage(
+            &found, &work, &env, commands, &workloads, &bulk_art, &mut out,
+        )?;
+    }
+    out.targets();
+    std::io::stdout()
+        .flush()
+        .context("cannot write the report")?;
+    Ok(())
+}
+
+/// Table 2: keystroke echo latency, every recorder's `cat` open at once, sampled in turn.
+fn latency(
+    found: &recorders::Found,
+    work: &Path,
+    env: &[(&'static str, String)],
+    samples: usize,
+    out: &mut report::Report,
+) -> anyhow::Result<()> {
     progress(&format!(
         "latency: {samples} keystrokes into cat under each recorder, taken in turn"
     ));
     let mut echo = Vec::new();
     for rec in &found.recorders {
-        let art = fresh(&work, "latency", rec)?;
+        let art = fresh(work, "latency", rec)?;
         let (prog, args) = rec.command(measure::LATENCY_CMD, &art);
         echo.push(
-            measure::EchoSession::start(&prog, &args, &env)
+            measure::EchoSession::start(&prog, &args, env)
                 .with_context(|| format!("latency under {}", rec.kind.name()))?,
         );
     }
@@ -235,26 +301,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .with_context(|| format!("ending the latency session of {}", rec.kind.name()))?;
     }
     out.latency(&mut lat, &lat_machine);
+    Ok(())
+}
 
+/// Table 3: bytes at rest for the bulk sessions kept from the throughput runs (if any)
+/// and an interactive session recorded here.
+fn storage(
+    found: &recorders::Found,
+    work: &Path,
+    env: &[(&'static str, String)],
+    commands: usize,
+    workloads: &[Workload],
+    bulk_art: &[Vec<Option<Artifacts>>],
+    out: &mut report::Report,
+) -> anyhow::Result<()> {
     let mut inter_art = Vec::new();
     for rec in &found.recorders {
         progress(&format!(
             "interactive session: {commands} commands typed under {}",
             rec.kind.name()
         ));
-        let art = fresh(&work, "interactive", rec)?;
+        let art = fresh(work, "interactive", rec)?;
         let (prog, args) = rec.command(measure::INTERACTIVE_CMD, &art);
-        measure::interactive(&prog, &args, &env, commands)
+        measure::interactive(&prog, &args, env, commands)
             .with_context(|| format!("interactive session under {}", rec.kind.name()))?;
         inter_art.push(art);
     }
 
     let mut sessions = Vec::new();
-    for (w, wl) in workloads.iter().enumerate() {
-        sessions.push((
-            format!("bulk: {}", wl.name),
-            bulk_art[w].iter().flatten().cloned().collect::<Vec<_>>(),
-        ));
+    for (wl, arts) in workloads.iter().zip(bulk_art) {
+        let arts: Vec<Artifacts> = arts.iter().flatten().cloned().collect();
+        if arts.len() == found.recorders.len() {
+            sessions.push((format!("bulk: {}", wl.name), arts));
+        }
     }
     sessions.push((format!("interactive: {commands} typed commands"), inter_art));
     let mut storage = Vec::new();
@@ -267,10 +346,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         storage.push((name.clone(), rows));
     }
     out.storage(&storage);
-    out.targets();
-    std::io::stdout()
-        .flush()
-        .context("cannot write the report")?;
     Ok(())
 }
 

@@ -208,6 +208,10 @@ pub struct BulkRun {
     pub wall: Duration,
     /// CPU of the recorder's process tree.
     pub cpu: Duration,
+    /// CPU time the whole machine was busy from spawn until what the run wrote was on
+    /// disk: the recorder's tree, the kernel's PTY and writeback workers, and the
+    /// harness's own drain (the same for every recorder).
+    pub machine_cpu: Duration,
 }
 
 /// Runs a command to completion under a recorder, draining its output.
@@ -217,6 +221,11 @@ pub fn bulk(
     env: &[(&str, String)],
     timeout: Duration,
 ) -> anyhow::Result<BulkRun> {
+    // What earlier runs left dirty goes to disk first, so that this run is charged only
+    // for its own writeback.
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    let before = CpuTimes::now();
     let s = Session::spawn(program, args, env)?;
     let stop = Arc::new(AtomicBool::new(false));
     let drainer = drain(s.fd(), Arc::clone(&stop));
@@ -239,10 +248,16 @@ pub fn bulk(
             reaped.status
         );
     }
+    // A recorder pays for getting its record to disk whether it syncs as it goes
+    // (auditty) or leaves the writing to the kernel's threads after it exits (script,
+    // tlog and asciinema never sync): the process tree's CPU sees only the former.
+    // SAFETY: as above.
+    unsafe { libc::sync() };
     Ok(BulkRun {
         bytes,
         wall: last.duration_since(s.started),
         cpu: reaped.cpu,
+        machine_cpu: before.busy_until(&CpuTimes::now()),
     })
 }
 
@@ -486,6 +501,17 @@ impl CpuTimes {
             }
         }
         CpuTimes { ticks }
+    }
+
+    /// CPU time the machine spent busy (user, nice, system, irq, softirq; all CPUs) from
+    /// `self` until `later`.
+    pub fn busy_until(&self, later: &CpuTimes) -> Duration {
+        let d = |i: usize| later.ticks[i].saturating_sub(self.ticks[i]);
+        let ticks = d(0) + d(1) + d(2) + d(5) + d(6);
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let hz = if hz > 0 { hz as f64 } else { 100.0 };
+        Duration::from_secs_f64(ticks as f64 / hz)
     }
 
     /// What the machine did from `self` until now; `None` if nothing could be read.

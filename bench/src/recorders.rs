@@ -24,6 +24,10 @@ pub enum Kind {
     Auditty,
     /// `auditty-agent record --recipient …`: every chunk sealed (issue #6).
     AudittySealed,
+    /// `auditty-agent record` from another build (`--baseline DIR`): an A/B of two builds
+    /// in one run, under the same load, which runs minutes apart on a shared machine are
+    /// not.
+    AudittyBase,
     /// util-linux `script`.
     Script,
     /// Debian `tlog-rec` with the file writer.
@@ -36,10 +40,11 @@ pub enum Kind {
 
 impl Kind {
     /// Every recorder, in table order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Bare,
         Kind::Auditty,
         Kind::AudittySealed,
+        Kind::AudittyBase,
         Kind::Script,
         Kind::Tlog,
         Kind::Asciinema2,
@@ -52,6 +57,7 @@ impl Kind {
             Kind::Bare => "bare-pty",
             Kind::Auditty => "auditty",
             Kind::AudittySealed => "auditty-sealed",
+            Kind::AudittyBase => "auditty-base",
             Kind::Script => "script",
             Kind::Tlog => "tlog",
             Kind::Asciinema2 => "asciinema2",
@@ -61,7 +67,15 @@ impl Kind {
 
     /// True for the recorders auditty is compared with.
     pub fn is_peer(self) -> bool {
-        !matches!(self, Kind::Bare | Kind::Auditty | Kind::AudittySealed)
+        self != Kind::Bare && !self.is_auditty()
+    }
+
+    /// True for the ones that run `auditty-agent`.
+    pub fn is_auditty(self) -> bool {
+        matches!(
+            self,
+            Kind::Auditty | Kind::AudittySealed | Kind::AudittyBase
+        )
     }
 }
 
@@ -105,9 +119,14 @@ fn version_of(program: &Path, arg: &str) -> String {
     }
 }
 
-/// Finds our binaries in `bin_dir` and the peers on `$PATH` (asciinema 3 at
-/// `asciinema3`), keeping those `wanted`.
-pub fn find(bin_dir: &Path, asciinema3: &Path, wanted: &[Kind]) -> anyhow::Result<Found> {
+/// Finds our binaries in `bin_dir` (and `baseline`, the build to compare with, if any)
+/// and the peers on `$PATH` (asciinema 3 at `asciinema3`), keeping those `wanted`.
+pub fn find(
+    bin_dir: &Path,
+    baseline: Option<&Path>,
+    asciinema3: &Path,
+    wanted: &[Kind],
+) -> anyhow::Result<Found> {
     let agent = bin_dir.join("auditty-agent");
     let ingest = bin_dir.join("auditty-ingest");
     for p in [&agent, &ingest] {
@@ -125,6 +144,14 @@ pub fn find(bin_dir: &Path, asciinema3: &Path, wanted: &[Kind]) -> anyhow::Resul
             Kind::Auditty | Kind::AudittySealed => {
                 Ok((agent.clone(), version_of(&agent, "--version")))
             }
+            Kind::AudittyBase => match baseline.map(|d| d.join("auditty-agent")) {
+                Some(p) if p.is_file() => {
+                    let v = version_of(&p, "--version");
+                    Ok((p, v))
+                }
+                Some(p) => Err(format!("{} is missing", p.display())),
+                None => Err("no --baseline DIR given".to_string()),
+            },
             Kind::Script => which("script")
                 .map(|p| {
                     let v = version_of(&p, "--version");
@@ -238,7 +265,7 @@ impl Recorder {
         let p = |x: PathBuf| x.into_os_string();
         match self.kind {
             Kind::Bare => (s("/bin/sh"), vec![s("-c"), s(shell_cmd)]),
-            Kind::Auditty | Kind::AudittySealed => {
+            Kind::Auditty | Kind::AudittySealed | Kind::AudittyBase => {
                 let mut args = vec![s("--data-dir"), p(art.data_dir()), s("record"), s("-q")];
                 if self.kind == Kind::AudittySealed {
                     args.extend([s("--recipient"), s(BENCH_RECIPIENT)]);

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use auditty_tests::{bin, show};
+use auditty_tests::{bin, bin_dir, show};
 
 #[test]
 fn quick_bench_prints_every_table() {
@@ -34,4 +34,57 @@ fn quick_bench_prints_every_table() {
     for row in ["| auditty |", "| bare-pty |", "Parquet store"] {
         assert!(stdout.contains(row), "no {row:?} in\n{}", show(&out));
     }
+}
+
+/// `--baseline` runs a second build beside auditty, and `--phases` skips what was not
+/// asked for: the A/B of two builds that bench/README.md describes.
+#[test]
+fn quick_bench_compares_with_a_baseline_build() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(bin("auditty-bench"))
+        .arg("--quick")
+        .arg("--work-dir")
+        .arg(work.path())
+        .args(["--only", "bare-pty,auditty,auditty-base"])
+        .arg("--baseline")
+        .arg(bin_dir())
+        .args(["--phases", "latency,storage"])
+        .output()
+        .expect("run auditty-bench");
+    assert!(
+        out.status.success(),
+        "auditty-bench --baseline failed\n{}",
+        show(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains("## Throughput"),
+        "throughput ran although not asked for\n{}",
+        show(&out)
+    );
+    for text in [
+        "## Keystroke echo latency",
+        "| auditty-base | ",
+        "| interactive: 8 typed commands | auditty-base | Parquet store |",
+    ] {
+        assert!(stdout.contains(text), "no {text:?} in\n{}", show(&out));
+    }
+    assert!(
+        !stdout.contains("| bulk: "),
+        "bulk sessions reported without their throughput runs\n{}",
+        show(&out)
+    );
+
+    // Asking for the baseline recorder without a baseline build is an error that says so.
+    let out = Command::new(bin("auditty-bench"))
+        .arg("--quick")
+        .args(["--only", "auditty-base", "--phases", "latency"])
+        .output()
+        .expect("run auditty-bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--baseline DIR"),
+        "{}",
+        show(&out)
+    );
 }
