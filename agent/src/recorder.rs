@@ -72,6 +72,9 @@ const BATCH_EVENTS: usize = 1024;
 const OUTPUT_JOIN_WINDOW_NS: u64 = 2_000_000;
 /// ... up to this many bytes per event (or the chunk size, if smaller).
 const MAX_JOINED_OUTPUT: usize = 64 * 1024;
+/// A PTY read at least this large (half of the 4 KiB a PTY hands out at most) is taken
+/// for bulk output, and its event is given room for the reads that will join it.
+const BULK_READ_BYTES: usize = 2048;
 /// Batches the channel holds before the relay waits: a few MiB, as before batching.
 const CHANNEL_BATCHES: usize = 64;
 
@@ -209,20 +212,13 @@ impl Recorder {
     /// [`Recorder::hand_over`] once [`Recorder::handover_due`] is past. Blocks only while
     /// the recorder is behind.
     pub fn send(&self, kind: EventKind, elapsed_ns: u64, data: Vec<u8>) {
-        let full = {
-            let mut b = self.batch.borrow_mut();
-            b.bytes += data.len();
-            b.first.get_or_insert_with(Instant::now);
-            b.events.push(Queued {
+        self.queue(data.len(), |events| {
+            events.push(Queued {
                 kind,
                 elapsed_ns,
                 data,
-            });
-            b.bytes >= BATCH_BYTES || b.events.len() >= BATCH_EVENTS
-        };
-        if full {
-            self.hand_over();
-        }
+            })
+        });
     }
 
     /// Queues output the relay read from the program, joined to the previous output event
@@ -235,36 +231,40 @@ impl Recorder {
     /// tell; output that trickles (a prompt, a progress bar, an echo) stays an event per
     /// read.
     pub fn send_output(&self, elapsed_ns: u64, data: &[u8]) {
-        let full = {
-            let mut b = self.batch.borrow_mut();
-            let joined = match b.events.last_mut() {
-                Some(last)
-                    if last.kind == EventKind::Output
-                        && elapsed_ns.saturating_sub(last.elapsed_ns) < OUTPUT_JOIN_WINDOW_NS
-                        && last.data.len() + data.len() <= self.max_joined_output =>
-                {
-                    last.data.extend_from_slice(data);
-                    true
-                }
-                _ => false,
-            };
-            if !joined {
-                // A full read means more is coming: leave room for it to join.
-                let capacity = if data.len() >= 2048 {
-                    self.max_joined_output.max(data.len())
+        let max = self.max_joined_output;
+        self.queue(data.len(), |events| match events.last_mut() {
+            Some(last)
+                if last.kind == EventKind::Output
+                    && elapsed_ns.saturating_sub(last.elapsed_ns) < OUTPUT_JOIN_WINDOW_NS
+                    && last.data.len() + data.len() <= max =>
+            {
+                last.data.extend_from_slice(data);
+            }
+            _ => {
+                // A large read means bulk output: leave room for what will join it.
+                let capacity = if data.len() >= BULK_READ_BYTES {
+                    max.max(data.len())
                 } else {
                     data.len()
                 };
                 let mut owned = Vec::with_capacity(capacity);
                 owned.extend_from_slice(data);
-                b.first.get_or_insert_with(Instant::now);
-                b.events.push(Queued {
+                events.push(Queued {
                     kind: EventKind::Output,
                     elapsed_ns,
                     data: owned,
                 });
             }
-            b.bytes += data.len();
+        });
+    }
+
+    /// Adds `bytes` to the batch with `add`, and hands the batch over if it is full.
+    fn queue(&self, bytes: usize, add: impl FnOnce(&mut Vec<Queued>)) {
+        let full = {
+            let mut b = self.batch.borrow_mut();
+            b.first.get_or_insert_with(Instant::now);
+            add(&mut b.events);
+            b.bytes += bytes;
             b.bytes >= BATCH_BYTES || b.events.len() >= BATCH_EVENTS
         };
         if full {

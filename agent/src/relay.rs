@@ -2,9 +2,10 @@
 //!
 //! One thread, one `poll(2)`: terminal input goes to the PTY, PTY output goes to the
 //! terminal, and each read becomes an event handed to the [`Recorder`] (output read
-//! within 2 ms of the previous output joins its event: [`Recorder::send_output`]). Reads
-//! are up to 64 KiB, the PTY side is non-blocking (input waits in a buffer when the program is not
-//! reading, so its output is never blocked by its input), and the loop does no disk I/O.
+//! within 2 ms of the previous output joins its event: [`Recorder::send_output`]).
+//! Reads are up to 64 KiB, the PTY side is non-blocking (input waits in a buffer when
+//! the program is not reading, so its output is never blocked by its input), and the
+//! loop does no disk I/O.
 //!
 //! Input typed while the program's terminal hides it (a password prompt) reaches the
 //! program unchanged but is not recorded: [`HiddenInput`] decides that per read, and a
@@ -488,8 +489,7 @@ impl Relay<'_> {
                     // Nobody sees the output any more; keep recording what the program does.
                     *output_open = false;
                 }
-                self.end_hidden_run();
-                self.recorder.send_output(elapsed(self.started), data);
+                self.record_output(data);
                 Ok(true)
             }
             Err(e)
@@ -519,6 +519,13 @@ impl Relay<'_> {
     fn record(&mut self, kind: EventKind, data: Vec<u8>) {
         self.end_hidden_run();
         self.recorder.send(kind, elapsed(self.started), data);
+    }
+
+    /// [`Relay::record`] for the program's output, which may join the previous output
+    /// event ([`Recorder::send_output`]).
+    fn record_output(&mut self, data: &[u8]) {
+        self.end_hidden_run();
+        self.recorder.send_output(elapsed(self.started), data);
     }
 
     /// Records the current run of hidden input, if any, as one `redacted` event.

@@ -212,22 +212,50 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         out.line(&format!("- skipped {}: {why}", kind.name()));
     }
 
-    // Throughput: runs interleaved across recorders, so load from elsewhere on the
-    // machine spreads over all of them rather than hitting one.
+    let bulk_sessions = if phase(Phase::Throughput) {
+        throughput(&found, &work, &env, runs, &workloads, &mut out)?
+    } else {
+        Vec::new()
+    };
+    if phase(Phase::Latency) {
+        latency(&found, &work, &env, samples, &mut out)?;
+    }
+    if phase(Phase::Storage) {
+        storage(&found, &work, &env, commands, bulk_sessions, &mut out)?;
+    }
+    out.targets();
+    std::io::stdout()
+        .flush()
+        .context("cannot write the report")?;
+    Ok(())
+}
+
+/// A session's name and the recordings of it, one per recorder in `Found` order.
+type Sessions = Vec<(String, Vec<Artifacts>)>;
+
+/// Table 1: throughput and CPU of each workload. Returns the last run's recordings of
+/// each workload, for the storage table.
+fn throughput(
+    found: &recorders::Found,
+    work: &Path,
+    env: &[(&'static str, String)],
+    runs: usize,
+    workloads: &[Workload],
+    out: &mut report::Report,
+) -> anyhow::Result<Sessions> {
     let mut bulk: Vec<Vec<Vec<measure::BulkRun>>> = workloads
         .iter()
         .map(|_| found.recorders.iter().map(|_| Vec::new()).collect())
         .collect();
-    let mut bulk_art: Vec<Vec<Option<Artifacts>>> = workloads
-        .iter()
-        .map(|_| found.recorders.iter().map(|_| None).collect())
-        .collect();
-    let runs = if phase(Phase::Throughput) { runs } else { 0 };
+    let mut last: Vec<Vec<Artifacts>> = workloads.iter().map(|_| Vec::new()).collect();
     let machine = measure::CpuTimes::now();
+    // Runs interleaved across recorders, so load from elsewhere on the machine spreads
+    // over all of them rather than hitting one.
     for r in 0..runs {
         for (w, wl) in workloads.iter().enumerate() {
+            last[w].clear();
             for (i, rec) in found.recorders.iter().enumerate() {
-                let art = fresh(&work, &format!("bulk{w}"), rec)?;
+                let art = fresh(work, &format!("bulk{w}"), rec)?;
                 progress(&format!(
                     "throughput {} run {}/{runs}: {}",
                     wl.name,
@@ -235,34 +263,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     rec.kind.name()
                 ));
                 let (prog, args) = rec.command(&wl.shell_cmd, &art);
-                let res = measure::bulk(&prog, &args, &env, Duration::from_secs(900))
+                let res = measure::bulk(&prog, &args, env, Duration::from_secs(900))
                     .with_context(|| format!("{} under {}", wl.name, rec.kind.name()))?;
                 bulk[w][i].push(res);
-                bulk_art[w][i] = Some(art);
+                last[w].push(art);
             }
         }
     }
     let bulk_machine = machine.since();
-    if phase(Phase::Throughput) {
-        for (w, wl) in workloads.iter().enumerate() {
-            out.throughput(&wl.name, &bulk[w]);
-        }
-        out.machine("the throughput runs", &bulk_machine);
+    for (w, wl) in workloads.iter().enumerate() {
+        out.throughput(&wl.name, &bulk[w]);
     }
-
-    if phase(Phase::Latency) {
-        latency(&found, &work, &env, samples, &mut out)?;
-    }
-    if phase(Phase::Storage) {
-        storage(
-            &found, &work, &env, commands, &workloads, &bulk_art, &mut out,
-        )?;
-    }
-    out.targets();
-    std::io::stdout()
-        .flush()
-        .context("cannot write the report")?;
-    Ok(())
+    out.machine("the throughput runs", &bulk_machine);
+    Ok(workloads
+        .iter()
+        .zip(last)
+        .map(|(wl, arts)| (format!("bulk: {}", wl.name), arts))
+        .collect())
 }
 
 /// Table 2: keystroke echo latency, every recorder's `cat` open at once, sampled in turn.
@@ -311,8 +328,7 @@ fn storage(
     work: &Path,
     env: &[(&'static str, String)],
     commands: usize,
-    workloads: &[Workload],
-    bulk_art: &[Vec<Option<Artifacts>>],
+    mut sessions: Sessions,
     out: &mut report::Report,
 ) -> anyhow::Result<()> {
     let mut inter_art = Vec::new();
@@ -328,13 +344,6 @@ fn storage(
         inter_art.push(art);
     }
 
-    let mut sessions = Vec::new();
-    for (wl, arts) in workloads.iter().zip(bulk_art) {
-        let arts: Vec<Artifacts> = arts.iter().flatten().cloned().collect();
-        if arts.len() == found.recorders.len() {
-            sessions.push((format!("bulk: {}", wl.name), arts));
-        }
-    }
     sessions.push((format!("interactive: {commands} typed commands"), inter_art));
     let mut storage = Vec::new();
     for (name, arts) in &sessions {
