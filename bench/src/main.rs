@@ -169,6 +169,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     let found = recorders::find(&bin_dir, cli.baseline.as_deref(), &asciinema3, &wanted)?;
+    if let Some((_, why)) = found.missing.iter().find(|(k, _)| *k == Kind::AudittyBase) {
+        // Asked for by name: a comparison without its baseline is not worth a run.
+        bail!("--baseline: {why}");
+    }
     let phase = |p: Phase| cli.phases.contains(&p);
 
     let tmp;

@@ -87,4 +87,20 @@ fn quick_bench_compares_with_a_baseline_build() {
         "{}",
         show(&out)
     );
+
+    // So is a baseline directory without an agent in it.
+    let empty = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(bin("auditty-bench"))
+        .arg("--quick")
+        .arg("--baseline")
+        .arg(empty.path())
+        .args(["--phases", "latency"])
+        .output()
+        .expect("run auditty-bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("auditty-agent is missing"),
+        "{}",
+        show(&out)
+    );
 }
