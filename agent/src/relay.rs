@@ -296,29 +296,20 @@ impl Relay<'_> {
                     libc::POLLOUT
                 };
             // On the stack: this runs twice per keystroke echo.
-            let unused = libc::pollfd {
-                fd: -1,
-                events: 0,
+            let pollfd = |fd: RawFd, events| libc::pollfd {
+                fd,
+                events,
                 revents: 0,
             };
-            let mut fds = [unused; 4];
-            fds[0] = libc::pollfd {
-                fd: self.master,
-                events: master_events,
-                revents: 0,
-            };
-            fds[1] = libc::pollfd {
-                fd: self.signals.wake.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
+            let mut fds = [
+                pollfd(self.master, master_events),
+                pollfd(self.signals.wake.as_raw_fd(), libc::POLLIN),
+                pollfd(-1, 0),
+                pollfd(-1, 0),
+            ];
             let mut nfds = 2;
             let mut add = |fd: RawFd| {
-                fds[nfds] = libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
+                fds[nfds] = pollfd(fd, libc::POLLIN);
                 nfds += 1;
                 nfds - 1
             };

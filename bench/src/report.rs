@@ -76,6 +76,14 @@ struct Row {
     runs: usize,
 }
 
+/// The peer with the lowest `value`, and that value.
+fn best_peer(rows: &[Row], value: impl Fn(&Row) -> f64) -> Best {
+    rows.iter()
+        .filter(|r| r.kind.is_peer())
+        .map(|r| (r.kind, value(r)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+}
+
 /// "lowest–highest" of the runs, with `decimals`.
 fn range(v: &[f64], decimals: usize) -> String {
     if v.is_empty() {
@@ -191,21 +199,10 @@ impl Report {
                 }
             })
             .collect();
-        let best_rate = rows
-            .iter()
-            .filter(|r| r.kind.is_peer())
-            .map(|r| (r.kind, r.mbps))
-            .max_by(|a, b| a.1.total_cmp(&b.1));
-        let best_cpu = rows
-            .iter()
-            .filter(|r| r.kind.is_peer())
-            .map(|r| (r.kind, r.cpu))
-            .min_by(|a, b| a.1.total_cmp(&b.1));
-        let best_machine = rows
-            .iter()
-            .filter(|r| r.kind.is_peer())
-            .map(|r| (r.kind, r.machine))
-            .min_by(|a, b| a.1.total_cmp(&b.1));
+        // The fastest peer, and the least CPU.
+        let best_rate = best_peer(&rows, |r| -r.mbps).map(|(k, v)| (k, -v));
+        let best_cpu = best_peer(&rows, |r| r.cpu);
+        let best_machine = best_peer(&rows, |r| r.machine);
         let vs = |best: Best, x: f64| best.map_or("-".into(), |(_, b)| format!("{:.2}×", x / b));
         for r in &rows {
             println!(

@@ -2,19 +2,34 @@
 //! three measurements, the targets table. No timing is asserted: CI machines are noisy,
 //! and the numbers are for people to read (bench/README.md).
 
-use std::process::Command;
+use std::ffi::OsStr;
+use std::process::{Command, Output};
 
 use auditty_tests::{bin, bin_dir, show};
+
+/// `auditty-bench --quick` with `args`.
+fn quick_bench<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Output {
+    Command::new(bin("auditty-bench"))
+        .arg("--quick")
+        .args(args)
+        .output()
+        .expect("run auditty-bench")
+}
+
+/// The bench refused to run, saying `why` on stderr.
+fn assert_refused(out: &Output, why: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains(why),
+        "expected a failure saying {why:?}\n{}",
+        show(out)
+    );
+}
 
 #[test]
 fn quick_bench_prints_every_table() {
     let work = tempfile::tempdir().expect("temp dir");
-    let out = Command::new(bin("auditty-bench"))
-        .arg("--quick")
-        .arg("--work-dir")
-        .arg(work.path())
-        .output()
-        .expect("run auditty-bench");
+    let out = quick_bench([OsStr::new("--work-dir"), work.path().as_os_str()]);
     assert!(
         out.status.success(),
         "auditty-bench --quick failed\n{}",
@@ -41,16 +56,17 @@ fn quick_bench_prints_every_table() {
 #[test]
 fn quick_bench_compares_with_a_baseline_build() {
     let work = tempfile::tempdir().expect("temp dir");
-    let out = Command::new(bin("auditty-bench"))
-        .arg("--quick")
-        .arg("--work-dir")
-        .arg(work.path())
-        .args(["--only", "bare-pty,auditty,auditty-base"])
-        .arg("--baseline")
-        .arg(bin_dir())
-        .args(["--phases", "latency,storage"])
-        .output()
-        .expect("run auditty-bench");
+    let bins = bin_dir();
+    let out = quick_bench([
+        OsStr::new("--work-dir"),
+        work.path().as_os_str(),
+        OsStr::new("--only"),
+        OsStr::new("bare-pty,auditty,auditty-base"),
+        OsStr::new("--baseline"),
+        bins.as_os_str(),
+        OsStr::new("--phases"),
+        OsStr::new("latency,storage"),
+    ]);
     assert!(
         out.status.success(),
         "auditty-bench --baseline failed\n{}",
@@ -76,31 +92,16 @@ fn quick_bench_compares_with_a_baseline_build() {
     );
 
     // Asking for the baseline recorder without a baseline build is an error that says so.
-    let out = Command::new(bin("auditty-bench"))
-        .arg("--quick")
-        .args(["--only", "auditty-base", "--phases", "latency"])
-        .output()
-        .expect("run auditty-bench");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && stderr.contains("--baseline DIR"),
-        "{}",
-        show(&out)
-    );
+    let out = quick_bench(["--only", "auditty-base", "--phases", "latency"]);
+    assert_refused(&out, "--baseline DIR");
 
     // So is a baseline directory without an agent in it.
     let empty = tempfile::tempdir().expect("temp dir");
-    let out = Command::new(bin("auditty-bench"))
-        .arg("--quick")
-        .arg("--baseline")
-        .arg(empty.path())
-        .args(["--phases", "latency"])
-        .output()
-        .expect("run auditty-bench");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && stderr.contains("auditty-agent is missing"),
-        "{}",
-        show(&out)
-    );
+    let out = quick_bench([
+        OsStr::new("--baseline"),
+        empty.path().as_os_str(),
+        OsStr::new("--phases"),
+        OsStr::new("latency"),
+    ]);
+    assert_refused(&out, "auditty-agent is missing");
 }
