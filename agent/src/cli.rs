@@ -10,10 +10,9 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "auditty-agent", version, about, long_about = None)]
 pub struct Cli {
-    /// Data directory holding the spool (and the local store).
-    /// Default: $AUDITTY_DATA_DIR, else $XDG_DATA_HOME/auditty, else ~/.local/share/auditty.
-    #[arg(long, global = true, env = "AUDITTY_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
+    /// Where spool/, store/ and the node key live.
+    #[command(flatten)]
+    pub data_dir: schemas::data_dir::DataDirArg,
 
     /// What to do.
     #[command(subcommand)]

@@ -9,10 +9,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Parser, Debug)]
 #[command(name = "replay", version, about, long_about = None, after_help = "Exit status: 0 done, 1 nothing found, 2 the job could not run.")]
 pub struct Cli {
-    /// Data directory whose store/ is read.
-    /// Default: $AUDITTY_DATA_DIR, else $XDG_DATA_HOME/auditty, else ~/.local/share/auditty.
-    #[arg(long, global = true, env = "AUDITTY_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
+    /// Where spool/, store/ and the node key live.
+    #[command(flatten)]
+    pub data_dir: schemas::data_dir::DataDirArg,
 
     /// Store to read: `file:///PATH`, a path, or `s3://BUCKET/PREFIX`.
     /// Default: <data dir>/store.

@@ -7,18 +7,9 @@ use replay::cmd::Failure;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AUDITTY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .without_time()
-        .init();
+    logging::init("warn", logging::Style::Compact);
     let store = replay::open::StoreArgs {
-        data_dir: cli.data_dir.clone(),
+        data_dir: cli.data_dir.dir.clone(),
         store: cli.store.clone(),
         s3: cli.s3.clone(),
         trust: cli.trust.clone(),

@@ -6,6 +6,30 @@
 
 use std::path::{Path, PathBuf};
 
+/// `--data-dir DIR`, the flag every binary takes (with the `clap` feature).
+#[cfg(feature = "clap")]
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct DataDirArg {
+    /// Data directory: spool/, the local store/, the node key and the trust file.
+    /// Default: $AUDITTY_DATA_DIR, else $XDG_DATA_HOME/auditty, else ~/.local/share/auditty.
+    #[arg(
+        long = "data-dir",
+        global = true,
+        env = ENV_VAR,
+        value_name = "DIR"
+    )]
+    pub dir: Option<PathBuf>,
+}
+
+#[cfg(feature = "clap")]
+impl DataDirArg {
+    /// The directory given on the command line or in the environment, if any; pass it to
+    /// [`DataDir::resolve`].
+    pub fn path(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+}
+
 /// Environment variable naming the data directory.
 pub const ENV_VAR: &str = "AUDITTY_DATA_DIR";
 
