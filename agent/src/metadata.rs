@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use schemas::SessionStart;
 use schemas::session::METADATA_VERSION;
 
-use crate::pty::WinSize;
+use terminal::pty::WinSize;
 
 /// Gathers the session metadata from the process environment.
 pub fn gather(start_time_ns: i64, command: &[OsString], size: WinSize) -> SessionStart {

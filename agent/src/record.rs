@@ -1,7 +1,7 @@
 //! `auditty-agent record`: one recorded session from start to end.
 
 use std::ffi::OsString;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,11 +13,11 @@ use spool::{SpoolOptions, SpoolWriter};
 
 use crate::cli::RecordArgs;
 use crate::control::{ControlSocket, ENV_CONTROL, ENV_SESSION, runtime_dir};
-use crate::pty::{self, WinSize};
-use crate::recorder::{ChunkPolicy, Protection, Recorder};
-use crate::relay::{HiddenInput, Relay, SignalFlags};
+use crate::recorder::{ChunkPolicy, FinishError, Protection, Recorder, RecorderStats};
+use crate::relay::{HiddenInput, Outcome, Relay, SignalFlags};
 use integrity::{NodeKey, SessionChain};
 use terminal::RawMode;
+use terminal::pty::{self, WinSize};
 
 /// Records one session; returns the exit code to leave with (the program's).
 pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
@@ -25,93 +25,23 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
         Some(dir) => dir.clone(),
         None => DataDir::resolve(data_dir)?.spool(),
     };
-    let command = if args.command.is_empty() {
-        vec![
-            std::env::var_os("SHELL")
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| OsString::from("/bin/sh")),
-        ]
-    } else {
-        args.command.clone()
-    };
+    let command = command_to_run(&args);
     if args.chunk_bytes == 0 || args.chunk_latency_ms == 0 {
         bail!("--chunk-bytes and --chunk-latency-ms must be greater than 0");
     }
 
-    let stdin = std::io::stdin().as_raw_fd();
-    let stdout = std::io::stdout().as_raw_fd();
-    let terminal_size = pty::get_size(stdin);
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let terminal_size = pty::get_size(stdin.as_raw_fd());
     let size = terminal_size
-        .or_else(|| pty::get_size(stdout))
+        .or_else(|| pty::get_size(stdout.as_raw_fd()))
         .unwrap_or_else(size_from_env);
 
     let session_id = SessionId::new_v7_at(schemas::time::now_ns());
-    // Before anything is written: a session that should be sealed and cannot be is not
-    // recorded in the clear instead.
-    let (data_key, envelope) = match args
-        .seal
-        .seal(&session_id.to_string())
-        .context("cannot seal the session for its recipients; nothing was recorded")?
-    {
-        Some((key, envelope)) => (Some(key), Some(envelope)),
-        None => (None, None),
-    };
-
-    let node_key = load_node_key(
-        data_dir,
-        args.node_key.as_deref(),
-        &crate::metadata::host_name(),
-    )?;
-    let chain = SessionChain::new(session_id, node_key);
-    let writer = SpoolWriter::create(
-        &spool_dir,
-        &session_id.to_string(),
-        SpoolOptions {
-            max_bytes: args.spool_max_bytes,
-            ..SpoolOptions::default()
-        },
-    )
-    .with_context(|| format!("cannot start recording into spool {}", spool_dir.display()))?;
-    let start_time_ns = session_id
-        .start_time_ns()
-        .unwrap_or_else(schemas::time::now_ns);
-    let mut start = crate::metadata::gather(start_time_ns, &command, size);
-    start.envelope = envelope;
-    start.redacts_hidden_input = !args.no_redact_hidden_input;
-    let recorder = Recorder::start(
-        writer,
-        session_id,
-        &start,
-        ChunkPolicy {
-            max_bytes: args.chunk_bytes,
-            max_latency: Duration::from_millis(args.chunk_latency_ms),
-            compress: !args.no_compress,
-            checkpoint_every: args.checkpoint_every,
-        },
-        Protection {
-            key: data_key,
-            chain,
-        },
-    )
-    .with_context(|| {
-        format!(
-            "cannot write the start of session {session_id} to {}",
-            spool_dir.display()
-        )
-    })?;
-
-    let control = match ControlSocket::bind(&runtime_dir(), &session_id.to_string()) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            tracing::warn!(error = %e, "Markers are unavailable: the control socket could not be created.");
-            None
-        }
-    };
+    let recorder = start_recorder(data_dir, &args, &spool_dir, session_id, &command, size)?;
+    let control = open_control(session_id);
     let signals = SignalFlags::install().context("cannot install signal handlers")?;
-    let mut env = vec![(ENV_SESSION, session_id.to_string())];
-    if let Some(c) = &control {
-        env.push((ENV_CONTROL, c.path().display().to_string()));
-    }
+    let env = session_env(session_id, control.as_ref());
 
     let started = Instant::now();
     let spawned = pty::spawn(&command[0], &command[1..], &env, size)
@@ -119,27 +49,21 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
     let mut spawned = match spawned {
         Ok(s) => s,
         Err(e) => {
-            let end = SessionEnd {
-                version: schemas::session::METADATA_VERSION,
-                exit_status: Some(127),
-                reason: EndReason::Exit,
-                detail: Some(format!("{e:#}")),
-                ..Default::default()
-            };
-            let _ = recorder.finish(0, end);
+            end_unstarted(recorder, &e);
             return Err(e);
         }
     };
 
     let outcome = {
         // Raw mode only for the relay: every way out of this block restores the terminal.
-        let _raw = RawMode::enter(stdin).context("cannot put the terminal in raw mode")?;
+        let _raw =
+            RawMode::enter(stdin.as_raw_fd()).context("cannot put the terminal in raw mode")?;
         Relay {
-            input: stdin,
-            output: stdout,
+            input: stdin.as_fd(),
+            output: stdout.as_fd(),
             follow_size: terminal_size.is_some(),
             child: &mut spawned.child,
-            master: spawned.master.as_raw_fd(),
+            master: spawned.master.as_fd(),
             recorder: &recorder,
             control: control.as_ref(),
             signals: &signals,
@@ -150,28 +74,158 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
     };
     let elapsed_ns = crate::relay::elapsed(started);
     let outcome = outcome.context("the terminal relay failed")?;
+    let stats = recorder.finish(elapsed_ns, session_end(&outcome));
+    drop(control);
+    Ok(report(session_id, &spool_dir, args.quiet, outcome, stats))
+}
+
+/// The command line to record: the one given, else the user's shell.
+fn command_to_run(args: &RecordArgs) -> Vec<OsString> {
+    if args.command.is_empty() {
+        vec![
+            std::env::var_os("SHELL")
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| OsString::from("/bin/sh")),
+        ]
+    } else {
+        args.command.clone()
+    }
+}
+
+/// Seals and signs the session as asked, creates its spool file, and starts the
+/// recorder with the `start` event written.
+fn start_recorder(
+    data_dir: Option<&Path>,
+    args: &RecordArgs,
+    spool_dir: &Path,
+    session_id: SessionId,
+    command: &[OsString],
+    size: WinSize,
+) -> anyhow::Result<Recorder> {
+    // Before anything is written: a session that should be sealed and cannot be is not
+    // recorded in the clear instead.
+    let (data_key, envelope) = match args
+        .seal
+        .seal(&session_id.to_string())
+        .context("cannot seal the session for its recipients; nothing was recorded")?
+    {
+        Some((key, envelope)) => (Some(key), Some(envelope)),
+        None => (None, None),
+    };
+    let node_key = load_node_key(
+        data_dir,
+        args.node_key.as_deref(),
+        &crate::metadata::host_name(),
+    )?;
+    let chain = SessionChain::new(session_id, node_key);
+    let writer = SpoolWriter::create(
+        spool_dir,
+        &session_id.to_string(),
+        SpoolOptions {
+            max_bytes: args.spool_max_bytes,
+            ..SpoolOptions::default()
+        },
+    )
+    .with_context(|| format!("cannot start recording into spool {}", spool_dir.display()))?;
+    let start_time_ns = session_id
+        .start_time_ns()
+        .unwrap_or_else(schemas::time::now_ns);
+    let mut start = crate::metadata::gather(start_time_ns, command, size);
+    start.envelope = envelope;
+    start.redacts_hidden_input = !args.no_redact_hidden_input;
+    let policy = ChunkPolicy {
+        max_bytes: args.chunk_bytes,
+        max_latency: Duration::from_millis(args.chunk_latency_ms),
+        compress: !args.no_compress,
+        checkpoint_every: args.checkpoint_every,
+    };
+    let protection = Protection {
+        key: data_key,
+        chain,
+    };
+    Recorder::start(writer, session_id, &start, policy, protection).with_context(|| {
+        format!(
+            "cannot write the start of session {session_id} to {}",
+            spool_dir.display()
+        )
+    })
+}
+
+/// The socket `auditty-agent mark` talks to; the session goes on without markers if it
+/// cannot be created.
+fn open_control(session_id: SessionId) -> Option<ControlSocket> {
+    match ControlSocket::bind(&runtime_dir(), &session_id.to_string()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(
+                session = %session_id,
+                error = %e,
+                "Markers are unavailable: the control socket could not be created."
+            );
+            None
+        }
+    }
+}
+
+/// What the recorded program finds in its environment: its session, and where to ask
+/// for markers.
+fn session_env(
+    session_id: SessionId,
+    control: Option<&ControlSocket>,
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![(ENV_SESSION, session_id.to_string())];
+    if let Some(c) = control {
+        env.push((ENV_CONTROL, c.path().display().to_string()));
+    }
+    env
+}
+
+/// Ends a session whose program could not be started, as a shell does: status 127.
+fn end_unstarted(recorder: Recorder, error: &anyhow::Error) {
+    let end = SessionEnd {
+        version: schemas::session::METADATA_VERSION,
+        exit_status: Some(127),
+        reason: EndReason::Exit,
+        detail: Some(format!("{error:#}")),
+        ..Default::default()
+    };
+    let _ = recorder.finish(0, end);
+}
+
+/// The `end` event of a session the relay ran.
+fn session_end(outcome: &Outcome) -> SessionEnd {
     let status = outcome.status;
     let reason = match (outcome.reason, status.signal()) {
         (EndReason::Exit, Some(_)) => EndReason::Signal,
         (r, _) => r,
     };
-    let end = SessionEnd {
+    SessionEnd {
         version: schemas::session::METADATA_VERSION,
         exit_status: status.code(),
         signal: status.signal(),
         reason,
         detail: outcome.detail.clone(),
         ..Default::default()
-    };
-    let stats = recorder.finish(elapsed_ns, end);
-    drop(control);
+    }
+}
 
+/// Tells the user how recording went; returns the exit code to leave with: the
+/// program's, but never success when the session was not recorded completely.
+fn report(
+    session_id: SessionId,
+    spool_dir: &Path,
+    quiet: bool,
+    outcome: Outcome,
+    stats: Result<RecorderStats, FinishError>,
+) -> i32 {
+    let status = outcome.status;
     let code = status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let failed_code = if code == 0 { 1 } else { code };
     match stats {
         Ok(stats) => {
-            if !args.quiet {
+            if !quiet {
                 eprintln!(
                     "auditty: session {session_id} recorded ({} events) in {}",
                     stats.events,
@@ -184,13 +238,13 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
             if let Some(d) = outcome.detail {
                 eprintln!("  cause: {d}");
             }
-            return Ok(if code == 0 { 1 } else { code });
+            return failed_code;
         }
     }
     if outcome.reason == EndReason::RecordingFailed {
-        return Ok(if code == 0 { 1 } else { code });
+        return failed_code;
     }
-    Ok(code)
+    code
 }
 
 /// Loads the node key (`--node-key`, else `<data dir>/node.key`), creating it on first
@@ -215,7 +269,11 @@ pub fn load_node_key(
         if let Ok(d) = &dir
             && let Err(e) = integrity::add_to_trust_file(&d.trusted_keys(), &key.public(), host)
         {
-            tracing::warn!(error = %e, "Could not add the new node key to the local trust file.");
+            tracing::warn!(
+                path = %d.trusted_keys().display(),
+                error = %e,
+                "Could not add the new node key to the local trust file."
+            );
         }
     }
     Ok(key)

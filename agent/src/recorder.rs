@@ -100,36 +100,25 @@ pub struct Protection {
 }
 
 /// Why recording stopped.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     /// The spool failed (full, I/O error).
-    Spool(spool::SpoolError),
+    #[error("{0}")]
+    Spool(#[from] spool::SpoolError),
     /// A chunk could not be sealed.
-    Seal(schemas::seal::SealError),
+    #[error("{0}")]
+    Seal(#[source] schemas::seal::SealError),
 }
 
-impl std::fmt::Display for RecordError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RecordError::Spool(e) => e.fmt(f),
-            RecordError::Seal(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for RecordError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            RecordError::Spool(e) => Some(e),
-            RecordError::Seal(e) => Some(e),
-        }
-    }
-}
-
-impl From<spool::SpoolError> for RecordError {
-    fn from(e: spool::SpoolError) -> Self {
-        RecordError::Spool(e)
-    }
+/// Why [`Recorder::finish`] could not report a complete recording.
+#[derive(Debug, thiserror::Error)]
+pub enum FinishError {
+    /// Recording failed during the session or while ending it.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The recorder thread panicked; what it had not written is lost.
+    #[error("the recorder thread panicked")]
+    Panicked,
 }
 
 /// What the recorder did, when it is done.
@@ -148,7 +137,7 @@ pub struct Recorder {
     handover_delay: Duration,
     /// Largest output event made by joining reads.
     max_joined_output: usize,
-    failure: Arc<Mutex<Option<String>>>,
+    failure: Failure,
     thread: JoinHandle<RecorderStats>,
     /// Events not handed over yet, their bytes, and when the first was queued. The relay
     /// is the only user.
@@ -190,7 +179,7 @@ impl Recorder {
         let thread_failure = Arc::clone(&failure);
         let thread = std::thread::Builder::new()
             .name("auditty-recorder".into())
-            .spawn(move || run(state, rx, thread_failure))
+            .spawn(move || Worker::new(state, thread_failure).run(rx))
             .map_err(|e| {
                 RecordError::Spool(spool::SpoolError::Io {
                     path: Default::default(),
@@ -225,8 +214,8 @@ impl Recorder {
     /// when that one started less than 2 ms earlier and nothing else was recorded since.
     ///
     /// A PTY hands out at most 4 KiB per read, so bulk output came as one event per 4 KiB:
-    /// per-event costs (a BLAKE3 unit hash runs at ~1 GB/s on 4 KiB and ~3.5 GB/s on
-    /// 64 KiB, an allocation, a row in the store) were paid 16 times per 64 KiB. Joined,
+    /// per-event costs (a BLAKE3 unit hash, which is slower per byte on small inputs, an
+    /// allocation, a row in the store) were paid 16 times per 64 KiB. Joined,
     /// a byte is replayed at most 2 ms before it was shown, which no one watching can
     /// tell; output that trickles (a prompt, a progress bar, an echo) stays an event per
     /// read.
@@ -301,20 +290,20 @@ impl Recorder {
 
     /// Why recording failed, if it did.
     pub fn failure(&self) -> Option<String> {
-        self.failure.lock().ok().and_then(|f| f.clone())
+        self.failure
+            .lock()
+            .ok()
+            .and_then(|f| f.as_ref().map(ToString::to_string))
     }
 
     /// Writes the `end` event, waits for everything to be synced, and returns the counts.
-    pub fn finish(self, elapsed_ns: u64, end: SessionEnd) -> Result<RecorderStats, String> {
+    pub fn finish(self, elapsed_ns: u64, end: SessionEnd) -> Result<RecorderStats, FinishError> {
         self.hand_over();
         let _ = self.tx.send(Message::End { elapsed_ns, end });
         drop(self.tx);
-        let stats = self
-            .thread
-            .join()
-            .map_err(|_| "the recorder thread panicked".to_string())?;
-        match self.failure.lock().ok().and_then(|f| f.clone()) {
-            Some(f) => Err(f),
+        let stats = self.thread.join().map_err(|_| FinishError::Panicked)?;
+        match self.failure.lock().ok().and_then(|mut f| f.take()) {
+            Some(e) => Err(e.into()),
             None => Ok(stats),
         }
     }
@@ -458,98 +447,137 @@ impl State {
     }
 }
 
-fn run(
-    mut state: State,
-    rx: Receiver<Message>,
-    failure: Arc<Mutex<Option<String>>>,
-) -> RecorderStats {
-    let mut oldest: Option<Instant> = None;
-    let mut failed = false;
-    loop {
+/// Where the recorder thread leaves why recording failed, for the relay to see.
+type Failure = Arc<Mutex<Option<RecordError>>>;
+
+/// The recorder thread: takes messages until the session ends, cutting and syncing
+/// chunks when they are due.
+struct Worker {
+    state: State,
+    failure: Failure,
+    /// When the oldest event not yet in a chunk was queued by the relay.
+    oldest: Option<Instant>,
+    /// Recording failed: what arrives from now on is dropped.
+    failed: bool,
+}
+
+impl Worker {
+    fn new(state: State, failure: Failure) -> Worker {
+        Worker {
+            state,
+            failure,
+            oldest: None,
+            failed: false,
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Message>) -> RecorderStats {
+        loop {
+            let ended = match rx.recv_timeout(self.timeout()) {
+                Ok(Message::Events { events, first }) => {
+                    self.take(events, first);
+                    false
+                }
+                Ok(Message::End { elapsed_ns, end }) => {
+                    if !self.failed
+                        && let Err(e) = self.state.end(elapsed_ns, end)
+                    {
+                        self.fail(e);
+                    }
+                    true
+                }
+                Err(RecvTimeoutError::Timeout) => false,
+                // The relay is gone without an `end`; keep what we have (the session reads
+                // as "never ended", which is the truth).
+                Err(RecvTimeoutError::Disconnected) => true,
+            };
+            self.write_due(ended);
+            if self.failed {
+                // Drop what arrives so the relay is never blocked while it winds down.
+                self.state.pending.clear();
+                self.state.pending_bytes = 0;
+            }
+            if ended {
+                if !self.failed
+                    && let Err(e) = self.state.writer.finish()
+                    && let Ok(mut f) = self.failure.lock()
+                {
+                    *f = Some(e.into());
+                }
+                return self.state.stats;
+            }
+        }
+    }
+
+    /// How long to wait for the next message: until a chunk or a sync is due.
+    fn timeout(&self) -> Duration {
         let wake = [
-            oldest.map(|t| t + state.policy.max_latency),
-            state.sync_due(),
+            self.oldest.map(|t| t + self.state.policy.max_latency),
+            self.state.sync_due(),
         ]
         .into_iter()
         .flatten()
         .min();
-        let timeout = match wake {
+        match wake {
             Some(t) => t.saturating_duration_since(Instant::now()),
             None => Duration::from_secs(3600),
-        };
-        let msg = rx.recv_timeout(timeout);
-        let mut ended = false;
-        match msg {
-            Ok(Message::Events { events, first }) => {
-                for q in events {
-                    if failed {
-                        // Dropped so the relay is never blocked while it winds down.
-                        continue;
-                    }
-                    state.push(q.kind, q.elapsed_ns, q.data);
-                    // The batch's first event, also for events after a cut inside it:
-                    // their chunk is due no later than it would have been.
-                    oldest.get_or_insert(first);
-                    // Cut inside the batch, so chunks stay within `max_bytes` (plus one
-                    // event) as when events came one by one.
-                    if state.pending_bytes >= state.policy.max_bytes {
-                        if let Err(e) = state.flush() {
-                            report_failure(&failure, &e);
-                            failed = true;
-                        }
-                        oldest = None;
-                    }
-                }
-            }
-            Ok(Message::End { elapsed_ns, end }) => {
-                if !failed && let Err(e) = state.end(elapsed_ns, end) {
-                    report_failure(&failure, &e);
-                    failed = true;
-                }
-                ended = true;
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            // The relay is gone without an `end`; keep what we have (the session reads
-            // as "never ended", which is the truth).
-            Err(RecvTimeoutError::Disconnected) => ended = true,
-        }
-        let due = oldest.is_some_and(|t| t.elapsed() >= state.policy.max_latency);
-        if !failed && (ended || due || state.pending_bytes >= state.policy.max_bytes) {
-            if let Err(e) = state.flush() {
-                report_failure(&failure, &e);
-                failed = true;
-            }
-            oldest = None;
-        }
-        if !failed
-            && !ended
-            && state.sync_due().is_some_and(|t| Instant::now() >= t)
-            && let Err(e) = state.sync()
-        {
-            report_failure(&failure, &e);
-            failed = true;
-        }
-        if failed {
-            // Drop what arrives so the relay is never blocked while it winds down.
-            state.pending.clear();
-            state.pending_bytes = 0;
-        }
-        if ended {
-            if !failed
-                && let Err(e) = state.writer.finish()
-                && let Ok(mut f) = failure.lock()
-            {
-                *f = Some(e.to_string());
-            }
-            return state.stats;
         }
     }
-}
 
-fn report_failure(failure: &Mutex<Option<String>>, e: &dyn std::fmt::Display) {
-    tracing::error!(error = %e, "Recording failed; the session will be ended.");
-    if let Ok(mut f) = failure.lock() {
-        *f = Some(e.to_string());
+    /// Adds a batch of events, cutting chunks inside it as they fill up.
+    fn take(&mut self, events: Vec<Queued>, first: Instant) {
+        for q in events {
+            if self.failed {
+                // Dropped so the relay is never blocked while it winds down.
+                continue;
+            }
+            self.state.push(q.kind, q.elapsed_ns, q.data);
+            // The batch's first event, also for events after a cut inside it: their
+            // chunk is due no later than it would have been.
+            self.oldest.get_or_insert(first);
+            // Cut inside the batch, so chunks stay within `max_bytes` (plus one event)
+            // as when events came one by one.
+            if self.state.pending_bytes >= self.state.policy.max_bytes {
+                if let Err(e) = self.state.flush() {
+                    self.fail(e);
+                }
+                self.oldest = None;
+            }
+        }
+    }
+
+    /// Cuts the pending events into a chunk when the session ended, the chunk is due or
+    /// full, and syncs the spool when a sync is due.
+    fn write_due(&mut self, ended: bool) {
+        let policy = self.state.policy;
+        let due = self
+            .oldest
+            .is_some_and(|t| t.elapsed() >= policy.max_latency);
+        if !self.failed && (ended || due || self.state.pending_bytes >= policy.max_bytes) {
+            if let Err(e) = self.state.flush() {
+                self.fail(e);
+            }
+            self.oldest = None;
+        }
+        if !self.failed
+            && !ended
+            && self.state.sync_due().is_some_and(|t| Instant::now() >= t)
+            && let Err(e) = self.state.sync()
+        {
+            self.fail(e.into());
+        }
+    }
+
+    fn fail(&mut self, e: RecordError) {
+        tracing::error!(
+            session = %self.state.session_id,
+            error = %e,
+            "Recording failed; the session will be ended."
+        );
+        if let Ok(mut f) = self.failure.lock() {
+            *f = Some(e);
+        }
+        self.failed = true;
     }
 }
 

@@ -12,18 +12,24 @@
 //! `redacted` event with the number of bytes left out takes its place.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::process::{Child, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::termios::{LocalFlags, tcgetattr};
+use nix::unistd::Pid;
 use schemas::EventKind;
 use schemas::session::EndReason;
+use terminal::fd::{self, Readiness};
+use terminal::pty::{self, WinSize};
 
 use crate::control::{ControlSocket, acknowledge};
-use crate::pty::{self, WinSize};
 use crate::recorder::Recorder;
 
 const READ_SIZE: usize = 64 * 1024;
@@ -105,12 +111,19 @@ pub struct HiddenInput {
 }
 
 /// Hidden input not yet recorded as a `redacted` event.
+#[derive(Debug, PartialEq, Eq)]
 struct HiddenRun {
     bytes: u64,
     /// When the first of it arrived: the time of its event.
     first_ns: u64,
     /// When the last of it arrived.
     last_at: Instant,
+}
+
+/// Whether a terminal with these local modes hides what is typed into it: echo off in
+/// canonical mode, as at a password prompt.
+fn hides_typing(modes: LocalFlags) -> bool {
+    !modes.contains(LocalFlags::ECHO) && modes.contains(LocalFlags::ICANON)
 }
 
 impl HiddenInput {
@@ -125,59 +138,70 @@ impl HiddenInput {
     }
 
     /// Whether the terminal behind `master` hides what is typed into it now.
-    fn hides(&mut self, master: RawFd) -> bool {
+    fn hides(&mut self, master: BorrowedFd<'_>) -> bool {
         if !self.enabled {
             return false;
         }
-        let mut termios = std::mem::MaybeUninit::<libc::termios>::uninit();
-        // SAFETY: tcgetattr fills the termios it is given when it returns 0.
-        if unsafe { libc::tcgetattr(master, termios.as_mut_ptr()) } == 0 {
-            // SAFETY: initialised by the successful call above.
-            let lflag = unsafe { termios.assume_init() }.c_lflag;
-            self.last_hidden = lflag & libc::ECHO == 0 && lflag & libc::ICANON != 0;
-        } else if !self.warned {
-            self.warned = true;
-            let error = io::Error::last_os_error();
-            tracing::warn!(
-                %error,
-                hiding = self.last_hidden,
-                "Cannot read the settings of the program's terminal; until it can be read \
-                 again, input is treated as it was last seen (recorded, unless a password \
-                 prompt was open)."
-            );
+        self.decide(tcgetattr(master).map(|t| t.local_flags))
+    }
+
+    /// [`HiddenInput::hides`], given what the query of the terminal's local modes returned.
+    fn decide(&mut self, modes: Result<LocalFlags, Errno>) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        match modes {
+            Ok(modes) => self.last_hidden = hides_typing(modes),
+            Err(errno) if !self.warned => {
+                self.warned = true;
+                let error = io::Error::from(errno);
+                tracing::warn!(
+                    %error,
+                    hiding = self.last_hidden,
+                    "Cannot read the settings of the program's terminal; until it can be read \
+                     again, input is treated as it was last seen (recorded, unless a password \
+                     prompt was open)."
+                );
+            }
+            Err(_) => {}
         }
         self.last_hidden
     }
 
-    /// Adds `n` hidden bytes, arrived at `elapsed_ns`, to the current run.
-    fn add(&mut self, n: usize, elapsed_ns: u64) {
+    /// Adds `n` hidden bytes, arrived at `elapsed_ns` (`now`), to the current run.
+    fn add(&mut self, n: usize, elapsed_ns: u64, now: Instant) {
         let run = self.run.get_or_insert(HiddenRun {
             bytes: 0,
             first_ns: elapsed_ns,
-            last_at: Instant::now(),
+            last_at: now,
         });
         run.bytes += n as u64;
-        run.last_at = Instant::now();
+        run.last_at = now;
     }
 
     /// When the current run must be recorded if nothing else ends it first.
     fn due(&self) -> Option<Instant> {
         self.run.as_ref().map(|r| r.last_at + HIDDEN_RUN_IDLE)
     }
+
+    /// Ends the current run: what its `redacted` event says.
+    fn take_run(&mut self) -> Option<HiddenRun> {
+        self.run.take()
+    }
 }
 
 /// Everything the loop works with.
 pub struct Relay<'a> {
     /// The user's terminal (or whatever stdin is, when headless).
-    pub input: RawFd,
+    pub input: BorrowedFd<'a>,
     /// Where output goes.
-    pub output: RawFd,
+    pub output: BorrowedFd<'a>,
     /// True if `input` is a terminal whose size we follow.
     pub follow_size: bool,
     /// The program.
     pub child: &'a mut Child,
     /// PTY master.
-    pub master: RawFd,
+    pub master: BorrowedFd<'a>,
     /// The recorder.
     pub recorder: &'a Recorder,
     /// Marker requests.
@@ -209,48 +233,61 @@ pub(crate) fn elapsed(started: Instant) -> u64 {
     us.saturating_mul(1000)
 }
 
-fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: reads into a buffer we own, within its length.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+/// What the loop carries from one wake-up to the next.
+struct LoopState {
+    /// Every read goes here first.
+    buf: Vec<u8>,
+    /// Input the program has not taken yet.
+    pending_input: Vec<u8>,
+    input_open: bool,
+    /// False once nobody sees the output any more.
+    output_open: bool,
+    reason: EndReason,
+    detail: Option<String>,
+    /// Once the program was asked to hang up: when to kill it.
+    kill_at: Option<Instant>,
 }
 
-fn write_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: writes from a buffer we own, within its length.
-    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
-}
-
-/// Writes all of `buf` to a blocking descriptor, retrying on EINTR.
-fn write_all_fd(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        match write_fd(fd, buf) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // Our stdout may be non-blocking if shared with another process; wait.
-                let mut p = libc::pollfd {
-                    fd,
-                    events: libc::POLLOUT,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd.
-                unsafe { libc::poll(&mut p, 1, 100) };
-            }
-            Err(e) => return Err(e),
+impl LoopState {
+    fn new() -> LoopState {
+        LoopState {
+            buf: vec![0u8; READ_SIZE],
+            pending_input: Vec::new(),
+            input_open: true,
+            output_open: true,
+            reason: EndReason::Exit,
+            detail: None,
+            kill_at: None,
         }
     }
-    Ok(())
+
+    fn outcome(self, status: ExitStatus) -> Outcome {
+        Outcome {
+            status,
+            reason: self.reason,
+            detail: self.detail,
+        }
+    }
 }
+
+/// Which of the polled descriptors need attention.
+struct Ready {
+    /// The PTY has output (or hung up).
+    output: bool,
+    /// The PTY takes input again.
+    master_writable: bool,
+    /// A signal handler wrote to the wake-up pipe.
+    woken: bool,
+    /// The user typed (or their terminal hung up).
+    input: bool,
+    /// A marker request is waiting.
+    control: bool,
+}
+
+/// Both "there is data" and "there will never be any": either way, a read tells which.
+const READ_EVENTS: PollFlags = PollFlags::POLLIN
+    .union(PollFlags::POLLHUP)
+    .union(PollFlags::POLLERR);
 
 impl Relay<'_> {
     /// Runs until the program is gone. Returns how it ended.
@@ -262,221 +299,242 @@ impl Relay<'_> {
     }
 
     fn relay(&mut self) -> io::Result<Outcome> {
-        pty::set_nonblocking(self.master)?;
-        let mut buf = vec![0u8; READ_SIZE];
-        let mut pending_input: Vec<u8> = Vec::new();
-        let mut input_open = true;
-        let mut output_open = true;
-        let mut reason = EndReason::Exit;
-        let mut detail = None;
-        let mut kill_at: Option<Instant> = None;
-
+        pty::set_nonblocking(self.master.as_raw_fd())?;
+        let mut s = LoopState::new();
         loop {
-            if kill_at.is_none()
-                && let Some(failure) = self.recorder.failure()
-            {
-                let msg = format!(
-                    "\r\nauditty: recording failed: {failure}\r\nauditty: ending this session so that nothing goes unrecorded\r\n"
-                );
-                let _ = write_all_fd(self.output, msg.as_bytes());
-                reason = EndReason::RecordingFailed;
-                detail = Some(failure);
-                kill_at = Some(self.hang_up());
-            }
-            if let Some(t) = kill_at
-                && Instant::now() >= t
-            {
-                let _ = self.child.kill();
-            }
-
-            let master_events = libc::POLLIN
-                | if pending_input.is_empty() {
-                    0
-                } else {
-                    libc::POLLOUT
-                };
-            // On the stack: this runs twice per keystroke echo.
-            let pollfd = |fd: RawFd, events| libc::pollfd {
-                fd,
-                events,
-                revents: 0,
+            self.check_recording(&mut s);
+            let timeout = self.next_timeout(&s);
+            let Some(ready) = self.wait(&s, timeout)? else {
+                continue;
             };
-            let mut fds = [
-                pollfd(self.master, master_events),
-                pollfd(self.signals.wake.as_raw_fd(), libc::POLLIN),
-                pollfd(-1, 0),
-                pollfd(-1, 0),
-            ];
-            let mut nfds = 2;
-            let mut add = |fd: RawFd| {
-                fds[nfds] = pollfd(fd, libc::POLLIN);
-                nfds += 1;
-                nfds - 1
-            };
-            let input_slot =
-                (input_open && pending_input.len() < MAX_PENDING_INPUT).then(|| add(self.input));
-            let control_slot = self.control.map(|c| add(c.listener().as_raw_fd()));
-            let mut timeout = if kill_at.is_some() { 100 } else { 500 };
-            if let Some(due) = self.hidden_input.due() {
-                let now = Instant::now();
-                if now >= due {
-                    self.end_hidden_run();
-                } else {
-                    let ms = (due - now).as_nanos().div_ceil(1_000_000);
-                    timeout = timeout.min(i32::try_from(ms).unwrap_or(i32::MAX));
-                }
-            }
-            // Events reach the recorder in batches (see `Recorder::send`); wake up to hand
-            // over a batch that has waited long enough.
-            if let Some(due) = self.recorder.handover_due() {
-                let now = Instant::now();
-                if now >= due {
-                    self.recorder.hand_over();
-                } else {
-                    let left = due - now;
-                    // Rounded up: waking early would only spin until it is due.
-                    let ms = left.as_nanos().div_ceil(1_000_000);
-                    timeout = timeout.min(i32::try_from(ms).unwrap_or(i32::MAX));
-                }
-            }
-            // SAFETY: the first nfds entries of fds are valid pollfds.
-            let rc = unsafe { libc::poll(fds.as_mut_ptr(), nfds as libc::nfds_t, timeout) };
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-
-            if fds[1].revents != 0 {
-                self.signals.drain();
-            }
-            if self.signals.winch.swap(false, Ordering::Relaxed)
-                && self.follow_size
-                && let Some(size) = pty::get_size(self.input)
-            {
-                self.resize(size);
-            }
-            if self.signals.stop.swap(false, Ordering::Relaxed) && kill_at.is_none() {
-                reason = EndReason::AgentShutdown;
-                kill_at = Some(self.hang_up());
-            }
-
+            self.handle_signals(&mut s, ready.woken);
             // Output first: it is what the user is waiting to see.
-            if fds[0].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
-                && !self.pump_output(&mut buf, &mut output_open)?
-            {
+            if ready.output && !self.pump_output(&mut s.buf, &mut s.output_open)? {
                 break;
             }
-            if fds[0].revents & libc::POLLOUT != 0 && !pending_input.is_empty() {
-                match write_fd(self.master, &pending_input) {
-                    Ok(n) => {
-                        pending_input.drain(..n);
-                    }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                        ) => {}
-                    // The program closed its terminal; its output side tells us when it is gone.
-                    Err(_) => pending_input.clear(),
-                }
+            if ready.master_writable && !s.pending_input.is_empty() {
+                self.write_pending_input(&mut s.pending_input);
             }
-            if let Some(i) = input_slot
-                && fds[i].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
-            {
-                match read_fd(self.input, &mut buf) {
-                    Ok(0) => input_open = false,
-                    Ok(n) => {
-                        // Asked before the program gets the bytes: once it has read a
-                        // password's Enter it may turn echo back on.
-                        let hidden = self.hidden_input.hides(self.master);
-                        let data = &buf[..n];
-                        if pending_input.is_empty() {
-                            // Most keystrokes go straight through without buffering.
-                            match write_fd(self.master, data) {
-                                Ok(w) => pending_input.extend_from_slice(&data[w..]),
-                                Err(_) => pending_input.extend_from_slice(data),
-                            }
-                        } else {
-                            pending_input.extend_from_slice(data);
-                        }
-                        if hidden {
-                            self.hidden_input.add(n, elapsed(self.started));
-                        } else {
-                            let data = data.to_vec();
-                            self.record(EventKind::Input, data);
-                        }
-                    }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                        ) => {}
-                    // The user's terminal is gone (hangup); the program gets SIGHUP from us.
-                    Err(_) => {
-                        input_open = false;
-                        if kill_at.is_none() && self.follow_size {
-                            reason = EndReason::AgentShutdown;
-                            kill_at = Some(self.hang_up());
-                        }
-                    }
-                }
+            if ready.input {
+                self.read_input(&mut s);
             }
-            if let (Some(i), Some(control)) = (control_slot, self.control)
-                && fds[i].revents & libc::POLLIN != 0
-            {
-                match control.accept_label() {
-                    Ok(Some((label, stream))) => {
-                        self.record(EventKind::Marker, label.into_bytes());
-                        acknowledge(stream);
-                    }
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "A marker request failed."),
-                }
+            if ready.control {
+                self.accept_marker();
             }
-            if self.signals.chld.swap(false, Ordering::Relaxed)
-                && let Some(status) = self.child.try_wait()?
-            {
-                // What the program wrote just before exiting may still be in the PTY.
-                while self.pump_output(&mut buf, &mut output_open)? {
-                    if !self.readable(self.master) {
-                        break;
-                    }
-                }
-                return Ok(Outcome {
-                    status,
-                    reason,
-                    detail,
-                });
+            if let Some(status) = self.reap(&mut s)? {
+                return Ok(s.outcome(status));
             }
         }
         let status = self.child.wait()?;
-        Ok(Outcome {
-            status,
-            reason,
-            detail,
-        })
+        Ok(s.outcome(status))
     }
 
-    fn readable(&self, fd: RawFd) -> bool {
-        let mut p = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
+    /// Ends the session if recording failed, and kills the program once it has had its
+    /// time to hang up.
+    fn check_recording(&mut self, s: &mut LoopState) {
+        if s.kill_at.is_none()
+            && let Some(failure) = self.recorder.failure()
+        {
+            let msg = format!(
+                "\r\nauditty: recording failed: {failure}\r\nauditty: ending this session so that nothing goes unrecorded\r\n"
+            );
+            let _ = fd::write_all(self.output, msg.as_bytes());
+            s.reason = EndReason::RecordingFailed;
+            s.detail = Some(failure);
+            s.kill_at = Some(self.hang_up());
+        }
+        if let Some(t) = s.kill_at
+            && Instant::now() >= t
+        {
+            let _ = self.child.kill();
+        }
+    }
+
+    /// How long the next wait may last. A run of hidden input or a batch of events that
+    /// is already due is handed on here; one that is not bounds the wait.
+    fn next_timeout(&mut self, s: &LoopState) -> PollTimeout {
+        let mut timeout = Duration::from_millis(if s.kill_at.is_some() { 100 } else { 500 });
+        if let Some(due) = self.hidden_input.due() {
+            let now = Instant::now();
+            if now >= due {
+                self.end_hidden_run();
+            } else {
+                timeout = timeout.min(due - now);
+            }
+        }
+        // Events reach the recorder in batches (see `Recorder::send`); wake up to hand
+        // over a batch that has waited long enough.
+        if let Some(due) = self.recorder.handover_due() {
+            let now = Instant::now();
+            if now >= due {
+                self.recorder.hand_over();
+            } else {
+                timeout = timeout.min(due - now);
+            }
+        }
+        // Rounded up: waking early would only spin until it is due.
+        let ms = timeout.as_nanos().div_ceil(1_000_000);
+        PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+    }
+
+    /// Waits for the PTY, the wake-up pipe, the user's input (unless too much waits for
+    /// the program already) and marker requests. `None` if a signal interrupted the wait.
+    fn wait(&self, s: &LoopState, timeout: PollTimeout) -> io::Result<Option<Ready>> {
+        let mut master_events = PollFlags::POLLIN;
+        if !s.pending_input.is_empty() {
+            master_events |= PollFlags::POLLOUT;
+        }
+        // On the stack: this runs twice per keystroke echo. Only the first `nfds` entries
+        // are polled; the others are placeholders.
+        let unused = PollFd::new(self.master, PollFlags::empty());
+        let mut fds = [
+            PollFd::new(self.master, master_events),
+            PollFd::new(self.signals.wake.as_fd(), PollFlags::POLLIN),
+            unused,
+            unused,
+        ];
+        let mut nfds = 2;
+        let mut add = |fd| {
+            fds[nfds] = PollFd::new(fd, PollFlags::POLLIN);
+            nfds += 1;
+            nfds - 1
         };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut p, 1, 0) > 0 && p.revents & libc::POLLIN != 0 }
+        let input_slot =
+            (s.input_open && s.pending_input.len() < MAX_PENDING_INPUT).then(|| add(self.input));
+        let control_slot = self.control.map(|c| add(c.listener().as_fd()));
+        match poll(&mut fds[..nfds], timeout) {
+            Ok(_) => {}
+            Err(Errno::EINTR) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        let revents = |i: usize| fds[i].revents().unwrap_or(PollFlags::empty());
+        Ok(Some(Ready {
+            output: revents(0).intersects(READ_EVENTS),
+            master_writable: revents(0).contains(PollFlags::POLLOUT),
+            woken: !revents(1).is_empty(),
+            input: input_slot.is_some_and(|i| revents(i).intersects(READ_EVENTS)),
+            control: control_slot.is_some_and(|i| revents(i).contains(PollFlags::POLLIN)),
+        }))
+    }
+
+    /// Follows a resize of the user's terminal, and starts hanging up when asked to stop.
+    fn handle_signals(&mut self, s: &mut LoopState, woken: bool) {
+        if woken {
+            self.signals.drain();
+        }
+        if self.signals.winch.swap(false, Ordering::Relaxed)
+            && self.follow_size
+            && let Some(size) = pty::get_size(self.input.as_raw_fd())
+        {
+            self.resize(size);
+        }
+        if self.signals.stop.swap(false, Ordering::Relaxed) && s.kill_at.is_none() {
+            s.reason = EndReason::AgentShutdown;
+            s.kill_at = Some(self.hang_up());
+        }
+    }
+
+    /// Passes on as much of the input the program has not taken yet as it takes now.
+    fn write_pending_input(&self, pending_input: &mut Vec<u8>) {
+        match fd::write(self.master, pending_input) {
+            Ok(n) => {
+                pending_input.drain(..n);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            // The program closed its terminal; its output side tells us when it is gone.
+            Err(_) => pending_input.clear(),
+        }
+    }
+
+    /// Reads once from the user's terminal.
+    fn read_input(&mut self, s: &mut LoopState) {
+        match fd::read(self.input, &mut s.buf) {
+            Ok(0) => s.input_open = false,
+            Ok(n) => self.forward_input(&s.buf[..n], &mut s.pending_input),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            // The user's terminal is gone (hangup); the program gets SIGHUP from us.
+            Err(_) => {
+                s.input_open = false;
+                if s.kill_at.is_none() && self.follow_size {
+                    s.reason = EndReason::AgentShutdown;
+                    s.kill_at = Some(self.hang_up());
+                }
+            }
+        }
+    }
+
+    /// Passes typed bytes to the program, and records them or, when the program's
+    /// terminal hides them, counts them.
+    fn forward_input(&mut self, data: &[u8], pending_input: &mut Vec<u8>) {
+        // Asked before the program gets the bytes: once it has read a password's Enter it
+        // may turn echo back on.
+        let hidden = self.hidden_input.hides(self.master);
+        if pending_input.is_empty() {
+            // Most keystrokes go straight through without buffering.
+            match fd::write(self.master, data) {
+                Ok(w) => pending_input.extend_from_slice(&data[w..]),
+                Err(_) => pending_input.extend_from_slice(data),
+            }
+        } else {
+            pending_input.extend_from_slice(data);
+        }
+        if hidden {
+            self.hidden_input
+                .add(data.len(), elapsed(self.started), Instant::now());
+        } else {
+            self.record(EventKind::Input, data.to_vec());
+        }
+    }
+
+    /// Records a marker someone asked for, and tells them.
+    fn accept_marker(&mut self) {
+        let Some(control) = self.control else {
+            return;
+        };
+        match control.accept_label() {
+            Ok(Some((label, stream))) => {
+                self.record(EventKind::Marker, label.into_bytes());
+                acknowledge(stream);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "A marker request failed."),
+        }
+    }
+
+    /// After a SIGCHLD: if the program has exited, reads what it wrote last and returns
+    /// its status.
+    fn reap(&mut self, s: &mut LoopState) -> io::Result<Option<ExitStatus>> {
+        if !self.signals.chld.swap(false, Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let Some(status) = self.child.try_wait()? else {
+            return Ok(None);
+        };
+        // What the program wrote just before exiting may still be in the PTY.
+        while self.pump_output(&mut s.buf, &mut s.output_open)? {
+            let readable = fd::wait_readable(self.master, Duration::ZERO);
+            if !matches!(readable, Ok(Readiness::Readable)) {
+                break;
+            }
+        }
+        Ok(Some(status))
     }
 
     /// Reads once from the PTY; false when the PTY is closed (the program is gone).
     fn pump_output(&mut self, buf: &mut [u8], output_open: &mut bool) -> io::Result<bool> {
-        match read_fd(self.master, buf) {
+        match fd::read(self.master, buf) {
             Ok(0) => Ok(false),
             Ok(n) => {
                 let data = &buf[..n];
-                if *output_open && write_all_fd(self.output, data).is_err() {
+                if *output_open && fd::write_all(self.output, data).is_err() {
                     // Nobody sees the output any more; keep recording what the program does.
                     *output_open = false;
                 }
@@ -497,7 +555,7 @@ impl Relay<'_> {
     }
 
     fn resize(&mut self, size: WinSize) {
-        if pty::set_size(self.master, size).is_ok() {
+        if pty::set_size(self.master.as_raw_fd(), size).is_ok() {
             self.record(
                 EventKind::Resize,
                 schemas::event::format_size(size.cols, size.rows),
@@ -521,7 +579,7 @@ impl Relay<'_> {
 
     /// Records the current run of hidden input, if any, as one `redacted` event.
     fn end_hidden_run(&mut self) {
-        if let Some(run) = self.hidden_input.run.take() {
+        if let Some(run) = self.hidden_input.take_run() {
             self.recorder.send(
                 EventKind::Redacted,
                 run.first_ns,
@@ -532,12 +590,91 @@ impl Relay<'_> {
 
     /// Asks the program's process group to hang up; returns when to kill it if it does not.
     fn hang_up(&mut self) -> Instant {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: signals to the session we created; failures (already gone) are harmless.
-        unsafe {
-            libc::kill(-pid, libc::SIGHUP);
-            libc::kill(-pid, libc::SIGCONT);
-        }
+        // The program leads the session we created for it: its group id is its pid.
+        let group = Pid::from_raw(self.child.id() as i32);
+        // Failures (already gone) are harmless.
+        let _ = killpg(group, Signal::SIGHUP);
+        let _ = killpg(group, Signal::SIGCONT);
         Instant::now() + SHUTDOWN_GRACE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Local modes of a terminal: echo and canonical mode on or off, the rest as a shell
+    /// leaves it.
+    fn modes(echo: bool, canonical: bool) -> LocalFlags {
+        let mut m = LocalFlags::ISIG | LocalFlags::IEXTEN | LocalFlags::ECHOE;
+        m.set(LocalFlags::ECHO, echo);
+        m.set(LocalFlags::ICANON, canonical);
+        m
+    }
+
+    #[test]
+    fn only_canonical_mode_without_echo_hides_input() {
+        let mut h = HiddenInput::new(true);
+        // A password prompt.
+        assert!(h.decide(Ok(modes(false, true))));
+        // A shell prompt (cooked).
+        assert!(!h.decide(Ok(modes(true, true))));
+        // readline, vi, less: echo off, but they show what is typed themselves.
+        assert!(!h.decide(Ok(modes(false, false))));
+        // Raw with echo: nothing hides.
+        assert!(!h.decide(Ok(modes(true, false))));
+    }
+
+    #[test]
+    fn disabled_redaction_records_everything() {
+        let mut h = HiddenInput::new(false);
+        assert!(!h.decide(Ok(modes(false, true))));
+        assert!(!h.decide(Err(Errno::EBADF)));
+    }
+
+    #[test]
+    fn a_failed_query_keeps_the_last_answer() {
+        // Never answered: input is recorded.
+        let mut h = HiddenInput::new(true);
+        assert!(!h.decide(Err(Errno::EIO)));
+        assert!(h.warned);
+        // In the middle of a password: still hidden, and warned about once only.
+        let mut h = HiddenInput::new(true);
+        assert!(h.decide(Ok(modes(false, true))));
+        assert!(h.decide(Err(Errno::EIO)));
+        assert!(h.warned);
+        assert!(h.decide(Err(Errno::EIO)));
+        // Answers again: the new answer counts.
+        assert!(!h.decide(Ok(modes(true, true))));
+        assert!(!h.decide(Err(Errno::EIO)));
+    }
+
+    #[test]
+    fn hidden_reads_join_one_run_until_it_is_taken() {
+        let mut h = HiddenInput::new(true);
+        assert_eq!(h.due(), None);
+        assert_eq!(h.take_run(), None);
+        let t0 = Instant::now();
+        h.add(3, 1_000, t0);
+        assert_eq!(h.due(), Some(t0 + HIDDEN_RUN_IDLE));
+        let t1 = t0 + Duration::from_millis(400);
+        h.add(5, 2_000, t1);
+        // The run is due an idle period after its last byte, and dated by its first.
+        assert_eq!(h.due(), Some(t1 + HIDDEN_RUN_IDLE));
+        assert_eq!(
+            h.take_run(),
+            Some(HiddenRun {
+                bytes: 8,
+                first_ns: 1_000,
+                last_at: t1,
+            })
+        );
+        assert_eq!(h.due(), None);
+        // The next hidden read starts a new run.
+        h.add(1, 9_000, t1);
+        assert_eq!(
+            h.take_run().map(|r| (r.bytes, r.first_ns)),
+            Some((1, 9_000))
+        );
     }
 }

@@ -8,14 +8,15 @@
 //! every recorder).
 
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use agent::pty::{self, WinSize};
 use anyhow::{Context, bail};
+use terminal::fd::{self, ReadOutcome};
+use terminal::pty::{self, WinSize};
 
 /// The terminal every recorder gets.
 pub const SIZE: WinSize = WinSize {
@@ -65,8 +66,8 @@ impl Session {
         })
     }
 
-    fn fd(&self) -> RawFd {
-        self.master.as_raw_fd()
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.master.as_fd()
     }
 }
 
@@ -120,77 +121,26 @@ fn reap(pid: libc::pid_t, timeout: Duration) -> anyhow::Result<Reaped> {
     }
 }
 
-fn poll_in(fd: RawFd, timeout_ms: i32) -> std::io::Result<bool> {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let rc = unsafe { libc::poll(&mut p, 1, timeout_ms) };
-    if rc < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() == std::io::ErrorKind::Interrupted {
-            return Ok(false);
-        }
-        return Err(e);
-    }
-    Ok(rc > 0)
-}
-
-/// One read; `Ok(None)` when the PTY is closed (EIO: the recorder and its children are
-/// gone).
-fn read_some(fd: RawFd, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
-    // SAFETY: reads into a buffer we own, within its length.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n > 0 {
-        return Ok(Some(n as usize));
-    }
-    if n == 0 {
-        return Ok(None);
-    }
-    let e = std::io::Error::last_os_error();
-    match e.kind() {
-        std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock => Ok(Some(0)),
-        _ if e.raw_os_error() == Some(libc::EIO) => Ok(None),
-        _ => Err(e),
-    }
-}
-
-fn write_all(fd: RawFd, mut data: &[u8]) -> anyhow::Result<()> {
-    while !data.is_empty() {
-        // SAFETY: writes from a buffer we own, within its length.
-        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e).context("write to the PTY");
-        }
-        data = &data[n as usize..];
-    }
-    Ok(())
+fn write_all(fd: BorrowedFd<'_>, data: &[u8]) -> anyhow::Result<()> {
+    fd::write_all(fd, data).context("write to the PTY")
 }
 
 /// Reads everything the recorder prints until the PTY closes or `stop` is set; returns
 /// the byte count and when the last byte (or the close) was seen.
-fn drain(fd: RawFd, stop: Arc<AtomicBool>) -> JoinHandle<std::io::Result<(u64, Instant)>> {
+fn drain(master: OwnedFd, stop: Arc<AtomicBool>) -> JoinHandle<std::io::Result<(u64, Instant)>> {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;
         let mut last = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            // The poll timeout only lets a stuck run be abandoned; reads are back to back.
-            if !poll_in(fd, 200)? {
-                continue;
-            }
-            match read_some(fd, &mut buf)? {
-                Some(n) => {
+            // The wait only lets a stuck run be abandoned; reads are back to back.
+            match fd::read_within(master.as_fd(), &mut buf, Duration::from_millis(200))? {
+                ReadOutcome::NotReady => {}
+                ReadOutcome::Data(n) => {
                     total += n as u64;
                     last = Instant::now();
                 }
-                None => {
+                ReadOutcome::Closed => {
                     last = Instant::now();
                     break;
                 }
@@ -228,7 +178,11 @@ pub fn bulk(
     let before = CpuTimes::now();
     let s = Session::spawn(program, args, env)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let drainer = drain(s.fd(), Arc::clone(&stop));
+    // The drain thread reads through a handle of its own on the master.
+    let drainer = drain(
+        s.master.try_clone().context("duplicating the PTY master")?,
+        Arc::clone(&stop),
+    );
     let reaped = reap(s.pid, timeout);
     // The recorder is gone; whatever it wrote is in the PTY already. Give the drain a
     // moment to reach the close, then stop it.
@@ -263,7 +217,7 @@ pub fn bulk(
 
 /// Reads into `seen` until `done(seen)` holds; fails after `timeout`.
 fn read_until(
-    fd: RawFd,
+    fd: BorrowedFd<'_>,
     seen: &mut Vec<u8>,
     timeout: Duration,
     what: &str,
@@ -279,14 +233,13 @@ fn read_until(
                 String::from_utf8_lossy(&seen[seen.len().saturating_sub(300)..])
             );
         }
-        if poll_in(fd, left.as_millis().min(1000) as i32)? {
-            match read_some(fd, &mut buf)? {
-                Some(n) => seen.extend_from_slice(&buf[..n]),
-                None => bail!(
-                    "the recorder exited while waiting for {what}; it printed {:?}",
-                    String::from_utf8_lossy(&seen[seen.len().saturating_sub(300)..])
-                ),
-            }
+        match fd::read_within(fd, &mut buf, left.min(Duration::from_secs(1)))? {
+            ReadOutcome::NotReady => {}
+            ReadOutcome::Data(n) => seen.extend_from_slice(&buf[..n]),
+            ReadOutcome::Closed => bail!(
+                "the recorder exited while waiting for {what}; it printed {:?}",
+                String::from_utf8_lossy(&seen[seen.len().saturating_sub(300)..])
+            ),
         }
     }
     Ok(())
@@ -294,14 +247,16 @@ fn read_until(
 
 /// True once the terminal the recorder was given is in raw mode without echo, i.e. the
 /// recorder has taken it over. (On Linux the master reports the PTY's termios.)
-fn is_raw(fd: RawFd) -> bool {
+fn is_raw(fd: BorrowedFd<'_>) -> bool {
     // SAFETY: zeroed termios is a valid out-parameter for tcgetattr.
     let mut t: libc::termios = unsafe { std::mem::zeroed() };
     // SAFETY: tcgetattr on our PTY master.
-    unsafe { libc::tcgetattr(fd, &mut t) == 0 && t.c_lflag & (libc::ICANON | libc::ECHO) == 0 }
+    unsafe {
+        libc::tcgetattr(fd.as_raw_fd(), &mut t) == 0 && t.c_lflag & (libc::ICANON | libc::ECHO) == 0
+    }
 }
 
-fn wait_raw(fd: RawFd, timeout: Duration) -> anyhow::Result<()> {
+fn wait_raw(fd: BorrowedFd<'_>, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     while !is_raw(fd) {
         if Instant::now() > deadline {
@@ -362,9 +317,11 @@ impl EchoSession {
         wait_raw(fd, Duration::from_secs(10))?;
         let mut buf = vec![0u8; 4096];
         // Let start-up output settle so it is not mistaken for an echo.
-        while poll_in(fd, 100)? {
-            if read_some(fd, &mut buf)?.is_none() {
-                bail!("the recorder exited before the test started");
+        loop {
+            match fd::read_within(fd, &mut buf, Duration::from_millis(100))? {
+                ReadOutcome::NotReady => break,
+                ReadOutcome::Data(_) => {}
+                ReadOutcome::Closed => bail!("the recorder exited before the test started"),
             }
         }
         Ok(EchoSession { session, buf })
@@ -377,13 +334,11 @@ impl EchoSession {
         let t0 = Instant::now();
         write_all(fd, &[byte])?;
         loop {
-            if !poll_in(fd, 5000)? {
-                bail!("no echo of sample {i} within 5 s");
-            }
-            match read_some(fd, &mut self.buf)? {
-                Some(n) if self.buf[..n].contains(&byte) => break,
-                Some(_) => {}
-                None => bail!("the recorder exited during sample {i}"),
+            match fd::read_within(fd, &mut self.buf, Duration::from_secs(5))? {
+                ReadOutcome::NotReady => bail!("no echo of sample {i} within 5 s"),
+                ReadOutcome::Data(n) if self.buf[..n].contains(&byte) => break,
+                ReadOutcome::Data(_) => {}
+                ReadOutcome::Closed => bail!("the recorder exited during sample {i}"),
             }
         }
         Ok(t0.elapsed())

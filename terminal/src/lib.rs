@@ -1,10 +1,15 @@
-//! The user's terminal: raw mode that is always undone, and window sizes.
+//! Terminals and PTYs: raw mode that is always undone, window sizes, spawning a program
+//! on a new PTY ([`pty`]), and reading and writing terminal descriptors ([`fd`]).
 //!
-//! Used by `auditty-agent` (the recorded user's terminal and the PTY it creates) and by
-//! `replay play` (the auditor's terminal).
+//! Used by `auditty-agent` (the recorded user's terminal and the PTY it creates), by
+//! `replay play` (the auditor's terminal), and by the end-to-end tests and the bench,
+//! which run the recorders on PTYs of their own.
 
 use std::io;
 use std::os::fd::RawFd;
+
+pub mod fd;
+pub mod pty;
 
 /// A terminal size in character cells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,8 +20,8 @@ pub mod moto;
 pub mod s3_proxy;
 pub mod synthetic;
 
-use agent::pty::{self, WinSize};
 use search::render::Screen;
+use terminal::pty::{self, WinSize};
 
 /// The directory holding the workspace's built binaries (`target/debug`).
 pub fn bin_dir() -> PathBuf {

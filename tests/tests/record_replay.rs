@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use agent::pty::WinSize;
 use auditty_tests::{PtySession, Sandbox, render_asciicast, show};
+use terminal::pty::WinSize;
 
 const T: Duration = Duration::from_secs(20);
 

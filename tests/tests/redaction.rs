@@ -8,9 +8,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use agent::pty::WinSize;
 use auditty_tests::{PtySession, Sandbox};
 use schemas::{Event, EventKind, SessionEnd, SessionId};
+use terminal::pty::WinSize;
 
 const T: Duration = Duration::from_secs(20);
 /// What the user types at the prompt: 19 bytes, and Enter.

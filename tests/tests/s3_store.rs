@@ -5,7 +5,6 @@ use std::process::Child;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use agent::pty::WinSize;
 use auditty_tests::broker::Broker;
 use auditty_tests::moto::{Moto, s3_env, venv_bin};
 use auditty_tests::s3_proxy::{Fault, S3Proxy};
@@ -14,6 +13,7 @@ use auditty_tests::{PtySession, Sandbox, all_event_rows, assert_exactly_once, sh
 use schemas::{Event, EventKind, SessionEnd, SessionId, SessionStart};
 use store::parquet_io::{encode_events, encode_sessions};
 use store::{EventRow, ObjectMeta, ObjectStore, S3Options, SessionRow, StoreUrl};
+use terminal::pty::WinSize;
 
 const T: Duration = Duration::from_secs(120);
 const BUCKET: &str = "audit";

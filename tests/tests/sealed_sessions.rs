@@ -18,7 +18,6 @@ use std::process::Output;
 use std::sync::Once;
 use std::time::Duration;
 
-use agent::pty::WinSize;
 use auditty_tests::broker::Broker;
 use auditty_tests::moto::{Moto, s3_env};
 use auditty_tests::{Sandbox, all_event_rows, show};
@@ -27,6 +26,7 @@ use envelope::testsuite::create_kms_key;
 use schemas::chunk::{ChunkHeader, FLAG_SEALED};
 use schemas::seal::SealedChunk;
 use schemas::{Chunk, EventKind};
+use terminal::pty::WinSize;
 
 const T: Duration = Duration::from_secs(30);
 

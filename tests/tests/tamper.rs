@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use agent::pty::WinSize;
 use auditty_tests::{Sandbox, show};
 use integrity::{NodeKey, SessionChain};
 use schemas::{SessionEnd, SessionId};
@@ -20,6 +19,7 @@ use store::parquet_io::{
     decode_events, decode_sessions, encode_events, encode_sessions, read_object_meta,
 };
 use store::{EventRow, LocalStore, ObjectStore, SessionRow};
+use terminal::pty::WinSize;
 
 const T: Duration = Duration::from_secs(30);
 /// The seed of a node key that no trust file holds.

@@ -1,13 +1,14 @@
 //! `replay play`: the session in this terminal, with its original timing.
 
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use schemas::EventKind;
 use terminal::RawMode;
+use terminal::fd::{ReadOutcome, read_within};
 
 use crate::cli::PlayArgs;
 use crate::open::{StoreArgs, open_session};
@@ -22,24 +23,12 @@ enum Key {
 }
 
 /// Waits up to `timeout` for a key on `fd` (a terminal in raw mode).
-fn read_key(fd: i32, timeout: Duration) -> Option<Key> {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let ready = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
-    if ready <= 0 {
-        return None;
-    }
+fn read_key(fd: BorrowedFd<'_>, timeout: Duration) -> Option<Key> {
     let mut buf = [0u8; 64];
-    // SAFETY: reads into our buffer within its length.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n <= 0 {
+    let ReadOutcome::Data(n) = read_within(fd, &mut buf, timeout).ok()? else {
         return None;
-    }
-    buf[..n as usize].iter().find_map(|b| match b {
+    };
+    buf[..n].iter().find_map(|b| match b {
         b' ' => Some(Key::Pause),
         b'q' | b'Q' | 0x03 => Some(Key::Quit),
         _ => None,
@@ -59,9 +48,10 @@ pub fn run(store_args: &StoreArgs, args: PlayArgs) -> anyhow::Result<()> {
     ] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
-    let stdin = std::io::stdin().as_raw_fd();
+    let stdin = std::io::stdin();
+    let stdin = stdin.as_fd();
     // Raw mode lets single keys through; the guard restores the terminal on every return.
-    let raw = RawMode::enter(stdin)?;
+    let raw = RawMode::enter(stdin.as_raw_fd())?;
     let keys = raw.is_some();
 
     let events = timed(

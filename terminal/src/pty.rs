@@ -1,12 +1,17 @@
-//! Spawning a program on a new pseudo-terminal, and window sizes.
+//! Spawning a program on a new pseudo-terminal whose master side we hold.
+//!
+//! `auditty-agent record` runs the recorded shell this way; the end-to-end tests and the
+//! bench run the recorders themselves this way, so that each sees a real terminal. The
+//! window-size functions are re-exported here because every caller that spawns also
+//! resizes.
 
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
-
 use std::process::{Child, Command, Stdio};
-pub use terminal::{WinSize, get_size, set_size};
+
+pub use crate::{WinSize, get_size, set_size};
 
 /// A program running on a PTY; we hold the master side.
 pub struct Spawned {
