@@ -212,7 +212,7 @@ pub fn parse_v2(text: &str) -> Result<(HeaderV2, Vec<CastEvent>), ParseError> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
 
     use super::*;
 
@@ -313,8 +313,17 @@ mod tests {
         ]
     };
 
+    /// This crate's directory. Taken from cargo at run time first: with a target directory
+    /// shared between checkouts, cargo may run a test binary built in another checkout,
+    /// whose `env!("CARGO_MANIFEST_DIR")` names that checkout.
+    fn manifest_dir() -> PathBuf {
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+    }
+
     fn fixture_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/asciicast/v2")
+        manifest_dir().join("tests/data/asciicast/v2")
     }
 
     fn parse_fixture(name: &str) -> Result<(HeaderV2, Vec<CastEvent>), ParseError> {
@@ -406,7 +415,7 @@ mod tests {
     /// `AUDITTY_REQUIRE_SHARED_TESTDATA=1`.
     #[test]
     fn upstream_conformance_files_parse_or_fail_with_a_line() {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let workspace = manifest_dir().join("..");
         let explicit = std::env::var_os(SHARED_TESTDATA_VAR).filter(|v| !v.is_empty());
         let base = match &explicit {
             Some(dir) => workspace.join(dir).join("asciicast"),
