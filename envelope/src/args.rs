@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use schemas::seal::{DataKey, Envelope};
+use schemas::Envelope;
+use schemas::seal::DataKey;
 
 use crate::{EnvelopeError, Identities, KmsOptions, Recipient, read_recipients_file, seal_session};
 

@@ -5,7 +5,8 @@ use std::io::{Read, Write};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use schemas::seal::{AEAD_NAME, DataKey, ENVELOPE_VERSION, Envelope, KEY_LEN, KmsWrappedKey};
+use schemas::seal::{AEAD_NAME, DataKey, KEY_LEN};
+use schemas::session::{ENVELOPE_VERSION, Envelope, KmsWrappedKey};
 use zeroize::Zeroize;
 
 use crate::error::{EnvelopeError, shorten};
