@@ -87,7 +87,7 @@ pub struct RecordArgs {
 
     /// Who the session is sealed for (end-to-end encryption).
     #[command(flatten)]
-    pub seal: envelope::RecipientArgs,
+    pub recipients: envelope::RecipientArgs,
 
     /// The node's ed25519 key that signs checkpoints; created (mode 0600) on first use,
     /// and its public key added to <data dir>/trusted-keys.

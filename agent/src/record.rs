@@ -105,8 +105,8 @@ fn start_recorder(
     // Before anything is written: a session that should be sealed and cannot be is not
     // recorded in the clear instead.
     let (data_key, envelope) = match args
-        .seal
-        .seal(&session_id.to_string())
+        .recipients
+        .wrap_session_key(&session_id.to_string())
         .context("cannot seal the session for its recipients; nothing was recorded")?
     {
         Some((key, envelope)) => (Some(key), Some(envelope)),

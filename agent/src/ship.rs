@@ -14,12 +14,9 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use kafka::KafkaOptions;
-use rdkafka::client::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use kafka::{DeliveryHandler, KafkaOptions, LogContext};
 use rdkafka::message::DeliveryResult;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use schemas::chunk::ChunkHeader;
 use schemas::data_dir::DataDir;
 use spool::{ScanItem, SegmentFile};
@@ -29,24 +26,20 @@ use crate::cli::ShipArgs;
 /// Name of the shipper's position files next to each segment.
 pub const CONSUMER: &str = "shipped";
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How the shipper's reports of damaged spool files say what it did.
+const WORDING: spool::Wording = spool::Wording {
+    done: "shipped",
+    around_damage: "are shipped",
+};
 
 /// Delivery reports, by the index of the entry in the batch being shipped.
 struct Deliveries {
     tx: std::sync::Mutex<Sender<(usize, Result<(), String>)>>,
 }
 
-impl ClientContext for Deliveries {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        kafka::log(level, fac, message);
-    }
-    fn error(&self, error: KafkaError, reason: &str) {
-        kafka::report_error(&error, reason);
-    }
-}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = usize;
-    fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
+impl DeliveryHandler for Deliveries {
+    type Opaque = usize;
+    fn delivered(&self, result: &DeliveryResult<'_>, index: usize) {
         let outcome = match result {
             Ok(_) => Ok(()),
             Err((e, _)) => Err(e.to_string()),
@@ -78,7 +71,7 @@ struct Shipper {
     shipped: Cell<u64>,
     failures: Cell<u64>,
     was_full: Cell<bool>,
-    producer: BaseProducer<Deliveries>,
+    producer: BaseProducer<LogContext<Deliveries>>,
     reports: Receiver<(usize, Result<(), String>)>,
     topic: String,
     spool: PathBuf,
@@ -106,11 +99,11 @@ pub fn run(data_dir: Option<&Path>, args: ShipArgs) -> anyhow::Result<()> {
         &args.librdkafka,
     )?;
     let (tx, reports) = channel();
-    let producer: BaseProducer<Deliveries> = options
+    let producer: BaseProducer<LogContext<Deliveries>> = options
         .client_config(&producer_defaults())
-        .create_with_context(Deliveries {
+        .create_with_context(LogContext::new(Deliveries {
             tx: std::sync::Mutex::new(tx),
-        })
+        }))
         .context("cannot create the Kafka producer (check -X / --kafka-config properties)")?;
     let shipper = Shipper {
         metrics_file: args.metrics_file.clone(),
@@ -196,7 +189,7 @@ impl Shipper {
                 cap: self.cap,
             };
             if let Err(e) = m.write(path) {
-                tracing::warn!("Cannot write metrics to {}: {e}", path.display());
+                tracing::warn!(path = %path.display(), error = %e, "Cannot write metrics.");
             }
         }
     }
@@ -254,10 +247,13 @@ impl Shipper {
                     bytes,
                 } => {
                     let kept = quarantine(&self.spool, &seg.stem, *offset, bytes)?;
-                    tracing::error!(
-                        "spool file {path} is damaged: bytes {offset}..{end} ({} bytes) are not a valid entry: {reason}\n  kept: the entries before and after them are shipped\n  moved: the damaged bytes to {}",
-                        end - offset,
-                        kept.display()
+                    spool::report_damage(
+                        &seg.path,
+                        *offset,
+                        *end,
+                        reason,
+                        kept.display(),
+                        &WORDING,
                     );
                     // Damage counts as handled once it is kept aside.
                     ends.push(*end);
@@ -285,12 +281,7 @@ impl Shipper {
             spool::Finish::Kept => Ok(false),
             spool::Finish::Removed { torn_tail } => {
                 if let Some(t) = torn_tail {
-                    tracing::warn!(
-                        "spool file {path}: cut off a torn tail of {} bytes at offset {}: {} (the agent was stopped mid-write?); every complete entry before it was shipped",
-                        t.len,
-                        t.offset,
-                        t.reason
-                    );
+                    spool::report_torn_tail(&seg.path, &t, &WORDING);
                 }
                 Ok(true)
             }
@@ -304,23 +295,15 @@ impl Shipper {
             Ok(h) => h.session_id.to_string(),
             Err(_) => stem.get(..36).unwrap_or(stem).to_string(),
         };
-        let mut record = BaseRecord::with_opaque_to(&self.topic, index)
+        let record = BaseRecord::with_opaque_to(&self.topic, index)
             .key(&key)
             .payload(payload);
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    self.producer.poll(Duration::from_millis(100));
-                }
-                Err((e, _)) => return Err(e).context("cannot queue a chunk for Kafka"),
-            }
-        }
+        kafka::send_waiting(&self.producer, record, Duration::from_millis(100))
+            .context("cannot queue a chunk for Kafka")
     }
 
     fn mark_handled(&self, index: usize) {
-        if let Ok(tx) = self.producer.context().tx.lock() {
+        if let Ok(tx) = self.producer.context().handler().tx.lock() {
             let _ = tx.send((index, Ok(())));
         }
     }
@@ -347,8 +330,9 @@ impl Shipper {
             }
             if received < n && last_note.elapsed() > Duration::from_secs(10) {
                 tracing::warn!(
-                    "Waiting for Kafka to acknowledge {} chunks from {path} (is the broker reachable?).",
-                    n - received
+                    file = path,
+                    chunks = n - received,
+                    "Waiting for Kafka to acknowledge chunks (is the broker reachable?)."
                 );
                 last_note = Instant::now();
             }
@@ -363,7 +347,7 @@ impl Shipper {
             match r {
                 Some(Ok(())) => acked += 1,
                 Some(Err(e)) => {
-                    tracing::warn!("Kafka did not take a chunk from {path}: {e}");
+                    tracing::warn!(file = path, error = %e, "Kafka did not take a chunk.");
                     break;
                 }
                 None => break,

@@ -4,9 +4,12 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use schemas::seal::{DataKey, Envelope};
+use schemas::Envelope;
+use schemas::seal::DataKey;
 
-use crate::{EnvelopeError, Identities, KmsOptions, Recipient, read_recipients_file, seal_session};
+use crate::{
+    EnvelopeError, Identities, KmsOptions, Recipient, read_recipients_file, wrap_session_key,
+};
 
 /// Who a recorded session is sealed for. With none of these the session is recorded in
 /// plaintext.
@@ -74,12 +77,15 @@ impl RecipientArgs {
     /// The session's data key and envelope, or `None` when no recipient and no KMS key
     /// was given (the session is then recorded unsealed). Blocks for KMS.
     /// `session` is the session id, bound into the KMS encryption context.
-    pub fn seal(&self, session: &str) -> Result<Option<(DataKey, Envelope)>, EnvelopeError> {
+    pub fn wrap_session_key(
+        &self,
+        session: &str,
+    ) -> Result<Option<(DataKey, Envelope)>, EnvelopeError> {
         let recipients = self.recipients()?;
         if recipients.is_empty() && self.kms_key_id.is_none() {
             return Ok(None);
         }
-        seal_session(
+        wrap_session_key(
             session,
             &recipients,
             self.kms_key_id.as_deref(),
@@ -158,7 +164,7 @@ mod tests {
     #[derive(Parser)]
     struct Agent {
         #[command(flatten)]
-        seal: RecipientArgs,
+        recipients: RecipientArgs,
     }
 
     #[derive(Parser)]
@@ -175,9 +181,9 @@ mod tests {
     }
 
     #[test]
-    fn recipient_flags_seal_or_leave_plaintext() {
+    fn recipient_flags_wrap_the_key_or_leave_plaintext() {
         let none = Agent::try_parse_from(["agent"]).unwrap();
-        assert!(none.seal.seal("s").unwrap().is_none());
+        assert!(none.recipients.wrap_session_key("s").unwrap().is_none());
 
         let a = age::x25519::Identity::generate().to_public().to_string();
         let b = age::x25519::Identity::generate().to_public().to_string();
@@ -192,7 +198,7 @@ mod tests {
             file.to_str().unwrap(),
         ])
         .unwrap();
-        let (_, env) = args.seal.seal("s").unwrap().unwrap();
+        let (_, env) = args.recipients.wrap_session_key("s").unwrap().unwrap();
         assert_eq!(env.recipients, [a, b]);
 
         let e = Agent::try_parse_from(["agent", "--recipient", "bogus"])

@@ -34,13 +34,13 @@ pub enum EnvelopeError {
         /// What is wrong with it and what was expected.
         reason: String,
     },
-    /// Sealing was asked for without anyone to seal for.
+    /// Wrapping the key was asked for without anyone to wrap it for.
     #[error("nothing to seal the session for: give --recipient, --recipients-file or --kms-key-id")]
     NoRecipients,
     /// The data key could not be made or wrapped (no randomness, age failure).
     #[error("cannot seal the session's data key: {0}")]
-    Seal(String),
-    /// A KMS call failed while sealing.
+    Wrap(String),
+    /// A KMS call failed while wrapping the key.
     #[error("cannot seal the session's data key with KMS key {key_id}: {message}")]
     Kms {
         /// The key id, ARN or alias given.

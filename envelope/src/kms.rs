@@ -1,5 +1,5 @@
 //! AWS KMS: [`KmsOptions`] and the one place that builds a KMS client from them
-//! ([`Kms::connect`]), used by `GenerateDataKey` when sealing and `Decrypt` when opening.
+//! ([`Kms::connect`]), used by `GenerateDataKey` when wrapping and `Decrypt` when opening.
 //!
 //! Callers are synchronous (the agent, `replay`), so [`Kms`] owns a small current-thread
 //! tokio runtime and blocks on each call, like `store`'s S3 client.

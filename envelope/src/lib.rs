@@ -2,10 +2,10 @@
 //! session's `start` event.
 //!
 //! - [`Recipient`] (an age `age1…` key or an SSH public key) and [`read_recipients_file`]
-//!   say who may read a session; [`seal_session`] draws the session's
+//!   say who may read a session; [`wrap_session_key`] draws the session's
 //!   [`DataKey`](schemas::seal::DataKey) (from the OS, or from KMS `GenerateDataKey` when a
 //!   KMS key is given), encrypts it once as one age file to all recipients and returns it
-//!   with the [`Envelope`](schemas::seal::Envelope) to put in the `start` event.
+//!   with the [`Envelope`](schemas::Envelope) to put in the `start` event.
 //! - [`Identities`] loads the private keys of a reader (age identity files, unencrypted
 //!   SSH keys) and [`open_envelope`] unwraps the key with them, or with KMS `Decrypt` when
 //!   allowed ([`KmsOptions`]). A failure is one line that names the session and who it
@@ -13,7 +13,8 @@
 //! - With the `clap` feature, [`RecipientArgs`] (`auditty-agent record`) and
 //!   [`IdentityArgs`] (`replay`) are the command-line flags for both.
 //!
-//! Callers: the agent seals at session start; `replay` opens. Both are synchronous, so
+//! Callers: the agent wraps the key at session start (and then seals chunks under it);
+//! `replay` opens. Both are synchronous, so
 //! the KMS calls block on a small runtime of their own. Every failure is an
 //! [`EnvelopeError`].
 #![warn(missing_docs)]
@@ -24,7 +25,7 @@ mod error;
 mod identity;
 mod kms;
 mod recipient;
-mod seal;
+mod wrap;
 
 #[cfg(feature = "clap")]
 pub use args::{IdentityArgs, RecipientArgs};
@@ -32,7 +33,7 @@ pub use error::EnvelopeError;
 pub use identity::Identities;
 pub use kms::KmsOptions;
 pub use recipient::{Recipient, read_recipients_file};
-pub use seal::{KMS_CONTEXT_SESSION, KMS_PREFIX, open_envelope, seal_session};
+pub use wrap::{KMS_CONTEXT_SESSION, KMS_PREFIX, open_envelope, wrap_session_key};
 
 /// Helpers for tests against a KMS-compatible server (moto); not for production use.
 #[cfg(feature = "testsuite")]
@@ -40,7 +41,7 @@ pub mod testsuite {
     use crate::KmsOptions;
 
     /// Creates a symmetric KMS key (and the alias `alias/NAME`, if given) through the same
-    /// client builder as sealing and opening; returns the key id.
+    /// client builder as wrapping and opening; returns the key id.
     pub fn create_kms_key(options: &KmsOptions, alias: Option<&str>) -> Result<String, String> {
         crate::kms::Kms::connect(options)?.create_key(alias)
     }
@@ -166,7 +167,7 @@ mod proptests {
                 let ids = crate::Identities::from_keys(keys);
                 let r = age::x25519::Identity::generate().to_public().to_string();
                 let r = crate::Recipient::parse(&r).unwrap();
-                let (_, env) = crate::seal_session("0193-test", &[r], None, &crate::KmsOptions::default()).unwrap();
+                let (_, env) = crate::wrap_session_key("0193-test", &[r], None, &crate::KmsOptions::default()).unwrap();
                 let _ = crate::open_envelope("s", &env, &ids, None);
             }
         }
@@ -179,7 +180,7 @@ mod proptests {
             use age::secrecy::ExposeSecret;
             let id = age::x25519::Identity::generate();
             let r = crate::Recipient::parse(&id.to_public().to_string()).unwrap();
-            let (_, mut env) = crate::seal_session("0193-test", &[r], None, &crate::KmsOptions::default()).unwrap();
+            let (_, mut env) = crate::wrap_session_key("0193-test", &[r], None, &crate::KmsOptions::default()).unwrap();
             let mut bytes = STANDARD.decode(env.age.as_ref().unwrap()).unwrap();
             for (i, b) in flips {
                 let n = bytes.len();

@@ -35,87 +35,24 @@ impl Recipient {
     /// Parses `age1…` or an SSH public key line (`TYPE BASE64 [COMMENT]`).
     pub fn parse(input: &str) -> Result<Recipient, EnvelopeError> {
         let s = input.trim();
-        let bad = |reason: String| EnvelopeError::BadRecipient {
-            input: shorten(s, 80),
-            reason,
-        };
         if s.is_empty() {
-            return Err(bad(EXPECTED.to_string()));
+            return Err(bad(s, EXPECTED.to_string()));
         }
-        if s.starts_with("AGE-SECRET-KEY-") {
-            // Never echo a secret key back.
-            return Err(EnvelopeError::BadRecipient {
-                input: "AGE-SECRET-KEY-…".to_string(),
-                reason: "this is an age identity (a secret key), not a recipient; give its \
-                         public key, which `age-keygen -y FILE` prints"
-                    .to_string(),
-            });
-        }
-        if s.starts_with("-----BEGIN") {
-            return Err(EnvelopeError::BadRecipient {
-                input: shorten(s, 40),
-                reason: "this looks like a private key; give the public key (the .pub file, \
-                         or `ssh-keygen -y -f FILE`)"
-                    .to_string(),
-            });
+        if let Some(e) = refuse_private_key(s) {
+            return Err(e);
         }
         if s.starts_with("age1") {
-            if s.contains(char::is_whitespace) {
-                return Err(bad("an age recipient is one word (age1…)".to_string()));
-            }
-            return match age::x25519::Recipient::from_str(s) {
-                Ok(r) => Ok(Recipient {
-                    text: r.to_string(),
-                    key: RecipientKey::X25519(r),
-                }),
-                Err(e) => Err(bad(format!("not a valid age X25519 recipient ({e})"))),
-            };
+            return parse_age(s);
         }
         if s.starts_with("age") && !s.contains(char::is_whitespace) {
             return Err(bad(
+                s,
                 "only X25519 age recipients (age1…) are supported, not plugin or \
                  post-quantum ones"
                     .to_string(),
             ));
         }
-        let mut words = s.split_whitespace();
-        let (Some(kind), Some(blob)) = (words.next(), words.next()) else {
-            return Err(bad(EXPECTED.to_string()));
-        };
-        let comment = words.collect::<Vec<_>>().join(" ");
-        match age::ssh::Recipient::from_str(&format!("{kind} {blob}")) {
-            Ok(r) => {
-                let mut text = r.to_string();
-                if !comment.is_empty() {
-                    text.push(' ');
-                    text.push_str(&comment);
-                }
-                Ok(Recipient {
-                    key: RecipientKey::Ssh(r),
-                    text,
-                })
-            }
-            Err(e) => {
-                use age::ssh::ParseRecipientKeyError as P;
-                Err(bad(match e {
-                    P::RsaModulusTooSmall => {
-                        "this RSA key is shorter than 2048 bits, which age refuses".to_string()
-                    }
-                    P::RsaModulusTooLarge => {
-                        "this RSA key is longer than age supports (16384 bits)".to_string()
-                    }
-                    P::Unsupported(t) if t.starts_with("sk-") => format!(
-                        "{t} is a hardware security key, which cannot decrypt; use an \
-                         ssh-ed25519 or ssh-rsa key, or an age key (age-keygen)"
-                    ),
-                    P::Unsupported(t) => format!(
-                        "SSH key type {t} cannot be a recipient; use ssh-ed25519 or ssh-rsa, \
-                         or an age key (age-keygen)"
-                    ),
-                    _ => EXPECTED.to_string(),
-                }))
-            }
-        }
+        parse_ssh(s)
     }
 
     /// The age recipient, for encrypting.
@@ -131,6 +68,94 @@ impl Recipient {
         match &self.key {
             RecipientKey::X25519(r) => r.to_string(),
             RecipientKey::Ssh(r) => r.to_string(),
+        }
+    }
+}
+
+/// The error for `s`, echoed shortened.
+fn bad(s: &str, reason: String) -> EnvelopeError {
+    EnvelopeError::BadRecipient {
+        input: shorten(s, 80),
+        reason,
+    }
+}
+
+/// An error if `s` is a secret key rather than a recipient. Never echoes a secret key.
+fn refuse_private_key(s: &str) -> Option<EnvelopeError> {
+    if s.starts_with("AGE-SECRET-KEY-") {
+        return Some(EnvelopeError::BadRecipient {
+            input: "AGE-SECRET-KEY-…".to_string(),
+            reason: "this is an age identity (a secret key), not a recipient; give its \
+                     public key, which `age-keygen -y FILE` prints"
+                .to_string(),
+        });
+    }
+    if s.starts_with("-----BEGIN") {
+        return Some(EnvelopeError::BadRecipient {
+            input: shorten(s, 40),
+            reason: "this looks like a private key; give the public key (the .pub file, \
+                     or `ssh-keygen -y -f FILE`)"
+                .to_string(),
+        });
+    }
+    None
+}
+
+/// An `age1…` recipient.
+fn parse_age(s: &str) -> Result<Recipient, EnvelopeError> {
+    if s.contains(char::is_whitespace) {
+        return Err(bad(s, "an age recipient is one word (age1…)".to_string()));
+    }
+    match age::x25519::Recipient::from_str(s) {
+        Ok(r) => Ok(Recipient {
+            text: r.to_string(),
+            key: RecipientKey::X25519(r),
+        }),
+        Err(e) => Err(bad(s, format!("not a valid age X25519 recipient ({e})"))),
+    }
+}
+
+/// An SSH public key line, `TYPE BASE64 [COMMENT]`.
+fn parse_ssh(s: &str) -> Result<Recipient, EnvelopeError> {
+    let mut words = s.split_whitespace();
+    let (Some(kind), Some(blob)) = (words.next(), words.next()) else {
+        return Err(bad(s, EXPECTED.to_string()));
+    };
+    let comment = words.collect::<Vec<_>>().join(" ");
+    match age::ssh::Recipient::from_str(&format!("{kind} {blob}")) {
+        Ok(r) => {
+            let mut text = r.to_string();
+            if !comment.is_empty() {
+                text.push(' ');
+                text.push_str(&comment);
+            }
+            Ok(Recipient {
+                key: RecipientKey::Ssh(r),
+                text,
+            })
+        }
+        Err(e) => {
+            use age::ssh::ParseRecipientKeyError as P;
+            Err(bad(
+                s,
+                match e {
+                    P::RsaModulusTooSmall => {
+                        "this RSA key is shorter than 2048 bits, which age refuses".to_string()
+                    }
+                    P::RsaModulusTooLarge => {
+                        "this RSA key is longer than age supports (16384 bits)".to_string()
+                    }
+                    P::Unsupported(t) if t.starts_with("sk-") => format!(
+                        "{t} is a hardware security key, which cannot decrypt; use an \
+                         ssh-ed25519 or ssh-rsa key, or an age key (age-keygen)"
+                    ),
+                    P::Unsupported(t) => format!(
+                        "SSH key type {t} cannot be a recipient; use ssh-ed25519 or ssh-rsa, \
+                         or an age key (age-keygen)"
+                    ),
+                    _ => EXPECTED.to_string(),
+                },
+            ))
         }
     }
 }

@@ -9,17 +9,15 @@
 //! objects are written again, never overlapping ones: the output is exactly once although
 //! delivery is at least once.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use kafka::KafkaOptions;
-use rdkafka::client::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use kafka::{KafkaOptions, LogContext, RebalanceHandler};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, Rebalance};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -62,17 +60,8 @@ struct GroupContext {
     events: Mutex<Vec<(bool, Vec<i32>)>>,
 }
 
-impl ClientContext for GroupContext {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        kafka::log(level, fac, message);
-    }
-    fn error(&self, error: KafkaError, reason: &str) {
-        kafka::report_error(&error, reason);
-    }
-}
-
-impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+impl RebalanceHandler for GroupContext {
+    fn pre_rebalance(&self, rebalance: &Rebalance<'_>) {
         let (assigned, tpl) = match rebalance {
             Rebalance::Assign(tpl) => (true, tpl),
             Rebalance::Revoke(tpl) => (false, tpl),
@@ -132,18 +121,18 @@ pub fn run(
             .and_then(|v| v.parse().ok())
             .unwrap_or(10_000),
     );
-    let consumer: BaseConsumer<GroupContext> = client
-        .create_with_context(GroupContext::default())
+    let consumer: BaseConsumer<LogContext<GroupContext>> = client
+        .create_with_context(LogContext::new(GroupContext::default()))
         .context("cannot create the Kafka consumer (check -X / --kafka-config properties)")?;
     consumer
         .subscribe(&[config.topic.as_str()])
         .with_context(|| format!("cannot subscribe to topic {}", config.topic))?;
-    let notifier: Option<BaseProducer<kafka::LogContext>> = match &config.notify_topic {
+    let notifier: Option<BaseProducer<LogContext>> = match &config.notify_topic {
         Some(_) => Some(
             config
                 .options
                 .client_config(&[("enable.idempotence", "true"), ("acks", "all")])
-                .create_with_context(kafka::LogContext)
+                .create_with_context(LogContext::default())
                 .context("cannot create the Kafka producer for notifications")?,
         ),
         None => None,
@@ -194,8 +183,8 @@ pub fn run(
 struct Ingester<'a> {
     config: &'a KafkaSourceConfig,
     store: &'a dyn ObjectStore,
-    consumer: &'a BaseConsumer<GroupContext>,
-    notifier: Option<&'a BaseProducer<kafka::LogContext>>,
+    consumer: &'a BaseConsumer<LogContext<GroupContext>>,
+    notifier: Option<&'a BaseProducer<LogContext>>,
     pending: HashMap<i32, Pending>,
     /// The partitions this member owns; `None` before the first assignment and while a
     /// rebalance has revoked all of them (an assignment may also be empty: more members
@@ -219,13 +208,9 @@ impl Ingester<'_> {
         }
     }
 
-    fn partition_name(&self, partition: i32) -> String {
-        format!("{}-{partition}", self.config.topic)
-    }
-
     /// Applies what the group did; true if partitions were assigned.
     fn handle_rebalances(&mut self) -> anyhow::Result<bool> {
-        let events = match self.consumer.context().events.lock() {
+        let events = match self.consumer.context().handler().events.lock() {
             Ok(mut e) => std::mem::take(&mut *e),
             Err(_) => bail!("the rebalance state is poisoned"),
         };
@@ -266,56 +251,34 @@ impl Ingester<'_> {
         self.summary.records += 1;
         let partition = msg.partition();
         let offset = msg.offset();
-        if !self.pending.contains_key(&partition) {
-            let name = self.partition_name(partition);
-            let cut = self.cuts.end_of(self.store, SOURCE, &name, offset as u64)?;
-            if let Some(end) = cut {
-                tracing::info!(
-                    partition,
-                    first = offset,
-                    end,
-                    "A batch from this offset is already stored but was not committed: cutting at the same place."
-                );
-            }
-            let ts = msg.timestamp().to_millis().unwrap_or(0);
-            self.pending.insert(
-                partition,
-                Pending {
-                    first_offset: offset,
-                    next_offset: offset,
-                    rows: Rows::default(),
-                    dead_letters: Vec::new(),
-                    bytes: 0,
-                    started: Instant::now(),
-                    cut_at: cut.map(|c| c as i64),
-                    // Objects without rows are filed under the first record's date, which
-                    // is the same on every re-read.
-                    date: schemas::time::date(ts.saturating_mul(1_000_000)),
-                },
-            );
-        }
-        let pending = self.pending.get_mut(&partition).expect("inserted above");
+        // A copy of the reference, so that it outlives the borrow of `pending`.
+        let config = self.config;
+        let topic = config.topic.as_str();
+        let pending = self.pending_for(partition, msg)?;
         let payload = msg.payload().unwrap_or(&[]);
-        let result = if payload.len() > self.config.max_record_bytes {
+        let result = if payload.len() > config.max_record_bytes {
             Err(format!(
                 "record of {} bytes exceeds --max-record-bytes {}",
                 payload.len(),
-                self.config.max_record_bytes
+                config.max_record_bytes
             ))
         } else {
             decode_chunk(payload, &mut pending.rows)
         };
         if let Err(reason) = result {
             tracing::warn!(
-                "topic {} partition {partition} offset {offset}: the record ({} bytes) is not a valid chunk: {reason}; kept as a dead letter",
-                self.config.topic,
-                payload.len()
+                topic,
+                partition,
+                offset,
+                bytes = payload.len(),
+                %reason,
+                "The record is not a valid chunk; kept as a dead letter."
             );
             pending.dead_letters.push(DeadLetter {
                 offset: offset as u64,
                 bytes: payload.to_vec(),
                 info: json!({
-                    "source": SOURCE, "topic": self.config.topic, "partition": partition, "offset": offset,
+                    "source": SOURCE, "topic": topic, "partition": partition, "offset": offset,
                     "key": msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                     "timestamp_ms": msg.timestamp().to_millis(),
                     "error": reason,
@@ -327,14 +290,50 @@ impl Ingester<'_> {
         let full = match pending.cut_at {
             Some(cut) => pending.next_offset >= cut,
             None => {
-                pending.rows.events.len() >= self.config.max_batch_events
-                    || pending.bytes >= self.config.max_batch_bytes
+                pending.rows.events.len() >= config.max_batch_events
+                    || pending.bytes >= config.max_batch_bytes
             }
         };
         if full {
             self.flush(partition)?;
         }
         Ok(())
+    }
+
+    /// The rows waiting for `partition`; a new batch starting at `msg` if there are none.
+    fn pending_for(
+        &mut self,
+        partition: i32,
+        msg: &BorrowedMessage<'_>,
+    ) -> anyhow::Result<&mut Pending> {
+        let vacant = match self.pending.entry(partition) {
+            Entry::Occupied(o) => return Ok(o.into_mut()),
+            Entry::Vacant(v) => v,
+        };
+        let offset = msg.offset();
+        let name = partition_name(&self.config.topic, partition);
+        let cut = self.cuts.end_of(self.store, SOURCE, &name, offset as u64)?;
+        if let Some(end) = cut {
+            tracing::info!(
+                partition,
+                first = offset,
+                end,
+                "A batch from this offset is already stored but was not committed: cutting at the same place."
+            );
+        }
+        let ts = msg.timestamp().to_millis().unwrap_or(0);
+        Ok(vacant.insert(Pending {
+            first_offset: offset,
+            next_offset: offset,
+            rows: Rows::default(),
+            dead_letters: Vec::new(),
+            bytes: 0,
+            started: Instant::now(),
+            cut_at: cut.map(|c| c as i64),
+            // Objects without rows are filed under the first record's date, which is the
+            // same on every re-read.
+            date: schemas::time::date(ts.saturating_mul(1_000_000)),
+        }))
     }
 
     fn flush_old(&mut self) -> anyhow::Result<()> {
@@ -364,7 +363,7 @@ impl Ingester<'_> {
         let Some(p) = self.pending.remove(&partition) else {
             return Ok(());
         };
-        let name = self.partition_name(partition);
+        let name = partition_name(&self.config.topic, partition);
         let sessions = p.rows.sessions.clone();
         let batch = Batch {
             source: SOURCE.into(),
@@ -391,7 +390,8 @@ impl Ingester<'_> {
             tracing::warn!(
                 partition,
                 offset = p.next_offset,
-                "Could not commit the offset after a durable batch: {e}"
+                error = %e,
+                "Could not commit the offset after a durable batch."
             );
         }
         tracing::debug!(
@@ -434,20 +434,9 @@ impl Ingester<'_> {
             });
             let body = message.to_string();
             let key = row.session_id.to_string();
-            let mut record = BaseRecord::to(topic).key(&key).payload(&body);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((
-                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                        r,
-                    )) => {
-                        record = r;
-                        producer.poll(Duration::from_millis(50));
-                    }
-                    Err((e, _)) => return Err(e).context("cannot queue a notification"),
-                }
-            }
+            let record = BaseRecord::to(topic).key(&key).payload(&body);
+            kafka::send_waiting(producer, record, Duration::from_millis(50))
+                .context("cannot queue a notification")?;
         }
         if !sessions.is_empty() {
             producer
@@ -456,4 +445,9 @@ impl Ingester<'_> {
         }
         Ok(())
     }
+}
+
+/// A partition's name in object names: `<topic>-<partition>`.
+fn partition_name(topic: &str, partition: i32) -> String {
+    format!("{topic}-{partition}")
 }

@@ -20,6 +20,11 @@ use crate::output::{Batch, DeadLetter, ExistingCuts, Written, dead_letter_locati
 pub const SOURCE: &str = "spool";
 /// Name of the ingester's position files next to each segment.
 pub const CONSUMER: &str = "ingested";
+/// How the ingester's reports of damaged spool files say what it did.
+const WORDING: spool::Wording = spool::Wording {
+    done: "ingested",
+    around_damage: "were ingested",
+};
 
 /// What one pass over the spool did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -99,10 +104,9 @@ impl SpoolSource {
         seg: &SegmentFile,
         summary: &mut PassSummary,
     ) -> anyhow::Result<()> {
-        let path = seg.path.display().to_string();
         // None: deleted by a concurrent ingester between listing and reading.
         let Some((committed, scan)) = spool::scan_from_position(seg, CONSUMER)
-            .with_context(|| format!("cannot read spool file {path}"))?
+            .with_context(|| format!("cannot read spool file {}", seg.path.display()))?
         else {
             return Ok(());
         };
@@ -113,50 +117,11 @@ impl SpoolSource {
             .iter()
             .filter(|i| limit.is_none_or(|l| item_end(i) <= l))
             .collect();
-        let date = segment_date(seg);
         let mut end = committed;
-        if !items.is_empty() {
-            let mut rows = Rows::default();
-            let mut dead_letters = Vec::new();
-            for item in &items {
-                match item {
-                    ScanItem::Entry {
-                        offset, payload, ..
-                    } => {
-                        if let Err(reason) = decode_chunk(payload, &mut rows) {
-                            tracing::warn!(
-                                "spool file {path}: the entry at offset {offset} ({} bytes) is not a valid chunk: {reason}\n  kept: as a dead letter in {}; the other entries were ingested",
-                                payload.len(),
-                                dead_letter_location(store, &date)
-                            );
-                            dead_letters.push(DeadLetter {
-                                offset: *offset,
-                                bytes: payload.clone(),
-                                info: json!({"source": SOURCE, "file": path, "offset": offset, "error": reason}),
-                            });
-                        }
-                    }
-                    ScanItem::Damaged {
-                        offset,
-                        end,
-                        reason,
-                        bytes,
-                    } => {
-                        tracing::error!(
-                            "spool file {path} is damaged: bytes {offset}..{end} ({} bytes) are not a valid entry: {reason}\n  kept: the entries before and after them were ingested\n  moved: the damaged bytes to {}",
-                            end - offset,
-                            dead_letter_location(store, &date)
-                        );
-                        summary.damaged += 1;
-                        dead_letters.push(DeadLetter {
-                            offset: *offset,
-                            bytes: bytes.clone(),
-                            info: json!({"source": SOURCE, "file": path, "offset": offset, "end": end, "error": reason}),
-                        });
-                    }
-                }
-            }
-            end = items.last().map_or(committed, |i| item_end(i));
+        if let Some(last) = items.last() {
+            end = item_end(last);
+            let date = segment_date(seg);
+            let (rows, dead_letters) = decode_items(store, seg, &date, &items, summary);
             let batch = Batch {
                 source: SOURCE.into(),
                 partition: seg.stem.clone(),
@@ -170,17 +135,11 @@ impl SpoolSource {
             spool::write_position(&seg.path, CONSUMER, end)?;
             summary.segments += 1;
         }
-
         match spool::finish_segment(seg, &scan, end, CONSUMER)? {
             spool::Finish::Kept => {}
             spool::Finish::Removed { torn_tail } => {
                 if let Some(tail) = torn_tail {
-                    tracing::warn!(
-                        "spool file {path}: cut off a torn tail of {} bytes at offset {}: {} (the agent was stopped mid-write?); every complete entry before it was ingested",
-                        tail.len,
-                        tail.offset,
-                        tail.reason
-                    );
+                    spool::report_torn_tail(&seg.path, &tail, &WORDING);
                     summary.torn_tails += 1;
                 }
                 summary.deleted += 1;
@@ -188,6 +147,56 @@ impl SpoolSource {
         }
         Ok(())
     }
+}
+
+/// Decodes the entries of a segment into rows. Entries that are not chunks and damaged
+/// stretches become dead letters, filed under `date`.
+fn decode_items(
+    store: &dyn ObjectStore,
+    seg: &SegmentFile,
+    date: &str,
+    items: &[&ScanItem],
+    summary: &mut PassSummary,
+) -> (Rows, Vec<DeadLetter>) {
+    let path = seg.path.display().to_string();
+    let mut rows = Rows::default();
+    let mut dead_letters = Vec::new();
+    for item in items {
+        match item {
+            ScanItem::Entry {
+                offset, payload, ..
+            } => {
+                if let Err(reason) = decode_chunk(payload, &mut rows) {
+                    tracing::warn!(
+                        "spool file {path}: the entry at offset {offset} ({} bytes) is not a valid chunk: {reason}\n  kept: as a dead letter in {}; the other entries were ingested",
+                        payload.len(),
+                        dead_letter_location(store, date)
+                    );
+                    dead_letters.push(DeadLetter {
+                        offset: *offset,
+                        bytes: payload.clone(),
+                        info: json!({"source": SOURCE, "file": path, "offset": offset, "error": reason}),
+                    });
+                }
+            }
+            ScanItem::Damaged {
+                offset,
+                end,
+                reason,
+                bytes,
+            } => {
+                let moved_to = dead_letter_location(store, date);
+                spool::report_damage(&seg.path, *offset, *end, reason, moved_to, &WORDING);
+                summary.damaged += 1;
+                dead_letters.push(DeadLetter {
+                    offset: *offset,
+                    bytes: bytes.clone(),
+                    info: json!({"source": SOURCE, "file": path, "offset": offset, "end": end, "error": reason}),
+                });
+            }
+        }
+    }
+    (rows, dead_letters)
 }
 
 fn item_end(item: &ScanItem) -> u64 {

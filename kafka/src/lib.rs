@@ -4,18 +4,26 @@
 //! - [`KafkaOptions`]: brokers plus pass-through librdkafka properties (`-X key=value` and
 //!   a `key=value` config file, as in other Kafka tools), so TLS and SASL work without
 //!   auditty modelling them.
-//! - [`LogContext`]: a client context that reports librdkafka's own messages through
-//!   `tracing`, so broker outages are visible in our logs.
+//! - [`LogContext`]: the client context of every client we create. It reports
+//!   librdkafka's own messages through `tracing`, so broker outages are visible in our
+//!   logs, and hands delivery reports ([`DeliveryHandler`]) and rebalances
+//!   ([`RebalanceHandler`]) to what is particular to each client.
+//! - [`send_waiting`]: queues a record, waiting while the producer's queue is full.
 //!
 //! Callers: `auditty-agent ship` (producer) and `auditty-ingest run --source kafka://…`
 //! (consumer group member).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, ToBytes};
+use rdkafka::producer::{BaseProducer, BaseRecord, ProducerContext};
+use rdkafka::util::IntoOpaque;
 
 /// Why Kafka options could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -108,32 +116,76 @@ impl KafkaOptions {
     }
 }
 
-/// A client context that forwards librdkafka's logs and errors to `tracing`.
+/// A client context that forwards librdkafka's logs and errors to `tracing`. `H` handles
+/// what is particular to one client: delivery reports ([`DeliveryHandler`]) for a
+/// producer, rebalances ([`RebalanceHandler`]) for a consumer. With `()`, a producer only
+/// warns about messages Kafka did not take (for producers that rely on `flush`).
 #[derive(Clone, Debug, Default)]
-pub struct LogContext;
+pub struct LogContext<H = ()> {
+    handler: H,
+}
 
-impl ClientContext for LogContext {
+impl<H> LogContext<H> {
+    /// A context around `handler`.
+    pub fn new(handler: H) -> LogContext<H> {
+        LogContext { handler }
+    }
+
+    /// The handler given to [`LogContext::new`].
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+}
+
+impl<H: Send + Sync> ClientContext for LogContext<H> {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         log(level, fac, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        report_error(&error, reason);
+        // A client-level error (e.g. all brokers down) is a warning: the client retries.
+        tracing::warn!("Kafka: {error}: {reason}");
     }
 }
 
-/// Producers that only need `flush` to know their messages arrived.
-impl rdkafka::producer::ProducerContext for LogContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+/// What a producer does with the delivery report of each message.
+pub trait DeliveryHandler: Send + Sync + 'static {
+    /// What is passed along with each record ([`BaseRecord::with_opaque_to`]).
+    type Opaque: IntoOpaque;
+    /// Called once per message, delivered or failed.
+    fn delivered(&self, result: &DeliveryResult<'_>, opaque: Self::Opaque);
+}
+
+impl DeliveryHandler for () {
+    type Opaque = ();
+    fn delivered(&self, result: &DeliveryResult<'_>, _: ()) {
         if let Err((e, _)) = result {
             tracing::warn!("Kafka did not take a message: {e}");
         }
     }
 }
 
+impl<H: DeliveryHandler> ProducerContext for LogContext<H> {
+    type DeliveryOpaque = H::Opaque;
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: H::Opaque) {
+        self.handler.delivered(result, opaque);
+    }
+}
+
+/// What a consumer does when the group assigns or revokes partitions.
+pub trait RebalanceHandler: Send + Sync + 'static {
+    /// Called before a rebalance takes effect; must return quickly.
+    fn pre_rebalance(&self, rebalance: &Rebalance<'_>);
+}
+
+impl<H: RebalanceHandler> ConsumerContext for LogContext<H> {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.handler.pre_rebalance(rebalance);
+    }
+}
+
 /// Forwards one librdkafka log line.
-pub fn log(level: RDKafkaLogLevel, fac: &str, message: &str) {
+fn log(level: RDKafkaLogLevel, fac: &str, message: &str) {
     match level {
         RDKafkaLogLevel::Emerg
         | RDKafkaLogLevel::Alert
@@ -149,9 +201,28 @@ pub fn log(level: RDKafkaLogLevel, fac: &str, message: &str) {
     }
 }
 
-/// Reports a client-level error (e.g. all brokers down) as a warning: the client retries.
-pub fn report_error(error: &KafkaError, reason: &str) {
-    tracing::warn!("Kafka: {error}: {reason}");
+/// Queues `record`. While the producer's queue is full, serves delivery reports for
+/// `poll` at a time and tries again: the queue drains as the broker acknowledges.
+pub fn send_waiting<'a, C, K, P>(
+    producer: &BaseProducer<C>,
+    mut record: BaseRecord<'a, K, P, C::DeliveryOpaque>,
+    poll: Duration,
+) -> Result<(), KafkaError>
+where
+    C: ProducerContext,
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                producer.poll(poll);
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]

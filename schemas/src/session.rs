@@ -40,7 +40,42 @@ pub struct SessionStart {
     /// in `redacted` events.
     pub redacts_hidden_input: bool,
     /// Encryption envelope (wrapped data keys); `None` for plaintext sessions.
-    pub envelope: Option<crate::seal::Envelope>,
+    pub envelope: Option<Envelope>,
+}
+
+/// Version of the [`Envelope`] layout written by this build.
+pub const ENVELOPE_VERSION: u32 = 1;
+
+/// The session's data key, wrapped for each recipient; carried in the `start` event's
+/// `envelope` field. The `envelope` crate builds and opens it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Envelope {
+    /// Layout version ([`ENVELOPE_VERSION`]).
+    pub version: u32,
+    /// The AEAD sealing the chunks ([`AEAD_NAME`](crate::chunk::seal::AEAD_NAME)).
+    pub aead: String,
+    /// Who can open the session, for messages: `age1…`, `ssh-ed25519 AAAA… comment`,
+    /// `kms:KEY-ID`.
+    pub recipients: Vec<String>,
+    /// The data key as one binary age file for all age and SSH recipients, base64.
+    pub age: Option<String>,
+    /// The data key wrapped by AWS KMS, once per KMS key.
+    pub kms: Vec<KmsWrappedKey>,
+}
+
+/// A data key wrapped by AWS KMS (`GenerateDataKey` / `Encrypt`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KmsWrappedKey {
+    /// The key id or ARN given to the agent.
+    pub key_id: String,
+    /// `CiphertextBlob`, base64.
+    pub ciphertext: String,
+    /// The KMS encryption context the key was generated under (`auditty:session` = the
+    /// session id): KMS refuses to decrypt without it, and CloudTrail logs it with every
+    /// `Decrypt`, so the audit log says which session each read was for.
+    pub context: std::collections::BTreeMap<String, String>,
 }
 
 /// Why a session ended.

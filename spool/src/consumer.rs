@@ -3,8 +3,11 @@
 //!
 //! The ingester (`ingested`) and the shipper (`shipped`) each keep their position in a
 //! segment in `<segment>.<consumer>`, a decimal byte offset replaced atomically, written
-//! only once everything before it is safe elsewhere.
+//! only once everything before it is safe elsewhere. Both report damage and torn tails
+//! the same way ([`report_damage`], [`report_torn_tail`]), in their own words
+//! ([`Wording`]).
 
+use std::fmt::Display;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -106,6 +109,45 @@ pub fn finish_segment(
     Ok(Finish::Removed {
         torn_tail: scan.tail.clone(),
     })
+}
+
+/// How a consumer says what it does with a segment's entries, for the reports below.
+#[derive(Clone, Copy, Debug)]
+pub struct Wording {
+    /// What became of every complete entry before a torn tail: "shipped", "ingested".
+    pub done: &'static str,
+    /// What becomes of the entries around damage: "are shipped", "were ingested".
+    pub around_damage: &'static str,
+}
+
+/// Reports damage in the middle of `segment` (a [`ScanItem::Damaged`](crate::ScanItem)
+/// from `offset` to `end`), whose bytes the consumer kept in `moved_to`.
+pub fn report_damage(
+    segment: &Path,
+    offset: u64,
+    end: u64,
+    reason: &str,
+    moved_to: impl Display,
+    wording: &Wording,
+) {
+    tracing::error!(
+        "spool file {} is damaged: bytes {offset}..{end} ({} bytes) are not a valid entry: {reason}\n  kept: the entries before and after them {}\n  moved: the damaged bytes to {moved_to}",
+        segment.display(),
+        end - offset,
+        wording.around_damage,
+    );
+}
+
+/// Reports the torn tail that [`finish_segment`] cut off `segment`.
+pub fn report_torn_tail(segment: &Path, tail: &Tail, wording: &Wording) {
+    tracing::warn!(
+        "spool file {}: cut off a torn tail of {} bytes at offset {}: {} (the agent was stopped mid-write?); every complete entry before it was {}",
+        segment.display(),
+        tail.len,
+        tail.offset,
+        tail.reason,
+        wording.done,
+    );
 }
 
 #[cfg(test)]

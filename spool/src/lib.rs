@@ -11,8 +11,9 @@
 //! - [`scan_segment`]: reads a segment from an offset and reports good entries, damaged
 //!   stretches (with their offsets) and an incomplete tail.
 //! - [`list_segments`], [`cut_torn_tail`], [`dir_size`]: the reader's helpers.
-//! - [`read_position`], [`write_position`], [`finish_segment`]: what consumers (the
-//!   ingester, the shipper) share: their position per segment, and deleting what is done.
+//! - [`read_position`], [`write_position`], [`finish_segment`], [`report_damage`],
+//!   [`report_torn_tail`]: what consumers (the ingester, the shipper) share: their
+//!   position per segment, deleting what is done, and how they report damage.
 //!
 //! The byte layout is in `spool/FORMAT.md`.
 
@@ -20,7 +21,10 @@ mod consumer;
 mod reader;
 mod writer;
 
-pub use consumer::{Finish, finish_segment, read_position, scan_from_position, write_position};
+pub use consumer::{
+    Finish, Wording, finish_segment, read_position, report_damage, report_torn_tail,
+    scan_from_position, write_position,
+};
 pub use reader::{Scan, ScanItem, SegmentFile, Tail, cut_torn_tail, list_segments, scan_segment};
 pub use writer::{SpoolOptions, SpoolWriter, dir_size};
 

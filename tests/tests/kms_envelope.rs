@@ -4,7 +4,7 @@ use std::sync::Once;
 
 use auditty_tests::moto::{Moto, s3_env};
 use envelope::testsuite::{create_kms_key, new_age_identity};
-use envelope::{EnvelopeError, Identities, KmsOptions, open_envelope, seal_session};
+use envelope::{EnvelopeError, Identities, KmsOptions, open_envelope, wrap_session_key};
 
 const SESSION: &str = "0193a7c2-7b1d-7c3e-9a55-1f0e2d3c4b5a";
 
@@ -36,7 +36,7 @@ fn kms_and_age_each_open_a_session_and_another_keys_blob_is_refused() {
     std::fs::write(&id_path, file).unwrap();
 
     // Sealed for one age recipient and KMS key A (by alias).
-    let (key, env) = seal_session(
+    let (key, env) = wrap_session_key(
         SESSION,
         std::slice::from_ref(&recipient),
         Some("alias/audit"),
@@ -88,7 +88,7 @@ fn kms_and_age_each_open_a_session_and_another_keys_blob_is_refused() {
 
     // A KMS-only session: the data key comes from GenerateDataKey.
     let (key_b, env_b) =
-        seal_session(SESSION, &[], Some("alias/other"), &kms).expect("seal with KMS B");
+        wrap_session_key(SESSION, &[], Some("alias/other"), &kms).expect("seal with KMS B");
     assert_ne!(key_b, key);
     assert!(env_b.age.is_none());
     assert_eq!(env_b.recipients, ["kms:alias/other"]);
@@ -125,12 +125,13 @@ fn kms_and_age_each_open_a_session_and_another_keys_blob_is_refused() {
 
     // The key's id (not only its alias) works as well, and a key that does not exist
     // fails at sealing with KMS's word for it.
-    let (key_c, env_c) = seal_session(SESSION, &[], Some(&key_a), &kms).expect("seal by key id");
+    let (key_c, env_c) =
+        wrap_session_key(SESSION, &[], Some(&key_a), &kms).expect("seal by key id");
     assert_eq!(
         open_envelope(SESSION, &env_c, &none, Some(&kms)).unwrap(),
         key_c
     );
-    let e = seal_session(SESSION, &[], Some("alias/missing"), &kms)
+    let e = wrap_session_key(SESSION, &[], Some("alias/missing"), &kms)
         .unwrap_err()
         .to_string();
     assert!(

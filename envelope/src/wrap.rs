@@ -1,11 +1,14 @@
-//! [`seal_session`] wraps a fresh data key for a session's recipients; [`open_envelope`]
-//! unwraps it with the identities (or KMS access) of whoever reads the session.
+//! [`wrap_session_key`] makes a session's data key and wraps it for the session's
+//! recipients; [`open_envelope`] unwraps it with the identities (or KMS access) of whoever
+//! reads the session. (Sealing, the encryption of chunks under that key, is
+//! `schemas::seal`.)
 
 use std::io::{Read, Write};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use schemas::seal::{AEAD_NAME, DataKey, ENVELOPE_VERSION, Envelope, KEY_LEN, KmsWrappedKey};
+use schemas::seal::{AEAD_NAME, DataKey, KEY_LEN};
+use schemas::session::{ENVELOPE_VERSION, Envelope, KmsWrappedKey};
 use zeroize::Zeroize;
 
 use crate::error::{EnvelopeError, shorten};
@@ -27,7 +30,7 @@ pub const KMS_CONTEXT_SESSION: &str = "auditty:session";
 /// Needs at least one recipient or a KMS key. Blocks (for the KMS call). `session` (the
 /// session id) goes into the KMS encryption context, so CloudTrail names the session on
 /// every `Decrypt`.
-pub fn seal_session(
+pub fn wrap_session_key(
     session: &str,
     recipients: &[Recipient],
     kms_key_id: Option<&str>,
@@ -65,11 +68,11 @@ pub fn seal_session(
             key
         }
         None => DataKey::generate()
-            .map_err(|e| EnvelopeError::Seal(format!("no randomness from the OS: {e}")))?,
+            .map_err(|e| EnvelopeError::Wrap(format!("no randomness from the OS: {e}")))?,
     };
     if !recipients.is_empty() {
         let file = age_encrypt(&key, &recipients)
-            .map_err(|e| EnvelopeError::Seal(format!("age encryption failed: {e}")))?;
+            .map_err(|e| EnvelopeError::Wrap(format!("age encryption failed: {e}")))?;
         envelope.age = Some(STANDARD.encode(file));
     }
     Ok((key, envelope))
@@ -302,7 +305,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (pa, ra) = age_identity(dir.path(), "a.key");
         let (pb, rb) = age_identity(dir.path(), "b.key");
-        let (key, env) = seal_session(
+        let (key, env) = wrap_session_key(
             "0193-test",
             &[ra.clone(), rb.clone()],
             None,
@@ -350,7 +353,7 @@ mod tests {
             format!("ssh-ed25519 {fp} (auditor@test)")
         );
         let (key, env) =
-            seal_session("0193-test", &[re, rr], None, &KmsOptions::default()).unwrap();
+            wrap_session_key("0193-test", &[re, rr], None, &KmsOptions::default()).unwrap();
         assert_eq!(
             open_envelope(SESSION, &env, &load(&[&pe]), None).unwrap(),
             key
@@ -363,7 +366,7 @@ mod tests {
         let (pa, ra) = age_identity(dir.path(), "a.key");
         let (_, re) = ssh_key(dir.path(), "id2", "ed25519", "");
         let (key, env) =
-            seal_session("0193-test", &[ra, re], None, &KmsOptions::default()).unwrap();
+            wrap_session_key("0193-test", &[ra, re], None, &KmsOptions::default()).unwrap();
         assert_eq!(
             open_envelope(SESSION, &env, &load(&[&pa]), None).unwrap(),
             key
@@ -377,7 +380,7 @@ mod tests {
         let (_, rs) = ssh_key(dir.path(), "id_ed25519", "ed25519", "");
         let (pw, _) = age_identity(dir.path(), "wrong.key");
         let (_, env) =
-            seal_session("0193-test", &[ra.clone(), rs], None, &KmsOptions::default()).unwrap();
+            wrap_session_key("0193-test", &[ra.clone(), rs], None, &KmsOptions::default()).unwrap();
         let e = open_envelope(SESSION, &env, &load(&[&pw]), None)
             .unwrap_err()
             .to_string();
@@ -435,7 +438,7 @@ mod tests {
     fn damaged_and_unknown_envelopes_are_named_as_such() {
         let dir = tempfile::tempdir().unwrap();
         let (pa, ra) = age_identity(dir.path(), "a.key");
-        let (_, env) = seal_session("0193-test", &[ra], None, &KmsOptions::default()).unwrap();
+        let (_, env) = wrap_session_key("0193-test", &[ra], None, &KmsOptions::default()).unwrap();
         let mut bad = env.clone();
         bad.age = Some("!!!".into());
         let e = open_envelope(SESSION, &bad, &load(&[&pa]), None)
@@ -457,8 +460,8 @@ mod tests {
     }
 
     #[test]
-    fn nothing_to_seal_for_is_an_error() {
-        let e = seal_session("0193-test", &[], None, &KmsOptions::default()).unwrap_err();
+    fn nothing_to_wrap_the_key_for_is_an_error() {
+        let e = wrap_session_key("0193-test", &[], None, &KmsOptions::default()).unwrap_err();
         assert!(matches!(e, EnvelopeError::NoRecipients));
     }
 

@@ -7,9 +7,19 @@
 //! [`Chunk::decode`] accepts any byte sequence and returns either a chunk or a
 //! [`DecodeError`] naming the offset and what was wrong; it never panics and never
 //! allocates more than [`MAX_PAYLOAD_BYTES`] for a payload, whatever a header claims.
+//!
+//! The codec has three parts, and the dependencies between them run one way:
+//! - this module: the header, the plain (optionally compressed) payload, decoding;
+//! - [`seal`]: the sealed payload of DESIGN.md §5, built on this module;
+//! - [`ChunkEncoder`]: the writer's side, which compresses and then, with a data key,
+//!   seals, using both.
+
+mod encoder;
+pub mod seal;
+
+pub use encoder::ChunkEncoder;
 
 use crate::event::{Event, EventKind, SessionId};
-use crate::seal::{self, DataKey, SealError};
 
 /// First four bytes of every chunk.
 pub const MAGIC: [u8; 4] = *b"ATYC";
@@ -297,7 +307,30 @@ impl Chunk {
     ///
     /// The events must have consecutive sequence numbers; that is the caller's invariant.
     pub fn encode(&self, compress: bool) -> Vec<u8> {
-        ChunkEncoder::new(compress).encode_clear(self)
+        let (flags, payload) = self.unsealed_payload(new_compressor(compress).as_mut());
+        self.frame(flags, &payload)
+    }
+
+    /// The payload as an unsealed chunk stores it, and its flags: zstd-compressed with
+    /// `compressor` when that makes it smaller.
+    fn unsealed_payload(
+        &self,
+        compressor: Option<&mut zstd::bulk::Compressor<'static>>,
+    ) -> (u16, Vec<u8>) {
+        debug_assert!(
+            self.events
+                .windows(2)
+                .all(|w| w[0].seq.checked_add(1) == Some(w[1].seq)),
+            "chunk events must have consecutive seq"
+        );
+        let plain = self.encode_payload();
+        if let Some(c) = compressor
+            && let Ok(z) = c.compress(&plain)
+            && z.len() < plain.len()
+        {
+            return (FLAG_COMPRESSED, z);
+        }
+        (0, plain)
     }
 
     fn header(&self, flags: u16, payload_len: u32, payload_crc: u32) -> ChunkHeader {
@@ -333,7 +366,7 @@ impl Chunk {
 
     /// Decodes the (possibly compressed) payload of an unsealed chunk whose header was
     /// checked.
-    pub(crate) fn decode_inner(header: &ChunkHeader, payload: &[u8]) -> Result<Chunk, DecodeError> {
+    fn decode_inner(header: &ChunkHeader, payload: &[u8]) -> Result<Chunk, DecodeError> {
         if header.event_count > MAX_EVENTS {
             return Err(err(
                 32,
@@ -360,83 +393,13 @@ impl Chunk {
     }
 }
 
-/// Encodes chunk after chunk with one zstd context: creating a context per chunk cost the
-/// recorder about a tenth of its CPU under bulk output. With a data key
-/// ([`ChunkEncoder::sealed_with`]) every chunk is compressed, then sealed ([`crate::seal`]).
-pub struct ChunkEncoder {
-    compressor: Option<zstd::bulk::Compressor<'static>>,
-    key: Option<DataKey>,
-}
-
-impl ChunkEncoder {
-    /// An encoder that compresses payloads (zstd level 1, kept only when smaller) if
-    /// `compress` is set. If zstd cannot allocate its context, payloads are stored plain.
-    pub fn new(compress: bool) -> ChunkEncoder {
-        let compressor = if compress {
-            zstd::bulk::Compressor::new(1).ok()
-        } else {
-            None
-        };
-        ChunkEncoder {
-            compressor,
-            key: None,
-        }
-    }
-
-    /// Seals every chunk under `key` (plaintext chunks when `None`).
-    pub fn sealed_with(mut self, key: Option<DataKey>) -> ChunkEncoder {
-        self.key = key;
-        self
-    }
-
-    /// Whether chunks are sealed.
-    pub fn is_sealing(&self) -> bool {
-        self.key.is_some()
-    }
-
-    /// Encodes one chunk. Fails only when sealing cannot get randomness from the system.
-    ///
-    /// The events must have consecutive sequence numbers; that is the caller's invariant.
-    pub fn encode(&mut self, chunk: &Chunk) -> Result<Vec<u8>, SealError> {
-        self.encode_as(chunk, self.key.is_some())
-    }
-
-    /// Encodes one chunk in the clear even if this encoder seals: for the events a
-    /// verifier or the ingester must read without the key (`start`, checkpoints, `end`).
-    pub fn encode_clear(&mut self, chunk: &Chunk) -> Vec<u8> {
-        match self.encode_as(chunk, false) {
-            Ok(bytes) => bytes,
-            // Unreachable: only sealing can fail.
-            Err(_) => chunk.frame(0, &chunk.encode_payload()),
-        }
-    }
-
-    fn encode_as(&mut self, chunk: &Chunk, seal: bool) -> Result<Vec<u8>, SealError> {
-        debug_assert!(
-            chunk
-                .events
-                .windows(2)
-                .all(|w| w[0].seq.checked_add(1) == Some(w[1].seq)),
-            "chunk events must have consecutive seq"
-        );
-        let plain = chunk.encode_payload();
-        let mut flags = 0;
-        let mut payload = plain;
-        if let Some(c) = &mut self.compressor
-            && let Ok(z) = c.compress(&payload)
-            && z.len() < payload.len()
-        {
-            flags |= FLAG_COMPRESSED;
-            payload = z;
-        }
-        if seal && let Some(key) = &self.key {
-            flags |= FLAG_SEALED;
-            let header = chunk.header(flags, 0, 0);
-            let first = chunk.events.first().map_or(0, |e| e.elapsed_ns);
-            let last = chunk.events.last().map_or(0, |e| e.elapsed_ns);
-            payload = seal::seal_payload(key, &header, first, last, &payload)?;
-        }
-        Ok(chunk.frame(flags, &payload))
+/// A zstd context at level 1 if `compress` is set. If zstd cannot allocate one, payloads
+/// are stored plain.
+fn new_compressor(compress: bool) -> Option<zstd::bulk::Compressor<'static>> {
+    if compress {
+        zstd::bulk::Compressor::new(1).ok()
+    } else {
+        None
     }
 }
 
@@ -594,27 +557,6 @@ mod tests {
         assert_eq!(header.flags, FLAG_COMPRESSED);
         assert_eq!(header.last_seq(), Some(199));
         assert_eq!(Chunk::decode(&bytes).unwrap(), big);
-    }
-
-    #[test]
-    fn one_encoder_gives_the_same_bytes_as_encoding_each_chunk_alone() {
-        let mut enc = ChunkEncoder::new(true);
-        for n in [1usize, 50, 300] {
-            let c = Chunk {
-                session_id: SessionId::from_bytes([3; 16]),
-                events: (0..n as u64)
-                    .map(|i| Event {
-                        seq: i,
-                        elapsed_ns: i,
-                        kind: EventKind::Output,
-                        data: format!("row {i}\r\n").into_bytes(),
-                    })
-                    .collect(),
-            };
-            let bytes = enc.encode(&c).unwrap();
-            assert_eq!(bytes, c.encode(true));
-            assert_eq!(Chunk::decode(&bytes).unwrap(), c);
-        }
     }
 
     #[test]
