@@ -1,8 +1,7 @@
 //! Record bytes → rows, or the reason they are a dead letter.
 
 use schemas::seal::SealedChunk;
-use schemas::{Chunk, DecodeErrorKind, EventKind, SessionId};
-use store::parquet_io::SEALED_KIND;
+use schemas::{Chunk, DecodeErrorKind, EventKind, RowKind, SessionId};
 use store::{EventRow, SessionRow};
 
 /// The rows of one chunk.
@@ -52,7 +51,7 @@ fn sealed_row(bytes: &[u8], into: &mut Rows) -> Result<(), String> {
         seq_last: sealed.last_seq(),
         elapsed_ns: sealed.first_elapsed_ns,
         time_ns: store::parquet_io::event_time_ns(start, sealed.first_elapsed_ns),
-        kind: SEALED_KIND.to_string(),
+        kind: RowKind::Sealed,
         data: bytes.to_vec(),
     });
     Ok(())

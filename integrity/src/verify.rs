@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use schemas::{EventKind, SessionId};
+use schemas::{EventKind, RowKind, SessionId};
 
 use crate::chain::{Chain, Hash, event_unit_hash, sealed_unit_hash};
 use crate::checkpoint::{Checkpoint, ParsedCheckpoint};
@@ -45,10 +45,10 @@ pub struct Unit {
     pub kind: UnitKind,
 }
 
-/// The unit of an `events` row (`kind` is the Parquet `kind` column).
-pub fn unit_of_row(kind: &str, seq: u64, seq_last: u64, elapsed_ns: u64, data: &[u8]) -> Unit {
-    let (hash, kind) = match EventKind::from_name(kind) {
-        Some(k) => (
+/// The unit of an `events` row.
+pub fn unit_of_row(kind: &RowKind, seq: u64, seq_last: u64, elapsed_ns: u64, data: &[u8]) -> Unit {
+    let (hash, kind) = match kind {
+        &RowKind::Event(k) => (
             event_unit_hash(seq, elapsed_ns, k, data),
             match k {
                 EventKind::Start => UnitKind::Start,
@@ -57,12 +57,12 @@ pub fn unit_of_row(kind: &str, seq: u64, seq_last: u64, elapsed_ns: u64, data: &
                 _ => UnitKind::Other,
             },
         ),
-        None if kind == "sealed" => (sealed_unit_hash(data), UnitKind::Sealed),
+        RowKind::Sealed => (sealed_unit_hash(data), UnitKind::Sealed),
         // A kind nobody writes: hashed so that it can never match what the agent chained.
-        None => {
+        RowKind::Unknown(name) => {
             let mut h = blake3::Hasher::new();
             h.update(b"auditty-unknown-kind");
-            h.update(kind.as_bytes());
+            h.update(name.as_bytes());
             h.update(data);
             (*h.finalize().as_bytes(), UnitKind::Other)
         }
@@ -551,7 +551,7 @@ mod tests {
     const SID: [u8; 16] = [7; 16];
 
     /// A stored row: (kind, seq, seq_last, elapsed, data).
-    type Row = (String, u64, u64, u64, Vec<u8>);
+    type Row = (RowKind, u64, u64, u64, Vec<u8>);
 
     /// Writes a plaintext event at the next seq, as the agent would.
     fn emit(c: &mut SessionChain, rows: &mut Vec<Row>, kind: EventKind, data: Vec<u8>) {
@@ -563,7 +563,7 @@ mod tests {
             data,
         };
         c.add_event(&e);
-        rows.push((kind.as_str().to_string(), seq, seq, seq * 10, e.data));
+        rows.push((kind.into(), seq, seq, seq * 10, e.data));
     }
 
     /// Rows as the agent would write them: start, outputs with a checkpoint every 4, end,
@@ -758,7 +758,7 @@ mod tests {
     fn rows_after_the_final_checkpoint_and_unsigned_sessions_are_reported() {
         let mut rows = session(NodeKey::from_seed([1; 32]), 3);
         let last = rows.last().unwrap().1;
-        rows.push(("output".into(), last + 1, last + 1, 0, b"injected".to_vec()));
+        rows.push((EventKind::Output.into(), last + 1, last + 1, 0, b"injected".to_vec()));
         let r = run(&rows, &trust());
         assert_eq!(
             r.problems,
@@ -767,7 +767,10 @@ mod tests {
                 to: last + 1
             }]
         );
-        let plain: Vec<_> = rows.into_iter().filter(|r| r.0 != "checkpoint").collect();
+        let plain: Vec<_> = rows
+            .into_iter()
+            .filter(|r| r.0 != RowKind::Event(EventKind::Checkpoint))
+            .collect();
         let r = run(&plain, &trust());
         assert!(r.problems.contains(&Problem::Unsigned));
     }
@@ -788,9 +791,9 @@ mod tests {
         c.add_sealed_chunk(&chunk);
         let cp = c.checkpoint(6);
         let mut units = vec![
-            unit_of_row("start", 0, 0, 0, b"{}"),
-            unit_of_row("sealed", 1, 5, 10, &chunk),
-            unit_of_row("checkpoint", 6, 6, 20, &cp),
+            unit_of_row(&EventKind::Start.into(), 0, 0, 0, b"{}"),
+            unit_of_row(&RowKind::Sealed, 1, 5, 10, &chunk),
+            unit_of_row(&EventKind::Checkpoint.into(), 6, 6, 20, &cp),
         ];
         let r = verify(sid, units.clone(), &trust(), Expectations::default());
         assert_eq!(
@@ -802,7 +805,7 @@ mod tests {
         );
         let mut altered = chunk.clone();
         altered[0] ^= 1;
-        units[1] = unit_of_row("sealed", 1, 5, 10, &altered);
+        units[1] = unit_of_row(&RowKind::Sealed, 1, 5, 10, &altered);
         let r = verify(sid, units, &trust(), Expectations::default());
         assert_eq!(
             r.problems[0],
@@ -847,7 +850,10 @@ mod tests {
     #[test]
     fn small_intervals_name_the_exact_row() {
         let rows = session(NodeKey::from_seed([1; 32]), 10);
-        for r in rows.iter().filter(|r| r.0 == "checkpoint") {
+        for r in rows
+            .iter()
+            .filter(|r| r.0 == RowKind::Event(EventKind::Checkpoint))
+        {
             let cp: serde_json::Value = serde_json::from_slice(&r.4).unwrap();
             assert_eq!((&cp["v"], &cp["g"]), (&2.into(), &1.into()), "{cp}");
         }
@@ -943,7 +949,7 @@ mod tests {
             let seq = next_seq(&rows);
             let chunk = format!("chunk {k:<34}").into_bytes();
             c.add_sealed_chunk(&chunk);
-            rows.push(("sealed".to_string(), seq, seq + 1, seq * 10, chunk));
+            rows.push((RowKind::Sealed, seq, seq + 1, seq * 10, chunk));
         }
         let cp = c.checkpoint(next_seq(&rows));
         emit(&mut c, &mut rows, EventKind::Checkpoint, cp);
@@ -993,7 +999,7 @@ mod tests {
             let unit = event_unit_hash(seq, seq * 10, kind, &data);
             chain.push(&unit);
             tags.extend_from_slice(&crate::chain::tag(&unit));
-            rows.push((kind.as_str().to_string(), seq, seq, seq * 10, data));
+            rows.push((kind.into(), seq, seq, seq * 10, data));
         };
         push(&mut rows, EventKind::Start, b"{}".to_vec());
         for i in 0..outputs {

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use schemas::Event;
 use schemas::data_dir::DataDir;
+use schemas::{Event, RowKind};
 use store::{ObjectStore, SessionInfo, StoreError, StoreUrl};
 
 use crate::cmd::Failure;
@@ -138,7 +138,7 @@ fn unseal(
     )?;
     let mut events = Vec::new();
     for row in rows {
-        if row.kind != store::parquet_io::SEALED_KIND {
+        if row.kind != RowKind::Sealed {
             events.extend(row.to_event());
             continue;
         }

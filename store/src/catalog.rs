@@ -98,7 +98,7 @@ impl Acc {
     fn account(&mut self, r: &parquet_io::EventRef<'_>) {
         self.saw(r.time_ns, r.elapsed_ns);
         self.max_elapsed_ns = self.max_elapsed_ns.max(r.elapsed_ns);
-        let plain = EventKind::from_name(r.kind);
+        let plain = r.kind.event();
         let hi = if plain.is_none() && r.seq_last >= r.seq && r.seq_last - r.seq < MAX_SEALED_SPAN {
             r.seq_last
         } else {
@@ -106,7 +106,7 @@ impl Acc {
         };
         self.sealed |= plain.is_none();
         self.units.push(integrity::unit_of_row(
-            r.kind,
+            &r.kind,
             r.seq,
             r.seq_last,
             r.elapsed_ns,

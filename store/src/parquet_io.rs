@@ -23,7 +23,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::reader::ChunkReader;
 use parquet::schema::types::ColumnPath;
 use schemas::arrow::{events as ev, sessions as ss};
-use schemas::{Event, EventKind, SessionEnd, SessionId, SessionStart};
+use schemas::{Event, EventKind, RowKind, SessionEnd, SessionId, SessionStart};
 
 use crate::{ObjectStore, StoreError};
 
@@ -63,10 +63,7 @@ pub const META_FIRST_OFFSET: &str = "auditty.first_offset";
 /// Footer metadata key: offset just past the last record covered.
 pub const META_END_OFFSET: &str = "auditty.end_offset";
 
-/// The `kind` of a row holding a sealed chunk.
-pub const SEALED_KIND: &str = "sealed";
-
-/// One row of the `events` table: one event, or one sealed chunk (`kind = "sealed"`,
+/// One row of the `events` table: one event, or one sealed chunk ([`RowKind::Sealed`],
 /// `seq..=seq_last`, `data` = ciphertext).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventRow {
@@ -81,8 +78,8 @@ pub struct EventRow {
     /// Wall-clock time, UTC nanoseconds since the epoch, to the millisecond (as stored; see
     /// [`event_time_ns`]).
     pub time_ns: i64,
-    /// [`EventKind::as_str`], or `sealed`.
-    pub kind: String,
+    /// What the row holds; stored as [`RowKind::as_str`] in the `kind` column.
+    pub kind: RowKind,
     /// The event's bytes.
     pub data: Vec<u8>,
 }
@@ -96,17 +93,17 @@ impl EventRow {
             seq_last: e.seq,
             elapsed_ns: e.elapsed_ns,
             time_ns: event_time_ns(start_time_ns, e.elapsed_ns),
-            kind: e.kind.as_str().to_string(),
+            kind: RowKind::Event(e.kind),
             data: e.data.clone(),
         }
     }
 
-    /// The event of this row; `None` for kinds this build does not know, e.g. `sealed`.
+    /// The event of this row; `None` for sealed rows and kinds this build does not know.
     pub fn to_event(&self) -> Option<Event> {
         Some(Event {
             seq: self.seq,
             elapsed_ns: self.elapsed_ns,
-            kind: EventKind::from_name(&self.kind)?,
+            kind: self.kind.event()?,
             data: self.data.clone(),
         })
     }
@@ -666,33 +663,44 @@ fn candidate_row_groups(
 }
 
 /// A borrowed events row, so that scans over many objects need not copy every payload.
-pub(crate) struct EventRef<'a> {
+/// The fields mean what they mean in [`EventRow`].
+#[derive(Debug)]
+pub struct EventRef<'a> {
+    /// The session the row belongs to.
     pub session_id: SessionId,
+    /// Sequence number (first of the chunk for sealed rows).
     pub seq: u64,
+    /// Last sequence number covered (= `seq` for plaintext rows).
     pub seq_last: u64,
+    /// Nanoseconds since session start.
     pub elapsed_ns: u64,
+    /// Wall-clock time, UTC nanoseconds, to the millisecond.
     pub time_ns: i64,
-    pub kind: &'a str,
+    /// What the row holds.
+    pub kind: RowKind,
+    /// The row's bytes, borrowed from the decoded batch.
     pub data: &'a [u8],
 }
 
 impl EventRef<'_> {
     /// The row with its own copy of the bytes.
-    pub(crate) fn to_row(&self) -> EventRow {
+    pub fn to_row(&self) -> EventRow {
         EventRow {
             session_id: self.session_id,
             seq: self.seq,
             seq_last: self.seq_last,
             elapsed_ns: self.elapsed_ns,
             time_ns: self.time_ns,
-            kind: self.kind.to_string(),
+            kind: self.kind.clone(),
             data: self.data.to_vec(),
         }
     }
 }
 
-/// Calls `f` for every row of an events object (of one session with `Some(id)`).
-pub(crate) fn scan_events(
+/// Calls `f` for every row of an events object (of one session with `Some(id)`), without
+/// copying payloads: the whole-store scans of the catalog use it. `key` is for error
+/// messages.
+pub fn scan_events(
     key: &str,
     bytes: &[u8],
     session: Option<SessionId>,
@@ -743,7 +751,7 @@ pub(crate) fn scan_event_batches<T: ChunkReader + 'static>(
                     seq_last: seq_last.value(i),
                     elapsed_ns: elapsed.ns(i),
                     time_ns: time.ns(i),
-                    kind: kind.value(i),
+                    kind: RowKind::from_name(kind.value(i)),
                     data: data.value(i),
                 });
             }

@@ -3,7 +3,7 @@ use crate::LocalStore;
 use crate::layout::{events_key, object_stem, sessions_key};
 use crate::parquet_io::tests::{meta, row, sid, srow};
 use crate::parquet_io::{SessionRow, encode_events, encode_sessions};
-use schemas::EndReason;
+use schemas::{EndReason, RowKind};
 
 const T0: i64 = 1_795_823_188_000_000_000;
 
@@ -80,34 +80,34 @@ fn list_sessions_merges_rows_and_measures_events() {
         &store,
         0,
         vec![
-            row(a, 0, "start", b"{}"),
-            row(a, 1, "input", b"ls\r"),
-            row(a, 2, "output", b"file\r\n"),
+            row(a, 0, EventKind::Start, b"{}"),
+            row(a, 1, EventKind::Input, b"ls\r"),
+            row(a, 2, EventKind::Output, b"file\r\n"),
         ],
     );
     put_events(
         &store,
         2,
         vec![
-            row(a, 2, "output", b"file\r\n"),
-            row(a, 3, "resize", b"80x24"),
-            row(a, 4, "end", b"{}"),
+            row(a, 2, EventKind::Output, b"file\r\n"),
+            row(a, 3, EventKind::Resize, b"80x24"),
+            row(a, 4, EventKind::End, b"{}"),
             // b is still running: no end row; its duration is its latest event.
-            row(b, 0, "start", b"{}"),
-            row(b, 1, "output", b"12345"),
-            row(b, 9, "marker", b"later"),
+            row(b, 0, EventKind::Start, b"{}"),
+            row(b, 1, EventKind::Output, b"12345"),
+            row(b, 9, EventKind::Marker, b"later"),
         ],
     );
     // c has events but no sessions rows (its start row is in a lost object).
-    let mut c_row = row(c, 3, "output", b"xy");
+    let mut c_row = row(c, 3, EventKind::Output, b"xy");
     c_row.time_ns = T0 - 1_000_000;
     c_row.elapsed_ns = 500;
     put_events(&store, 20, vec![c_row]);
     // d is sealed: two chunks, one duplicated; its bytes come from its end row.
     let sealed = |seq: u64, last: u64| EventRow {
-        kind: "sealed".into(),
+        kind: RowKind::Sealed,
         seq_last: last,
-        ..row(d, seq, "", &[0xEE; 40])
+        ..row(d, seq, RowKind::Sealed, &[0xEE; 40])
     };
     put_events(&store, 30, vec![sealed(0, 9), sealed(10, 14)]);
     put_events(&store, 31, vec![sealed(10, 14)]);
@@ -231,15 +231,18 @@ fn session_events_are_sorted_and_deduplicated() {
         &store,
         0,
         vec![
-            row(a, 2, "output", b"two"),
-            row(b, 0, "start", b"{}"),
-            row(a, 0, "start", b"{}"),
+            row(a, 2, EventKind::Output, b"two"),
+            row(b, 0, EventKind::Start, b"{}"),
+            row(a, 0, EventKind::Start, b"{}"),
         ],
     );
     put_events(
         &store,
         5,
-        vec![row(a, 1, "input", b"one"), row(a, 2, "output", b"two")],
+        vec![
+            row(a, 1, EventKind::Input, b"one"),
+            row(a, 2, EventKind::Output, b"two"),
+        ],
     );
     store
         .put("events/date=2026-11-28/broken.parquet", &[1, 2, 3])
