@@ -132,7 +132,7 @@ impl SpoolSource {
                             dead_letters.push(DeadLetter {
                                 offset: *offset,
                                 bytes: payload.clone(),
-                                info: json!({"source": SOURCE, "file": path, "offset": offset, "error": reason}),
+                                info: json!({"source": SOURCE, "file": path, "offset": offset, "error": reason.to_string()}),
                             });
                         }
                     }
