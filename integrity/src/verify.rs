@@ -352,13 +352,34 @@ pub fn verify(
         report.problems.push(Problem::Empty);
         return report;
     }
+    let walked = walk(session, &units, trust, &mut report);
+    report.events = walked.next;
+    judge_ending(&mut report, &walked, expect);
+    report
+}
+
+/// What walking the rows found besides problems.
+struct Walked {
+    /// One past the last seq covered.
+    next: u64,
+    /// Checkpoints met, good or bad.
+    checkpoints: usize,
+    /// Seq of the `end` event, if there is one.
+    end_seq: Option<u64>,
+}
+
+/// Recomputes the chain over `units` (sorted by seq), noting gaps, conflicting duplicates
+/// and every checkpoint's verdict in `report`.
+fn walk(session: SessionId, units: &[Unit], trust: &TrustSet, report: &mut Report) -> Walked {
     let mut chain = Chain::new(session);
     let mut interval = Interval::default();
-    let mut next = 0u64;
-    let mut checkpoints = 0usize;
-    let mut end_seq = None;
+    let mut walked = Walked {
+        next: 0,
+        checkpoints: 0,
+        end_seq: None,
+    };
     let mut prev: Option<&Unit> = None;
-    for u in &units {
+    for u in units {
         if let Some(p) = prev
             && p.seq == u.seq
         {
@@ -369,26 +390,25 @@ pub fn verify(
             continue;
         }
         prev = Some(u);
-        if u.seq > next {
+        if u.seq > walked.next {
             report.problems.push(Problem::Gap {
-                from: next,
+                from: walked.next,
                 to: u.seq - 1,
             });
             interval.broken = true;
-        } else if u.seq < next {
+        } else if u.seq < walked.next {
             report.problems.push(Problem::Conflict { seq: u.seq });
             interval.broken = true;
         }
-        next = next.max(u.seq_last.saturating_add(1));
+        walked.next = walked.next.max(u.seq_last.saturating_add(1));
         match &u.kind {
             UnitKind::End => {
                 report.ended = true;
-                end_seq = Some(u.seq);
+                walked.end_seq = Some(u.seq);
             }
             UnitKind::Checkpoint(data) => {
-                checkpoints += 1;
-                let good =
-                    check_checkpoint(session, u.seq, data, &chain, &interval, trust, &mut report);
+                walked.checkpoints += 1;
+                let good = check_checkpoint(session, u.seq, data, &chain, &interval, trust, report);
                 if let Some(cp_chain) = good.resync {
                     chain = Chain::from_hash(cp_chain);
                 }
@@ -407,12 +427,18 @@ pub fn verify(
             hash: u.hash,
         });
     }
-    report.events = next;
+    walked
+}
+
+/// The problems of the session as a whole: never signed, never ended (or cut short of the
+/// count its end row promised), or a tail after the last good checkpoint.
+fn judge_ending(report: &mut Report, walked: &Walked, expect: Expectations) {
+    let next = walked.next;
     let last_seq = next.saturating_sub(1);
-    if checkpoints == 0 {
+    if walked.checkpoints == 0 {
         report.problems.push(Problem::Unsigned);
     }
-    match (end_seq, expect.end_event_count) {
+    match (walked.end_seq, expect.end_event_count) {
         (None, Some(expected)) if expected > next => report
             .problems
             .push(Problem::Truncated { last_seq, expected }),
@@ -422,7 +448,7 @@ pub fn verify(
         }),
         // Damage already located in the tail explains why it is not covered.
         (Some(_), _)
-            if checkpoints > 0
+            if walked.checkpoints > 0
                 && report.signed_through < last_seq
                 && !report
                     .problems
@@ -436,7 +462,6 @@ pub fn verify(
         }
         (Some(_), _) => {}
     }
-    report
 }
 
 struct CheckpointOutcome {
@@ -758,7 +783,13 @@ mod tests {
     fn rows_after_the_final_checkpoint_and_unsigned_sessions_are_reported() {
         let mut rows = session(NodeKey::from_seed([1; 32]), 3);
         let last = rows.last().unwrap().1;
-        rows.push((EventKind::Output.into(), last + 1, last + 1, 0, b"injected".to_vec()));
+        rows.push((
+            EventKind::Output.into(),
+            last + 1,
+            last + 1,
+            0,
+            b"injected".to_vec(),
+        ));
         let r = run(&rows, &trust());
         assert_eq!(
             r.problems,
