@@ -43,9 +43,9 @@ const PAGE_DATA_BYTES: usize = 1 << 20;
 /// zstd level: 3 is zstd's own default, a good ratio at ingest speed.
 const ZSTD_LEVEL: i32 = 3;
 /// zstd level of the raw terminal bytes (`data`, `metadata`), nearly all of a table's
-/// bytes: 9 stores log-like output about 20% smaller than 3 and still compresses at
-/// tens of MB/s per core, far above what terminals print. The cost is the ingester's,
-/// never the recorded shell's.
+/// bytes: 9 stores log-like output markedly smaller than 3 and still compresses far
+/// faster than terminals print (measurements: bench/HISTORY.md). The cost is the
+/// ingester's, never the recorded shell's.
 const DATA_ZSTD_LEVEL: i32 = 9;
 /// Longest min/max value kept in statistics (a session id is 36).
 const STATS_TRUNCATE_BYTES: usize = 64;
@@ -331,10 +331,9 @@ const KEYSTROKE_ROW_BYTES: usize = 64;
 
 /// How to encode the `data` column of `rows` rows holding `bytes` bytes. Measured on the
 /// bench's sessions (bench/README.md), zstd 9 after the encoding: output of a few KiB per
-/// row compresses better with the lengths apart from the bytes (DELTA_LENGTH_BYTE_ARRAY:
-/// `seq` output 27% smaller than PLAIN, log text 1%), keystrokes and their echoes better
-/// with each length next to its byte (PLAIN: the interactive session's `data` 29%
-/// smaller, where the bit-packed length deltas of DELTA_LENGTH cost more than the bytes).
+/// row compresses better with the lengths apart from the bytes (DELTA_LENGTH_BYTE_ARRAY),
+/// keystrokes and their echoes better with each length next to its byte (PLAIN, where
+/// the bit-packed length deltas of DELTA_LENGTH would cost more than the bytes).
 /// The mean row decides, since it follows where the bytes are.
 fn data_encoding(bytes: usize, rows: usize) -> Encoding {
     if bytes <= rows.saturating_mul(KEYSTROKE_ROW_BYTES) {
@@ -348,7 +347,7 @@ fn data_encoding(bytes: usize, rows: usize) -> Encoding {
 /// `data`: about [`PAGE_DATA_BYTES`] of data per page, at least [`PAGE_ROWS`] rows, at
 /// most a row group. Each page is compressed on its own, so pages of 4096 keystrokes
 /// (~30 KB) left zstd little to work with: on the bench's interactive session, one page
-/// per column instead of three made `data` 23% smaller (bench/README.md). Pruning loses
+/// per column instead of three made `data` clearly smaller (bench/README.md). Pruning loses
 /// nothing that matters there, since a page of keystrokes is a few KB at rest; objects of
 /// bulk output keep 4096-row pages (their `data` pages are cut at 1 MiB anyway).
 fn page_rows(bytes: usize, rows: usize) -> usize {
