@@ -176,6 +176,31 @@ impl Problem {
     }
 }
 
+/// [`Problem::Altered`]: one row, or a group of rows of which at least one was altered.
+fn fmt_altered(
+    f: &mut fmt::Formatter<'_>,
+    seq: u64,
+    seq_last: u64,
+    rows: u64,
+    sealed: bool,
+) -> fmt::Result {
+    match (rows, sealed) {
+        (0 | 1, false) => write!(f, "altered at seq {seq}"),
+        (0 | 1, true) => write!(
+            f,
+            "altered at seq {seq} (sealed chunk of seq {seq}..{seq_last})"
+        ),
+        (_, false) => write!(
+            f,
+            "altered between seq {seq} and seq {seq_last} (one or more of {rows} rows)"
+        ),
+        (_, true) => write!(
+            f,
+            "altered between seq {seq} and seq {seq_last} (one or more of {rows} rows, sealed chunks among them)"
+        ),
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -187,41 +212,12 @@ impl fmt::Display for Problem {
                     to - from + 1
                 )
             }
-            Problem::Altered {
-                seq,
-                rows: 0 | 1,
-                sealed: false,
-                ..
-            } => write!(f, "altered at seq {seq}"),
-            Problem::Altered {
-                seq,
-                seq_last,
-                rows: 0 | 1,
-                sealed: true,
-            } => {
-                write!(
-                    f,
-                    "altered at seq {seq} (sealed chunk of seq {seq}..{seq_last})"
-                )
-            }
-            Problem::Altered {
+            &Problem::Altered {
                 seq,
                 seq_last,
                 rows,
-                sealed: false,
-            } => write!(
-                f,
-                "altered between seq {seq} and seq {seq_last} (one or more of {rows} rows)"
-            ),
-            Problem::Altered {
-                seq,
-                seq_last,
-                rows,
-                sealed: true,
-            } => write!(
-                f,
-                "altered between seq {seq} and seq {seq_last} (one or more of {rows} rows, sealed chunks among them)"
-            ),
+                sealed,
+            } => fmt_altered(f, seq, seq_last, rows, sealed),
             Problem::AlteredBetween { from, to } => {
                 write!(f, "altered between seq {from} and seq {to}")
             }
