@@ -1,9 +1,23 @@
 //! Record bytes → rows, or the reason they are a dead letter.
 
 use schemas::seal::SealedChunk;
-use schemas::{Chunk, DecodeErrorKind, EventKind, SessionId};
-use store::parquet_io::SEALED_KIND;
+use schemas::{Chunk, DecodeErrorKind, EventKind, RowKind, SessionId};
 use store::{EventRow, SessionRow};
+
+/// Why a record is a dead letter. Its text is the one-line reason stored with it.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeChunkError {
+    /// The bytes are not a chunk (or sealed chunk) this build can read; the error keeps
+    /// the byte offset and what was wrong there.
+    #[error(transparent)]
+    Chunk(#[from] schemas::DecodeError),
+    /// The session id is not a UUIDv7, so no event of the chunk can be dated.
+    #[error("session id {session_id} is not a UUIDv7, so its events cannot be dated")]
+    UndatedSession {
+        /// The id the chunk carries.
+        session_id: SessionId,
+    },
+}
 
 /// The rows of one chunk.
 #[derive(Debug, Default)]
@@ -14,15 +28,15 @@ pub struct Rows {
     pub sessions: Vec<SessionRow>,
 }
 
-/// Decodes a chunk into rows. The error is the one-line reason for the dead letter.
+/// Decodes a chunk into rows; on error `into` is left as it was.
 ///
 /// A sealed chunk becomes one `sealed` row holding the chunk exactly as received: the
 /// ingester never holds a key, and a verifier hashes those bytes (`integrity/FORMAT.md`).
-pub fn decode_chunk(bytes: &[u8], into: &mut Rows) -> Result<(), String> {
+pub fn decode_chunk(bytes: &[u8], into: &mut Rows) -> Result<(), DecodeChunkError> {
     let chunk = match Chunk::decode(bytes) {
         Ok(chunk) => chunk,
         Err(e) if e.kind == DecodeErrorKind::Sealed => return sealed_row(bytes, into),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
     let start = start_time(chunk.session_id)?;
     for e in &chunk.events {
@@ -42,8 +56,8 @@ pub fn decode_chunk(bytes: &[u8], into: &mut Rows) -> Result<(), String> {
     Ok(())
 }
 
-fn sealed_row(bytes: &[u8], into: &mut Rows) -> Result<(), String> {
-    let sealed = SealedChunk::parse(bytes).map_err(|e| e.to_string())?;
+fn sealed_row(bytes: &[u8], into: &mut Rows) -> Result<(), DecodeChunkError> {
+    let sealed = SealedChunk::parse(bytes)?;
     let session_id = sealed.header.session_id;
     let start = start_time(session_id)?;
     into.events.push(EventRow {
@@ -52,7 +66,7 @@ fn sealed_row(bytes: &[u8], into: &mut Rows) -> Result<(), String> {
         seq_last: sealed.last_seq(),
         elapsed_ns: sealed.first_elapsed_ns,
         time_ns: store::parquet_io::event_time_ns(start, sealed.first_elapsed_ns),
-        kind: SEALED_KIND.to_string(),
+        kind: RowKind::Sealed,
         data: bytes.to_vec(),
     });
     Ok(())
@@ -60,7 +74,25 @@ fn sealed_row(bytes: &[u8], into: &mut Rows) -> Result<(), String> {
 
 /// Event times are session start + elapsed; the start is the id's UUIDv7 timestamp, so no
 /// state is needed to place a chunk that arrives long after its session's `start`.
-fn start_time(id: SessionId) -> Result<i64, String> {
+fn start_time(id: SessionId) -> Result<i64, DecodeChunkError> {
     id.start_time_ns()
-        .ok_or_else(|| format!("session id {id} is not a UUIDv7, so its events cannot be dated"))
+        .ok_or(DecodeChunkError::UndatedSession { session_id: id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_keeps_where_and_what_went_wrong() {
+        let mut rows = Rows::default();
+        let err = decode_chunk(b"garbage!", &mut rows).unwrap_err();
+        let DecodeChunkError::Chunk(inner) = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(inner.offset, 0);
+        assert!(matches!(inner.kind, DecodeErrorKind::BadMagic { .. }));
+        assert_eq!(err.to_string(), inner.to_string());
+        assert!(rows.events.is_empty() && rows.sessions.is_empty());
+    }
 }

@@ -263,7 +263,7 @@ impl Ingester<'_> {
                 config.max_record_bytes
             ))
         } else {
-            decode_chunk(payload, &mut pending.rows)
+            decode_chunk(payload, &mut pending.rows).map_err(|e| e.to_string())
         };
         if let Err(reason) = result {
             tracing::warn!(

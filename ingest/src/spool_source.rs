@@ -175,7 +175,7 @@ fn decode_items(
                     dead_letters.push(DeadLetter {
                         offset: *offset,
                         bytes: payload.clone(),
-                        info: json!({"source": SOURCE, "file": path, "offset": offset, "error": reason}),
+                        info: json!({"source": SOURCE, "file": path, "offset": offset, "error": reason.to_string()}),
                     });
                 }
             }

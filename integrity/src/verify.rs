@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use schemas::{EventKind, SessionId};
+use schemas::{EventKind, RowKind, SessionId};
 
 use crate::chain::{Chain, Hash, event_unit_hash, sealed_unit_hash};
 use crate::checkpoint::{Checkpoint, ParsedCheckpoint};
@@ -45,10 +45,10 @@ pub struct Unit {
     pub kind: UnitKind,
 }
 
-/// The unit of an `events` row (`kind` is the Parquet `kind` column).
-pub fn unit_of_row(kind: &str, seq: u64, seq_last: u64, elapsed_ns: u64, data: &[u8]) -> Unit {
-    let (hash, kind) = match EventKind::from_name(kind) {
-        Some(k) => (
+/// The unit of an `events` row.
+pub fn unit_of_row(kind: &RowKind, seq: u64, seq_last: u64, elapsed_ns: u64, data: &[u8]) -> Unit {
+    let (hash, kind) = match kind {
+        &RowKind::Event(k) => (
             event_unit_hash(seq, elapsed_ns, k, data),
             match k {
                 EventKind::Start => UnitKind::Start,
@@ -57,12 +57,12 @@ pub fn unit_of_row(kind: &str, seq: u64, seq_last: u64, elapsed_ns: u64, data: &
                 _ => UnitKind::Other,
             },
         ),
-        None if kind == "sealed" => (sealed_unit_hash(data), UnitKind::Sealed),
+        RowKind::Sealed => (sealed_unit_hash(data), UnitKind::Sealed),
         // A kind nobody writes: hashed so that it can never match what the agent chained.
-        None => {
+        RowKind::Unknown(name) => {
             let mut h = blake3::Hasher::new();
             h.update(b"auditty-unknown-kind");
-            h.update(kind.as_bytes());
+            h.update(name.as_bytes());
             h.update(data);
             (*h.finalize().as_bytes(), UnitKind::Other)
         }
@@ -176,6 +176,31 @@ impl Problem {
     }
 }
 
+/// [`Problem::Altered`]: one row, or a group of rows of which at least one was altered.
+fn fmt_altered(
+    f: &mut fmt::Formatter<'_>,
+    seq: u64,
+    seq_last: u64,
+    rows: u64,
+    sealed: bool,
+) -> fmt::Result {
+    match (rows, sealed) {
+        (0 | 1, false) => write!(f, "altered at seq {seq}"),
+        (0 | 1, true) => write!(
+            f,
+            "altered at seq {seq} (sealed chunk of seq {seq}..{seq_last})"
+        ),
+        (_, false) => write!(
+            f,
+            "altered between seq {seq} and seq {seq_last} (one or more of {rows} rows)"
+        ),
+        (_, true) => write!(
+            f,
+            "altered between seq {seq} and seq {seq_last} (one or more of {rows} rows, sealed chunks among them)"
+        ),
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -187,41 +212,12 @@ impl fmt::Display for Problem {
                     to - from + 1
                 )
             }
-            Problem::Altered {
-                seq,
-                rows: 0 | 1,
-                sealed: false,
-                ..
-            } => write!(f, "altered at seq {seq}"),
-            Problem::Altered {
-                seq,
-                seq_last,
-                rows: 0 | 1,
-                sealed: true,
-            } => {
-                write!(
-                    f,
-                    "altered at seq {seq} (sealed chunk of seq {seq}..{seq_last})"
-                )
-            }
-            Problem::Altered {
+            &Problem::Altered {
                 seq,
                 seq_last,
                 rows,
-                sealed: false,
-            } => write!(
-                f,
-                "altered between seq {seq} and seq {seq_last} (one or more of {rows} rows)"
-            ),
-            Problem::Altered {
-                seq,
-                seq_last,
-                rows,
-                sealed: true,
-            } => write!(
-                f,
-                "altered between seq {seq} and seq {seq_last} (one or more of {rows} rows, sealed chunks among them)"
-            ),
+                sealed,
+            } => fmt_altered(f, seq, seq_last, rows, sealed),
             Problem::AlteredBetween { from, to } => {
                 write!(f, "altered between seq {from} and seq {to}")
             }
@@ -352,13 +348,34 @@ pub fn verify(
         report.problems.push(Problem::Empty);
         return report;
     }
+    let walked = walk(session, &units, trust, &mut report);
+    report.events = walked.next;
+    judge_ending(&mut report, &walked, expect);
+    report
+}
+
+/// What walking the rows found besides problems.
+struct Walked {
+    /// One past the last seq covered.
+    next: u64,
+    /// Checkpoints met, good or bad.
+    checkpoints: usize,
+    /// Seq of the `end` event, if there is one.
+    end_seq: Option<u64>,
+}
+
+/// Recomputes the chain over `units` (sorted by seq), noting gaps, conflicting duplicates
+/// and every checkpoint's verdict in `report`.
+fn walk(session: SessionId, units: &[Unit], trust: &TrustSet, report: &mut Report) -> Walked {
     let mut chain = Chain::new(session);
     let mut interval = Interval::default();
-    let mut next = 0u64;
-    let mut checkpoints = 0usize;
-    let mut end_seq = None;
+    let mut walked = Walked {
+        next: 0,
+        checkpoints: 0,
+        end_seq: None,
+    };
     let mut prev: Option<&Unit> = None;
-    for u in &units {
+    for u in units {
         if let Some(p) = prev
             && p.seq == u.seq
         {
@@ -369,26 +386,25 @@ pub fn verify(
             continue;
         }
         prev = Some(u);
-        if u.seq > next {
+        if u.seq > walked.next {
             report.problems.push(Problem::Gap {
-                from: next,
+                from: walked.next,
                 to: u.seq - 1,
             });
             interval.broken = true;
-        } else if u.seq < next {
+        } else if u.seq < walked.next {
             report.problems.push(Problem::Conflict { seq: u.seq });
             interval.broken = true;
         }
-        next = next.max(u.seq_last.saturating_add(1));
+        walked.next = walked.next.max(u.seq_last.saturating_add(1));
         match &u.kind {
             UnitKind::End => {
                 report.ended = true;
-                end_seq = Some(u.seq);
+                walked.end_seq = Some(u.seq);
             }
             UnitKind::Checkpoint(data) => {
-                checkpoints += 1;
-                let good =
-                    check_checkpoint(session, u.seq, data, &chain, &interval, trust, &mut report);
+                walked.checkpoints += 1;
+                let good = check_checkpoint(session, u.seq, data, &chain, &interval, trust, report);
                 if let Some(cp_chain) = good.resync {
                     chain = Chain::from_hash(cp_chain);
                 }
@@ -407,12 +423,18 @@ pub fn verify(
             hash: u.hash,
         });
     }
-    report.events = next;
+    walked
+}
+
+/// The problems of the session as a whole: never signed, never ended (or cut short of the
+/// count its end row promised), or a tail after the last good checkpoint.
+fn judge_ending(report: &mut Report, walked: &Walked, expect: Expectations) {
+    let next = walked.next;
     let last_seq = next.saturating_sub(1);
-    if checkpoints == 0 {
+    if walked.checkpoints == 0 {
         report.problems.push(Problem::Unsigned);
     }
-    match (end_seq, expect.end_event_count) {
+    match (walked.end_seq, expect.end_event_count) {
         (None, Some(expected)) if expected > next => report
             .problems
             .push(Problem::Truncated { last_seq, expected }),
@@ -422,7 +444,7 @@ pub fn verify(
         }),
         // Damage already located in the tail explains why it is not covered.
         (Some(_), _)
-            if checkpoints > 0
+            if walked.checkpoints > 0
                 && report.signed_through < last_seq
                 && !report
                     .problems
@@ -436,7 +458,6 @@ pub fn verify(
         }
         (Some(_), _) => {}
     }
-    report
 }
 
 struct CheckpointOutcome {
@@ -551,7 +572,7 @@ mod tests {
     const SID: [u8; 16] = [7; 16];
 
     /// A stored row: (kind, seq, seq_last, elapsed, data).
-    type Row = (String, u64, u64, u64, Vec<u8>);
+    type Row = (RowKind, u64, u64, u64, Vec<u8>);
 
     /// Writes a plaintext event at the next seq, as the agent would.
     fn emit(c: &mut SessionChain, rows: &mut Vec<Row>, kind: EventKind, data: Vec<u8>) {
@@ -563,7 +584,7 @@ mod tests {
             data,
         };
         c.add_event(&e);
-        rows.push((kind.as_str().to_string(), seq, seq, seq * 10, e.data));
+        rows.push((kind.into(), seq, seq, seq * 10, e.data));
     }
 
     /// Rows as the agent would write them: start, outputs with a checkpoint every 4, end,
@@ -758,7 +779,13 @@ mod tests {
     fn rows_after_the_final_checkpoint_and_unsigned_sessions_are_reported() {
         let mut rows = session(NodeKey::from_seed([1; 32]), 3);
         let last = rows.last().unwrap().1;
-        rows.push(("output".into(), last + 1, last + 1, 0, b"injected".to_vec()));
+        rows.push((
+            EventKind::Output.into(),
+            last + 1,
+            last + 1,
+            0,
+            b"injected".to_vec(),
+        ));
         let r = run(&rows, &trust());
         assert_eq!(
             r.problems,
@@ -767,7 +794,10 @@ mod tests {
                 to: last + 1
             }]
         );
-        let plain: Vec<_> = rows.into_iter().filter(|r| r.0 != "checkpoint").collect();
+        let plain: Vec<_> = rows
+            .into_iter()
+            .filter(|r| r.0 != RowKind::Event(EventKind::Checkpoint))
+            .collect();
         let r = run(&plain, &trust());
         assert!(r.problems.contains(&Problem::Unsigned));
     }
@@ -788,9 +818,9 @@ mod tests {
         c.add_sealed_chunk(&chunk);
         let cp = c.checkpoint(6);
         let mut units = vec![
-            unit_of_row("start", 0, 0, 0, b"{}"),
-            unit_of_row("sealed", 1, 5, 10, &chunk),
-            unit_of_row("checkpoint", 6, 6, 20, &cp),
+            unit_of_row(&EventKind::Start.into(), 0, 0, 0, b"{}"),
+            unit_of_row(&RowKind::Sealed, 1, 5, 10, &chunk),
+            unit_of_row(&EventKind::Checkpoint.into(), 6, 6, 20, &cp),
         ];
         let r = verify(sid, units.clone(), &trust(), Expectations::default());
         assert_eq!(
@@ -802,7 +832,7 @@ mod tests {
         );
         let mut altered = chunk.clone();
         altered[0] ^= 1;
-        units[1] = unit_of_row("sealed", 1, 5, 10, &altered);
+        units[1] = unit_of_row(&RowKind::Sealed, 1, 5, 10, &altered);
         let r = verify(sid, units, &trust(), Expectations::default());
         assert_eq!(
             r.problems[0],
@@ -847,7 +877,10 @@ mod tests {
     #[test]
     fn small_intervals_name_the_exact_row() {
         let rows = session(NodeKey::from_seed([1; 32]), 10);
-        for r in rows.iter().filter(|r| r.0 == "checkpoint") {
+        for r in rows
+            .iter()
+            .filter(|r| r.0 == RowKind::Event(EventKind::Checkpoint))
+        {
             let cp: serde_json::Value = serde_json::from_slice(&r.4).unwrap();
             assert_eq!((&cp["v"], &cp["g"]), (&2.into(), &1.into()), "{cp}");
         }
@@ -943,7 +976,7 @@ mod tests {
             let seq = next_seq(&rows);
             let chunk = format!("chunk {k:<34}").into_bytes();
             c.add_sealed_chunk(&chunk);
-            rows.push(("sealed".to_string(), seq, seq + 1, seq * 10, chunk));
+            rows.push((RowKind::Sealed, seq, seq + 1, seq * 10, chunk));
         }
         let cp = c.checkpoint(next_seq(&rows));
         emit(&mut c, &mut rows, EventKind::Checkpoint, cp);
@@ -993,7 +1026,7 @@ mod tests {
             let unit = event_unit_hash(seq, seq * 10, kind, &data);
             chain.push(&unit);
             tags.extend_from_slice(&crate::chain::tag(&unit));
-            rows.push((kind.as_str().to_string(), seq, seq, seq * 10, data));
+            rows.push((kind.into(), seq, seq, seq * 10, data));
         };
         push(&mut rows, EventKind::Start, b"{}".to_vec());
         for i in 0..outputs {

@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use schemas::Event;
 use schemas::data_dir::DataDir;
-use store::{ObjectStore, SessionInfo, StoreError, StoreUrl};
+use schemas::{Event, RowKind};
+use search::{CatalogError, SessionInfo};
+use store::parquet_io::EventRef;
+use store::{ObjectStore, StoreUrl};
 
 use crate::cmd::Failure;
 
@@ -63,8 +65,12 @@ pub fn trust(args: &StoreArgs) -> anyhow::Result<(PathBuf, integrity::TrustSet)>
 }
 
 /// Every session in the store; unreadable objects are reported on stderr and skipped.
-pub fn sessions(store: &dyn ObjectStore) -> anyhow::Result<Vec<SessionInfo>> {
-    let (sessions, problems) = store::list_sessions(store)
+/// `observe` sees every `events` row read, in the same pass.
+pub fn sessions(
+    store: &dyn ObjectStore,
+    observe: impl FnMut(&EventRef<'_>),
+) -> anyhow::Result<Vec<SessionInfo>> {
+    let (sessions, problems) = search::list_sessions_observing(store, observe)
         .with_context(|| format!("cannot list the sessions in {}", store.describe()))?;
     for p in problems {
         eprintln!("replay: skipped an unreadable object: {p}");
@@ -94,27 +100,41 @@ pub fn open_session(
     query: &str,
     keys: &envelope::IdentityArgs,
 ) -> anyhow::Result<OpenSession> {
-    let (info, rows, problems) = match store::find_and_open_session(store, query) {
-        Ok(found) => found,
-        Err(e @ (StoreError::SessionNotFound { .. } | StoreError::AmbiguousSession { .. })) => {
-            return Err(Failure::NotFound(e.to_string()).into());
-        }
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!(
-                "cannot read session '{query}' from {}",
-                store.describe()
-            )));
-        }
-    };
-    for p in problems {
-        eprintln!("replay: skipped an unreadable object: {p}");
-    }
-    let events = if info.sealed {
-        unseal(&info, &rows, keys)?
+    let opened = find(store, query, |_| {})?;
+    let events = if opened.info.sealed {
+        unseal(&opened.info, &opened.rows, keys)?
     } else {
-        rows.iter().filter_map(|r| r.to_event()).collect()
+        opened.rows.iter().filter_map(|r| r.to_event()).collect()
     };
-    Ok(OpenSession { info, events })
+    Ok(OpenSession {
+        info: opened.info,
+        events,
+    })
+}
+
+/// Resolves an id or unique prefix and reads the session's rows, showing each to
+/// `observe`; unreadable objects are reported on stderr and skipped. A session that is not
+/// there (or a prefix that is ambiguous) is [`Failure::NotFound`].
+pub fn find(
+    store: &dyn ObjectStore,
+    query: &str,
+    observe: impl FnMut(&EventRef<'_>),
+) -> anyhow::Result<search::OpenedSession> {
+    match search::find_and_open_session_observing(store, query, observe) {
+        Ok(opened) => {
+            for p in &opened.warnings {
+                eprintln!("replay: skipped an unreadable object: {p}");
+            }
+            Ok(opened)
+        }
+        Err(e @ (CatalogError::SessionNotFound { .. } | CatalogError::AmbiguousSession { .. })) => {
+            Err(Failure::NotFound(e.to_string()).into())
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "cannot read session '{query}' from {}",
+            store.describe()
+        ))),
+    }
 }
 
 /// The events of a session with sealed rows, in seq order.
@@ -138,7 +158,7 @@ fn unseal(
     )?;
     let mut events = Vec::new();
     for row in rows {
-        if row.kind != store::parquet_io::SEALED_KIND {
+        if row.kind != RowKind::Sealed {
             events.extend(row.to_event());
             continue;
         }

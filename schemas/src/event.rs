@@ -137,6 +137,65 @@ impl fmt::Display for EventKind {
     }
 }
 
+/// What one row of the `events` table holds (DESIGN.md §4): one plaintext event, or one
+/// sealed chunk covering `seq..=seq_last`.
+///
+/// The Parquet `kind` column stores it as text ([`RowKind::as_str`], read back with
+/// [`RowKind::from_name`]); everything past that boundary works with this type.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RowKind {
+    /// A plaintext event of this kind.
+    Event(EventKind),
+    /// A sealed chunk, stored as received (`kind = "sealed"`).
+    Sealed,
+    /// A `kind` this build does not know (a newer writer, or damage), kept verbatim so
+    /// that readers can skip it, count it, or hash it as stored rather than fail.
+    Unknown(String),
+}
+
+impl RowKind {
+    /// The `kind` text of a sealed row.
+    pub const SEALED: &'static str = "sealed";
+
+    /// The row kind named by the `kind` column; never fails, see [`RowKind::Unknown`].
+    pub fn from_name(name: &str) -> RowKind {
+        match EventKind::from_name(name) {
+            Some(k) => RowKind::Event(k),
+            None if name == Self::SEALED => RowKind::Sealed,
+            None => RowKind::Unknown(name.to_string()),
+        }
+    }
+
+    /// The text stored in the `kind` column.
+    pub fn as_str(&self) -> &str {
+        match self {
+            RowKind::Event(k) => k.as_str(),
+            RowKind::Sealed => Self::SEALED,
+            RowKind::Unknown(name) => name,
+        }
+    }
+
+    /// The event kind of a plaintext row; `None` for sealed and unknown rows.
+    pub fn event(&self) -> Option<EventKind> {
+        match self {
+            RowKind::Event(k) => Some(*k),
+            RowKind::Sealed | RowKind::Unknown(_) => None,
+        }
+    }
+}
+
+impl From<EventKind> for RowKind {
+    fn from(k: EventKind) -> RowKind {
+        RowKind::Event(k)
+    }
+}
+
+impl fmt::Display for RowKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One event of a session. The session id lives in the chunk that carries it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -175,6 +234,20 @@ mod tests {
             assert_eq!(EventKind::from_name(k.as_str()), Some(k));
         }
         assert_eq!(EventKind::from_byte(8), None);
+    }
+
+    #[test]
+    fn row_kinds_round_trip_through_names() {
+        for k in EventKind::ALL {
+            assert_eq!(RowKind::from_name(k.as_str()), RowKind::Event(k));
+            assert_eq!(RowKind::Event(k).as_str(), k.as_str());
+        }
+        assert_eq!(RowKind::from_name("sealed"), RowKind::Sealed);
+        assert_eq!(RowKind::Sealed.as_str(), "sealed");
+        let odd = RowKind::from_name("hologram");
+        assert_eq!(odd, RowKind::Unknown("hologram".into()));
+        assert_eq!(odd.as_str(), "hologram");
+        assert_eq!(odd.event(), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The contracts every part of auditty agrees on.
 //!
-//! - [`event`]: [`Event`], [`EventKind`] and [`SessionId`], the event model of DESIGN.md §3.
+//! - [`event`]: [`Event`], [`EventKind`] and [`SessionId`], the event model of DESIGN.md §3,
+//!   and [`RowKind`], what one row of the `events` table holds.
 //! - [`session`]: [`SessionStart`] and [`SessionEnd`], the metadata carried by the `start`
 //!   and `end` events, and the [`session::Envelope`] of a sealed session's wrapped keys.
 //! - [`chunk`]: [`Chunk`], the unit of transport (one spool entry, one Kafka record), and
@@ -27,5 +28,5 @@ pub mod time;
 
 pub use chunk::seal;
 pub use chunk::{Chunk, DecodeError, DecodeErrorKind};
-pub use event::{Event, EventKind, SessionId};
+pub use event::{Event, EventKind, RowKind, SessionId};
 pub use session::{EndReason, Envelope, SessionEnd, SessionStart};

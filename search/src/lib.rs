@@ -1,11 +1,24 @@
-//! Turning sessions into text: what the user saw, rendered through a terminal emulator.
+//! The reading side: which sessions the store holds, and what the user saw in them.
 //!
+//! - [`catalog`]: [`list_sessions`] merges the `sessions/` and `events/` tables into
+//!   [`SessionInfo`]s; [`find_and_open_session`] turns an id or unique prefix into a
+//!   session's rows, reading only what can hold it; [`resolve_session`] resolves a prefix
+//!   against a listed catalog. Lookups by what the user typed fail with [`CatalogError`].
 //! - [`render::Screen`]: feeds output and resize events to a `vt100` emulator and reads
 //!   back the screen, or the whole transcript (scrollback + screen).
 //!
-//! Callers: `replay export --format text` and the end-to-end tests (which compare the
-//! rendered screen of a replay with the screen of the live session). The catalog and
-//! full-text index (tantivy) will live here too.
+//! Callers: `replay` (every subcommand) and the end-to-end tests (which compare the
+//! rendered screen of a replay with the screen of the live session). The full-text index
+//! (tantivy) will live here too, rebuilt from the catalog.
 #![warn(missing_docs)]
 
+pub mod catalog;
+mod error;
 pub mod render;
+
+pub use catalog::{
+    OpenedSession, SessionInfo, find_and_open_session, find_and_open_session_observing,
+    find_session, list_sessions, list_sessions_observing, open_session, resolve_session,
+    session_events, session_events_with_warnings,
+};
+pub use error::CatalogError;

@@ -1,8 +1,5 @@
 //! The one error type of the store.
 
-/// Most candidates an [`StoreError::AmbiguousSession`] message shows; more would bury the hint.
-const MAX_CANDIDATES_SHOWN: usize = 10;
-
 /// What can go wrong reading or writing the store.
 ///
 /// Each message says what happened and, where the user can act, what to do.
@@ -88,39 +85,6 @@ pub enum StoreError {
          empty, '.', '..', and do not start with '.'"
     )]
     InvalidKey(String),
-    /// No session id starts with what the user typed.
-    #[error("no session matches '{query}'; `replay ls` lists them")]
-    SessionNotFound {
-        /// What the user typed.
-        query: String,
-    },
-    /// More than one session id starts with what the user typed.
-    #[error("{}", ambiguous_message(query, candidates))]
-    AmbiguousSession {
-        /// What the user typed.
-        query: String,
-        /// Every matching id, hyphenated text form, sorted.
-        candidates: Vec<String>,
-    },
-}
-
-fn ambiguous_message(query: &str, candidates: &[String]) -> String {
-    let mut shown = candidates
-        .iter()
-        .take(MAX_CANDIDATES_SHOWN)
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    if candidates.len() > MAX_CANDIDATES_SHOWN {
-        shown.push_str(&format!(
-            " and {} more",
-            candidates.len() - MAX_CANDIDATES_SHOWN
-        ));
-    }
-    format!(
-        "'{query}' matches {} sessions: {shown}; type more characters of the id",
-        candidates.len()
-    )
 }
 
 impl StoreError {
@@ -147,20 +111,6 @@ impl StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ambiguous_message_caps_the_list() {
-        let candidates: Vec<String> = (0..12).map(|i| format!("id{i}")).collect();
-        let msg = StoreError::AmbiguousSession {
-            query: "id".into(),
-            candidates,
-        }
-        .to_string();
-        assert!(msg.contains("matches 12 sessions"), "{msg}");
-        assert!(msg.contains("id9"), "{msg}");
-        assert!(!msg.contains("id10"), "{msg}");
-        assert!(msg.contains("and 2 more"), "{msg}");
-    }
 
     #[test]
     fn parquet_errors_name_the_key() {

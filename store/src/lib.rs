@@ -8,28 +8,24 @@
 //! - [`parquet_io`]: [`EventRow`] and [`SessionRow`], encoded to and decoded from Parquet with
 //!   the schemas of [`schemas::arrow`], and the footer metadata [`ObjectMeta`] that lets a
 //!   restarted ingester reuse its cut points.
-//! - [`catalog`]: the reading side: [`list_sessions`] merges `sessions/` and `events/` into
-//!   [`SessionInfo`]s, [`resolve_session`] turns an id prefix into an id, and
-//!   [`session_events`] fetches one session's events.
+//! - [`ranged`]: the rows of one session (or the ids matching a prefix) read from an
+//!   object piecewise: its footer and only the row groups and pages that can hold them.
 //!
-//! Callers: `ingest` writes objects (encode + [`ObjectStore::put`]); `replay` reads them
-//! (the [`catalog`] functions). Every failure is a [`StoreError`].
+//! Callers: `ingest` writes objects (encode + [`ObjectStore::put`]); the session catalog in
+//! `search` reads them (whole-object scans with [`parquet_io::scan_events`] and
+//! [`parquet_io::decode_sessions`], lookups with [`ranged`]). Every failure is a
+//! [`StoreError`].
 #![warn(missing_docs)]
 
-pub mod catalog;
 mod error;
 pub mod layout;
 pub mod local;
 pub mod parquet_io;
-mod ranged;
+pub mod ranged;
 pub mod s3;
 #[cfg(feature = "clap")]
 mod s3_args;
 
-pub use catalog::{
-    SessionInfo, find_and_open_session, find_session, list_sessions, open_session, resolve_session,
-    session_events,
-};
 pub use error::StoreError;
 pub use local::LocalStore;
 pub use parquet_io::{EventRow, ObjectMeta, SessionRow};

@@ -23,7 +23,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::reader::ChunkReader;
 use parquet::schema::types::ColumnPath;
 use schemas::arrow::{events as ev, sessions as ss};
-use schemas::{Event, EventKind, SessionEnd, SessionId, SessionStart};
+use schemas::{Event, EventKind, RowKind, SessionEnd, SessionId, SessionStart};
 
 use crate::{ObjectStore, StoreError};
 
@@ -43,9 +43,9 @@ const PAGE_DATA_BYTES: usize = 1 << 20;
 /// zstd level: 3 is zstd's own default, a good ratio at ingest speed.
 const ZSTD_LEVEL: i32 = 3;
 /// zstd level of the raw terminal bytes (`data`, `metadata`), nearly all of a table's
-/// bytes: 9 stores log-like output about 20% smaller than 3 and still compresses at
-/// tens of MB/s per core, far above what terminals print. The cost is the ingester's,
-/// never the recorded shell's.
+/// bytes: 9 stores log-like output markedly smaller than 3 and still compresses far
+/// faster than terminals print (measurements: bench/HISTORY.md). The cost is the
+/// ingester's, never the recorded shell's.
 const DATA_ZSTD_LEVEL: i32 = 9;
 /// Longest min/max value kept in statistics (a session id is 36).
 const STATS_TRUNCATE_BYTES: usize = 64;
@@ -63,10 +63,7 @@ pub const META_FIRST_OFFSET: &str = "auditty.first_offset";
 /// Footer metadata key: offset just past the last record covered.
 pub const META_END_OFFSET: &str = "auditty.end_offset";
 
-/// The `kind` of a row holding a sealed chunk.
-pub const SEALED_KIND: &str = "sealed";
-
-/// One row of the `events` table: one event, or one sealed chunk (`kind = "sealed"`,
+/// One row of the `events` table: one event, or one sealed chunk ([`RowKind::Sealed`],
 /// `seq..=seq_last`, `data` = ciphertext).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventRow {
@@ -81,8 +78,8 @@ pub struct EventRow {
     /// Wall-clock time, UTC nanoseconds since the epoch, to the millisecond (as stored; see
     /// [`event_time_ns`]).
     pub time_ns: i64,
-    /// [`EventKind::as_str`], or `sealed`.
-    pub kind: String,
+    /// What the row holds; stored as [`RowKind::as_str`] in the `kind` column.
+    pub kind: RowKind,
     /// The event's bytes.
     pub data: Vec<u8>,
 }
@@ -96,17 +93,17 @@ impl EventRow {
             seq_last: e.seq,
             elapsed_ns: e.elapsed_ns,
             time_ns: event_time_ns(start_time_ns, e.elapsed_ns),
-            kind: e.kind.as_str().to_string(),
+            kind: RowKind::Event(e.kind),
             data: e.data.clone(),
         }
     }
 
-    /// The event of this row; `None` for kinds this build does not know, e.g. `sealed`.
+    /// The event of this row; `None` for sealed rows and kinds this build does not know.
     pub fn to_event(&self) -> Option<Event> {
         Some(Event {
             seq: self.seq,
             elapsed_ns: self.elapsed_ns,
-            kind: EventKind::from_name(&self.kind)?,
+            kind: self.kind.event()?,
             data: self.data.clone(),
         })
     }
@@ -334,10 +331,9 @@ const KEYSTROKE_ROW_BYTES: usize = 64;
 
 /// How to encode the `data` column of `rows` rows holding `bytes` bytes. Measured on the
 /// bench's sessions (bench/README.md), zstd 9 after the encoding: output of a few KiB per
-/// row compresses better with the lengths apart from the bytes (DELTA_LENGTH_BYTE_ARRAY:
-/// `seq` output 27% smaller than PLAIN, log text 1%), keystrokes and their echoes better
-/// with each length next to its byte (PLAIN: the interactive session's `data` 29%
-/// smaller, where the bit-packed length deltas of DELTA_LENGTH cost more than the bytes).
+/// row compresses better with the lengths apart from the bytes (DELTA_LENGTH_BYTE_ARRAY),
+/// keystrokes and their echoes better with each length next to its byte (PLAIN, where
+/// the bit-packed length deltas of DELTA_LENGTH would cost more than the bytes).
 /// The mean row decides, since it follows where the bytes are.
 fn data_encoding(bytes: usize, rows: usize) -> Encoding {
     if bytes <= rows.saturating_mul(KEYSTROKE_ROW_BYTES) {
@@ -351,7 +347,7 @@ fn data_encoding(bytes: usize, rows: usize) -> Encoding {
 /// `data`: about [`PAGE_DATA_BYTES`] of data per page, at least [`PAGE_ROWS`] rows, at
 /// most a row group. Each page is compressed on its own, so pages of 4096 keystrokes
 /// (~30 KB) left zstd little to work with: on the bench's interactive session, one page
-/// per column instead of three made `data` 23% smaller (bench/README.md). Pruning loses
+/// per column instead of three made `data` clearly smaller (bench/README.md). Pruning loses
 /// nothing that matters there, since a page of keystrokes is a few KB at rest; objects of
 /// bulk output keep 4096-row pages (their `data` pages are cut at 1 MiB anyway).
 fn page_rows(bytes: usize, rows: usize) -> usize {
@@ -666,33 +662,44 @@ fn candidate_row_groups(
 }
 
 /// A borrowed events row, so that scans over many objects need not copy every payload.
-pub(crate) struct EventRef<'a> {
+/// The fields mean what they mean in [`EventRow`].
+#[derive(Debug)]
+pub struct EventRef<'a> {
+    /// The session the row belongs to.
     pub session_id: SessionId,
+    /// Sequence number (first of the chunk for sealed rows).
     pub seq: u64,
+    /// Last sequence number covered (= `seq` for plaintext rows).
     pub seq_last: u64,
+    /// Nanoseconds since session start.
     pub elapsed_ns: u64,
+    /// Wall-clock time, UTC nanoseconds, to the millisecond.
     pub time_ns: i64,
-    pub kind: &'a str,
+    /// What the row holds.
+    pub kind: RowKind,
+    /// The row's bytes, borrowed from the decoded batch.
     pub data: &'a [u8],
 }
 
 impl EventRef<'_> {
     /// The row with its own copy of the bytes.
-    pub(crate) fn to_row(&self) -> EventRow {
+    pub fn to_row(&self) -> EventRow {
         EventRow {
             session_id: self.session_id,
             seq: self.seq,
             seq_last: self.seq_last,
             elapsed_ns: self.elapsed_ns,
             time_ns: self.time_ns,
-            kind: self.kind.to_string(),
+            kind: self.kind.clone(),
             data: self.data.to_vec(),
         }
     }
 }
 
-/// Calls `f` for every row of an events object (of one session with `Some(id)`).
-pub(crate) fn scan_events(
+/// Calls `f` for every row of an events object (of one session with `Some(id)`), without
+/// copying payloads: the whole-store scans of the catalog use it. `key` is for error
+/// messages.
+pub fn scan_events(
     key: &str,
     bytes: &[u8],
     session: Option<SessionId>,
@@ -743,7 +750,7 @@ pub(crate) fn scan_event_batches<T: ChunkReader + 'static>(
                     seq_last: seq_last.value(i),
                     elapsed_ns: elapsed.ns(i),
                     time_ns: time.ns(i),
-                    kind: kind.value(i),
+                    kind: RowKind::from_name(kind.value(i)),
                     data: data.value(i),
                 });
             }

@@ -489,9 +489,11 @@ fn reader_for(
     Ok(Some(builder))
 }
 
-/// Rows of one session in an `events` object, fetching only the footer and the row
-/// groups that may hold it.
-pub(crate) fn session_event_rows(
+/// Calls `f` for each row of session `id` in the `events` object `key`, fetching only the
+/// footer and the row groups (and, with a page index, pages) whose statistics and bloom
+/// filter allow the id. The footer is cached per process, so a later read of the same
+/// object costs only the row groups.
+pub fn session_event_rows(
     store: &dyn ObjectStore,
     key: &str,
     id: SessionId,
@@ -504,8 +506,9 @@ pub(crate) fn session_event_rows(
     }
 }
 
-/// Rows of one session in a `sessions` object, read as [`session_event_rows`] does.
-pub(crate) fn session_rows(
+/// The rows of session `id` in the `sessions` object `key`, read as [`session_event_rows`]
+/// does.
+pub fn session_rows(
     store: &dyn ObjectStore,
     key: &str,
     id: SessionId,
@@ -518,8 +521,9 @@ pub(crate) fn session_rows(
 }
 
 /// Distinct session ids starting with `prefix` (hyphenated, lowercase) in a table object,
-/// reading only the `session_id` column of row groups whose statistics allow a match.
-pub(crate) fn ids_with_prefix(
+/// sorted, reading only the `session_id` column of row groups whose statistics allow a
+/// match.
+pub fn ids_with_prefix(
     store: &dyn ObjectStore,
     key: &str,
     prefix: &str,

@@ -110,8 +110,9 @@ pub struct S3Store {
     url: String,
 }
 
-/// What one attempt of [`S3Store::call`] can end in besides success.
-enum Failure {
+/// What one attempt of [`S3Store::call`] can end in besides success, sorted by whether
+/// another attempt may help.
+enum AttemptError {
     /// Worth trying again (timeouts, 5xx, throttling, connection trouble).
     Transient(String),
     /// Retrying will not help; report this.
@@ -195,7 +196,7 @@ impl S3Store {
     fn call<T, F, Fut>(&self, op: &'static str, key: &str, mut attempt: F) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, Failure>>,
+        Fut: Future<Output = Result<T, AttemptError>>,
     {
         let started = Instant::now();
         let mut pause = Duration::from_millis(500);
@@ -204,8 +205,8 @@ impl S3Store {
             round += 1;
             match self.runtime.block_on(attempt()) {
                 Ok(v) => return Ok(v),
-                Err(Failure::Permanent(e)) => return Err(e),
-                Err(Failure::Transient(message)) => {
+                Err(AttemptError::Permanent(e)) => return Err(e),
+                Err(AttemptError::Transient(message)) => {
                     if started.elapsed() + pause > self.options.give_up_after {
                         return Err(StoreError::Remote {
                             op,
@@ -242,7 +243,7 @@ impl S3Store {
         op: &'static str,
         key: &str,
         err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-    ) -> Failure
+    ) -> AttemptError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -265,7 +266,7 @@ impl S3Store {
             _ => false,
         };
         if transient {
-            return Failure::Transient(message);
+            return AttemptError::Transient(message);
         }
         let hint = if message.contains("credentials") || message.contains("Credentials") {
             "no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
@@ -290,7 +291,7 @@ impl S3Store {
         } else {
             "see the message".to_string()
         };
-        Failure::Permanent(StoreError::Remote {
+        AttemptError::Permanent(StoreError::Remote {
             op,
             key: self.describe_key(key),
             message,
@@ -366,7 +367,7 @@ impl S3Store {
                 .await
                 .map_err(|e| self.classify("start a multipart upload of", key, e))?;
             out.upload_id().map(str::to_string).ok_or_else(|| {
-                Failure::Permanent(StoreError::Remote {
+                AttemptError::Permanent(StoreError::Remote {
                     op: "start a multipart upload of",
                     key: self.describe_key(key),
                     message: "the server returned no upload id".to_string(),
@@ -455,7 +456,7 @@ impl S3Store {
         key: &str,
         full: &str,
         range: Option<String>,
-    ) -> Result<Option<(Vec<u8>, Option<String>)>, Failure> {
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, AttemptError> {
         let out = match self
             .client
             .get_object()
@@ -467,7 +468,7 @@ impl S3Store {
         {
             Ok(out) => out,
             Err(e) if Self::is_not_found(&e) => {
-                return Err(Failure::Permanent(StoreError::NotFound {
+                return Err(AttemptError::Permanent(StoreError::NotFound {
                     key: key.to_string(),
                 }));
             }
@@ -481,14 +482,14 @@ impl S3Store {
             .body
             .collect()
             .await
-            .map_err(|e| Failure::Transient(format!("reading the response body: {e}")))?
+            .map_err(|e| AttemptError::Transient(format!("reading the response body: {e}")))?
             .to_vec();
         Ok(Some((body, content_range)))
     }
 
     /// A 416 where the range asked for must exist.
-    fn unsatisfiable(&self, key: &str) -> Failure {
-        Failure::Permanent(StoreError::Remote {
+    fn unsatisfiable(&self, key: &str) -> AttemptError {
+        AttemptError::Permanent(StoreError::Remote {
             op: "read",
             key: self.describe_key(key),
             message: "the server answered 416: the range is not satisfiable".to_string(),
@@ -572,7 +573,7 @@ impl ObjectStore for S3Store {
                 return Err(self.unsatisfiable(key));
             };
             if body.len() as u64 != want {
-                return Err(Failure::Permanent(StoreError::Remote {
+                return Err(AttemptError::Permanent(StoreError::Remote {
                     op: "read",
                     key: self.describe_key(key),
                     message: format!(
@@ -609,9 +610,11 @@ impl ObjectStore for S3Store {
                     .content_length()
                     .and_then(|n| u64::try_from(n).ok())
                     .unwrap_or(0)),
-                Err(e) if Self::is_not_found(&e) => Err(Failure::Permanent(StoreError::NotFound {
-                    key: key.to_string(),
-                })),
+                Err(e) if Self::is_not_found(&e) => {
+                    Err(AttemptError::Permanent(StoreError::NotFound {
+                        key: key.to_string(),
+                    }))
+                }
                 Err(e) => Err(self.classify("look up", key, e)),
             }
         })

@@ -266,7 +266,7 @@ fn killing_the_agent_keeps_every_spooled_event_and_reads_as_not_ended() {
     assert_eq!(session["exit_status"], serde_json::Value::Null);
 
     let id: schemas::SessionId = session["id"].as_str().unwrap().parse().unwrap();
-    let stored: Vec<schemas::Event> = store::session_events(sb.open_store().as_ref(), id)
+    let stored: Vec<schemas::Event> = search::session_events(sb.open_store().as_ref(), id)
         .unwrap()
         .iter()
         .filter_map(|r| r.to_event())

@@ -166,7 +166,7 @@ fn record(extra_args: &[&str], prompt_command: &str, prompt: &str, answer: &str)
         .expect("id")
         .parse()
         .expect("session id");
-    let stored: Vec<Event> = store::session_events(sb.open_store().as_ref(), id)
+    let stored: Vec<Event> = search::session_events(sb.open_store().as_ref(), id)
         .expect("session events")
         .iter()
         .filter_map(|r| r.to_event())

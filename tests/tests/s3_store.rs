@@ -429,7 +429,7 @@ fn populate(store: &dyn ObjectStore, n: usize, days: usize) -> Vec<SessionId> {
                     seq_last: seq,
                     elapsed_ns: elapsed,
                     time_ns: start + elapsed as i64,
-                    kind: kind.as_str().to_string(),
+                    kind: kind.into(),
                     data: data.clone(),
                 });
                 if matches!(kind, EventKind::Start | EventKind::End) {
@@ -543,7 +543,7 @@ fn pyarrow_and_duckdb_read_what_the_rust_reader_reads() {
             (
                 r.session_id.to_string(),
                 r.seq,
-                r.kind.clone(),
+                r.kind.to_string(),
                 String::from_utf8_lossy(&r.data).to_string(),
             )
         })

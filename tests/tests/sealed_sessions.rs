@@ -25,7 +25,7 @@ use envelope::KmsOptions;
 use envelope::testsuite::create_kms_key;
 use schemas::chunk::{ChunkHeader, FLAG_SEALED};
 use schemas::seal::SealedChunk;
-use schemas::{Chunk, EventKind};
+use schemas::{Chunk, EventKind, RowKind};
 use terminal::pty::WinSize;
 
 const T: Duration = Duration::from_secs(30);
@@ -241,9 +241,9 @@ fn check_store(sb: &Sandbox, s: &Secret) {
     for r in &rows {
         let what = format!("events row seq {} ({})", r.seq, r.kind);
         s.assert_absent(&r.data, &what);
-        match r.kind.as_str() {
-            "start" | "checkpoint" | "end" => {}
-            "sealed" => {
+        match &r.kind {
+            RowKind::Event(EventKind::Start | EventKind::Checkpoint | EventKind::End) => {}
+            RowKind::Sealed => {
                 let c = SealedChunk::parse(&r.data).unwrap_or_else(|e| panic!("{what}: {e}"));
                 assert_eq!(
                     (c.header.first_seq, c.last_seq()),

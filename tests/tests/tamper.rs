@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use auditty_tests::{Sandbox, show};
 use integrity::{NodeKey, SessionChain};
-use schemas::{SessionEnd, SessionId};
+use schemas::{EventKind, RowKind, SessionEnd, SessionId};
 use store::parquet_io::{
     decode_events, decode_sessions, encode_events, encode_sessions, read_object_meta,
 };
@@ -82,9 +82,13 @@ fn fixture() -> Fixture {
     let base = Case { dir: fx.sb.store() };
     for id in [fx.plain, fx.sealed] {
         let rows = base.rows(id);
-        assert!(kind_seqs(&rows, "checkpoint").len() >= 6, "{}", dump(&rows));
+        assert!(
+            kind_seqs(&rows, EventKind::Checkpoint).len() >= 6,
+            "{}",
+            dump(&rows)
+        );
     }
-    assert!(kind_seqs(&base.rows(fx.sealed), "sealed").len() >= 6);
+    assert!(kind_seqs(&base.rows(fx.sealed), RowKind::Sealed).len() >= 6);
     fx
 }
 
@@ -277,7 +281,8 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// The seqs of the rows of `kind`.
-fn kind_seqs(rows: &[EventRow], kind: &str) -> Vec<u64> {
+fn kind_seqs(rows: &[EventRow], kind: impl Into<RowKind>) -> Vec<u64> {
+    let kind = kind.into();
     rows.iter()
         .filter(|r| r.kind == kind)
         .map(|r| r.seq)
@@ -299,7 +304,7 @@ fn altered(rows: &[EventRow], seqs: &[u64]) -> String {
     for &n in seqs {
         let (from, through, g) = rows
             .iter()
-            .filter(|r| r.kind == "checkpoint")
+            .filter(|r| r.kind == RowKind::Event(EventKind::Checkpoint))
             .find_map(|r| {
                 let cp: serde_json::Value = serde_json::from_slice(&r.data).ok()?;
                 let (from, through) = (cp["from"].as_u64()?, cp["through"].as_u64()?);
@@ -319,7 +324,7 @@ fn altered(rows: &[EventRow], seqs: &[u64]) -> String {
         let g = usize::try_from(g).expect("g");
         let group = &interval[at / g * g..(at / g * g + g).min(interval.len())];
         let (first, last) = (group[0], group[group.len() - 1]);
-        let sealed = group.iter().any(|r| r.kind == "sealed");
+        let sealed = group.iter().any(|r| r.kind == RowKind::Sealed);
         let text = match (group.len(), sealed) {
             (1, false) => format!("altered at seq {n}"),
             (1, true) => format!(
@@ -348,7 +353,8 @@ fn seq_of_line(rows: &[EventRow], n: u32) -> u64 {
     let needle = format!("line {n}\r");
     rows.iter()
         .find(|r| {
-            r.kind == "output" && r.data.windows(needle.len()).any(|w| w == needle.as_bytes())
+            r.kind == RowKind::Event(EventKind::Output)
+                && r.data.windows(needle.len()).any(|w| w == needle.as_bytes())
         })
         .unwrap_or_else(|| panic!("no output row prints {needle:?}:\n{}", dump(rows)))
         .seq
@@ -374,8 +380,8 @@ fn dump(rows: &[EventRow]) -> String {
 /// before `end`. Damage after it leaves the session's tail unsigned as well, which
 /// `verify` reports besides the damage itself.
 fn last_interval(rows: &[EventRow]) -> u64 {
-    let end = kind_seqs(rows, "end")[0];
-    kind_seqs(rows, "checkpoint")
+    let end = kind_seqs(rows, EventKind::End)[0];
+    kind_seqs(rows, EventKind::Checkpoint)
         .into_iter()
         .filter(|&c| c < end)
         .max()
@@ -389,7 +395,7 @@ fn multi_event_sealed_rows(rows: &[EventRow]) -> Vec<&EventRow> {
     let tail = last_interval(rows);
     let multi: Vec<&EventRow> = rows
         .iter()
-        .filter(|r| r.kind == "sealed" && r.seq_last > r.seq && r.seq_last < tail)
+        .filter(|r| r.kind == RowKind::Sealed && r.seq_last > r.seq && r.seq_last < tail)
         .collect();
     assert!(
         multi.len() >= 2,
@@ -405,12 +411,12 @@ fn multi_event_sealed_rows(rows: &[EventRow]) -> Vec<&EventRow> {
 fn re_sign(id: SessionId, rows: &mut [EventRow], key: NodeKey) {
     let mut chain = SessionChain::new(id, key);
     for r in rows.iter_mut() {
-        match r.kind.as_str() {
-            "sealed" => chain.add_sealed_chunk(&r.data),
-            kind => {
-                if kind == "checkpoint" {
+        match r.kind {
+            RowKind::Sealed => chain.add_sealed_chunk(&r.data),
+            _ => {
+                if r.kind == RowKind::Event(EventKind::Checkpoint) {
                     r.data = chain.checkpoint(r.seq);
-                } else if kind == "end" {
+                } else if r.kind == RowKind::Event(EventKind::End) {
                     let mut end = SessionEnd::from_bytes(&r.data).expect("end data");
                     end.chain_hash = Some(integrity::chain::hex(&chain.hash()));
                     r.data = end.to_bytes();
@@ -527,7 +533,7 @@ fn a_deleted_row_is_a_gap_at_its_seq() {
     let case = fx.case("delete-sealed");
     let rows = case.rows(fx.sealed);
     let tail = last_interval(&rows);
-    let sealed: Vec<u64> = kind_seqs(&rows, "sealed")
+    let sealed: Vec<u64> = kind_seqs(&rows, RowKind::Sealed)
         .into_iter()
         .filter(|&s| s < tail)
         .collect();
@@ -559,7 +565,7 @@ fn a_removed_tail_is_truncated_or_never_ended() {
     let expected = case.end_event_count(id);
     assert_eq!(
         expected,
-        kind_seqs(&rows, "end")[0] + 1,
+        kind_seqs(&rows, EventKind::End)[0] + 1,
         "the end row counts the events through `end`"
     );
     case.edit_events(id, |rows| rows.retain(|r| r.seq < k));
@@ -578,7 +584,7 @@ fn a_removed_tail_is_truncated_or_never_ended() {
     let case = fx.case("truncate-and-unend");
     case.edit_events(id, |rows| rows.retain(|r| r.seq < k));
     case.drop_session_rows(|r| r.session_id == id && r.kind == schemas::EventKind::End);
-    let signed = *kind_seqs(&rows, "checkpoint")
+    let signed = *kind_seqs(&rows, EventKind::Checkpoint)
         .iter()
         .filter(|&&s| s < k)
         .max()
@@ -601,7 +607,7 @@ fn a_replaced_signature_is_a_bad_signature() {
     let id = fx.plain;
     let case = fx.case("bad-signature");
     let rows = case.rows(id);
-    let checkpoints = kind_seqs(&rows, "checkpoint");
+    let checkpoints = kind_seqs(&rows, EventKind::Checkpoint);
     // A checkpoint in the middle gets the (genuine, well-formed) signature of the first.
     let (donor, n) = (checkpoints[0], checkpoints[checkpoints.len() / 2]);
     let sig = |rows: &[EventRow], seq: u64| -> String {
@@ -637,11 +643,11 @@ fn a_session_re_signed_with_another_key_has_unknown_signatures() {
     for (id, name) in [(fx.plain, "re-sign-plain"), (fx.sealed, "re-sign-sealed")] {
         let case = fx.case(name);
         let rows = case.rows(id);
-        let checkpoints = kind_seqs(&rows, "checkpoint");
+        let checkpoints = kind_seqs(&rows, EventKind::Checkpoint);
         let target = if id == fx.plain {
             seq_of_line(&rows, 20)
         } else {
-            let sealed = kind_seqs(&rows, "sealed");
+            let sealed = kind_seqs(&rows, RowKind::Sealed);
             sealed[sealed.len() / 2]
         };
         case.edit_events(id, |rows| {

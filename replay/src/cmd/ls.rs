@@ -4,8 +4,8 @@ use std::io::Write;
 
 use schemas::text::escape_controls;
 use schemas::time::{human_duration, rfc3339};
+use search::SessionInfo;
 use serde_json::json;
-use store::SessionInfo;
 
 use crate::cli::LsArgs;
 use crate::cmd::verify;
@@ -14,11 +14,12 @@ use crate::open::{StoreArgs, sessions, trust};
 /// Lists sessions as a table or JSON.
 pub fn run(store_args: &StoreArgs, args: LsArgs) -> anyhow::Result<()> {
     let (_, store) = store_args.open()?;
-    let sessions = sessions(store.as_ref())?;
+    let mut units = verify::Units::default();
+    let sessions = sessions(store.as_ref(), |r| units.observe(r))?;
     let (_, trust) = trust(store_args)?;
     let states: Vec<&str> = sessions
         .iter()
-        .map(|s| verify::report(s, &trust).state())
+        .map(|s| verify::report(s, units.take(s.id), &trust).state())
         .collect();
     let mut out = std::io::stdout().lock();
     if args.json {

@@ -1,34 +1,70 @@
 //! `replay verify`: is each session complete and untampered?
 
+use std::collections::HashMap;
 use std::io::Write;
 
-use anyhow::Context;
-use integrity::{Expectations, Report, TrustSet};
+use integrity::{Expectations, Report, TrustSet, Unit};
+use schemas::SessionId;
+use search::SessionInfo;
 use serde_json::json;
-use store::{ObjectStore, SessionInfo, StoreError};
+use store::parquet_io::EventRef;
 
 use crate::cli::VerifyArgs;
 use crate::cmd::Failure;
-use crate::open::{StoreArgs, sessions, trust};
+use crate::open::{StoreArgs, find, sessions, trust};
+
+/// What the verifier needs of every `events` row of each session (duplicates included),
+/// collected while the catalog reads the rows, so that verifying needs no second read of
+/// the store.
+#[derive(Default)]
+pub struct Units(HashMap<SessionId, Vec<Unit>>);
+
+impl Units {
+    /// Takes one row as the catalog reads it.
+    pub fn observe(&mut self, r: &EventRef<'_>) {
+        self.0.entry(r.session_id).or_default().push(unit(r));
+    }
+
+    /// The units of session `id`, leaving none behind.
+    pub fn take(&mut self, id: SessionId) -> Vec<Unit> {
+        self.0.remove(&id).unwrap_or_default()
+    }
+}
+
+/// The unit of one `events` row.
+fn unit(r: &EventRef<'_>) -> Unit {
+    integrity::unit_of_row(&r.kind, r.seq, r.seq_last, r.elapsed_ns, r.data)
+}
 
 /// Verifies the sessions asked for; fails with [`Failure::NotVerified`] unless all are
 /// complete.
 pub fn run(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<()> {
     let (_, store) = store_args.open()?;
     let (trust_path, trust) = trust(store_args)?;
-    let infos = if args.all {
-        sessions(store.as_ref())?
-    } else {
-        let mut infos = Vec::new();
-        for q in &args.sessions {
-            infos.push(one(store.as_ref(), q)?);
-        }
+    let checked: Vec<(SessionInfo, Vec<Unit>)> = if args.all {
+        let mut units = Units::default();
+        let infos = sessions(store.as_ref(), |r| units.observe(r))?;
         infos
+            .into_iter()
+            .map(|info| {
+                let units = units.take(info.id);
+                (info, units)
+            })
+            .collect()
+    } else {
+        let mut checked = Vec::new();
+        for q in &args.sessions {
+            let mut units = Vec::new();
+            let info = find(store.as_ref(), q, |r| units.push(unit(r)))?.info;
+            checked.push((info, units));
+        }
+        checked
     };
     let mut out = std::io::stdout().lock();
     let mut failed = 0usize;
-    for info in &infos {
-        let report = report(info, &trust);
+    let total = checked.len();
+    for (info, units) in checked {
+        let report = report(&info, units, &trust);
         if !report.is_complete() {
             failed += 1;
         }
@@ -45,40 +81,23 @@ pub fn run(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<()> {
             trust_path.display()
         );
     }
-    if args.all && infos.is_empty() {
+    if args.all && total == 0 {
         return Err(Failure::NotFound(format!("no sessions in {}", store.describe())).into());
     }
     if failed > 0 {
         return Err(Failure::NotVerified(format!(
-            "{failed} of {} sessions did not verify as complete",
-            infos.len()
+            "{failed} of {total} sessions did not verify as complete"
         ))
         .into());
     }
     Ok(())
 }
 
-fn one(store: &dyn ObjectStore, query: &str) -> anyhow::Result<SessionInfo> {
-    match store::find_and_open_session(store, query) {
-        Ok((info, _, problems)) => {
-            for p in problems {
-                eprintln!("replay: skipped an unreadable object: {p}");
-            }
-            Ok(info)
-        }
-        Err(e @ (StoreError::SessionNotFound { .. } | StoreError::AmbiguousSession { .. })) => {
-            Err(Failure::NotFound(e.to_string()).into())
-        }
-        Err(e) => Err(anyhow::Error::new(e))
-            .with_context(|| format!("cannot read session '{query}' from {}", store.describe())),
-    }
-}
-
-/// Verifies one session from what the catalog read of it.
-pub fn report(info: &SessionInfo, trust: &TrustSet) -> Report {
+/// Verifies one session from what the catalog read of it and its rows' `units`.
+pub fn report(info: &SessionInfo, units: Vec<Unit>, trust: &TrustSet) -> Report {
     integrity::verify(
         info.id,
-        info.units.clone(),
+        units,
         trust,
         Expectations {
             end_event_count: info.end.as_ref().map(|e| e.event_count),

@@ -21,7 +21,7 @@ pub(crate) fn meta() -> ObjectMeta {
     }
 }
 
-pub(crate) fn row(id: SessionId, seq: u64, kind: &str, data: &[u8]) -> EventRow {
+pub(crate) fn row(id: SessionId, seq: u64, kind: impl Into<RowKind>, data: &[u8]) -> EventRow {
     EventRow {
         session_id: id,
         seq,
@@ -50,7 +50,7 @@ fn event_rows_convert_to_and_from_events() {
     let late = EventRow::from_event(sid(1), i64::MAX - 10, &e);
     assert_eq!(late.time_ns, i64::MAX - i64::MAX.rem_euclid(1_000_000));
     let sealed = EventRow {
-        kind: "sealed".into(),
+        kind: RowKind::Sealed,
         ..r
     };
     assert_eq!(sealed.to_event(), None);
@@ -60,15 +60,15 @@ fn event_rows_convert_to_and_from_events() {
 fn events_round_trip_sorted_with_session_filter_and_footer() {
     let (a, b) = (sid(1), sid(2));
     let mut rows = vec![
-        row(b, 1, "input", b"ls\r"),
-        row(a, 2, "output", b"\x1b[1mhello\x1b[0m"),
-        row(b, 0, "start", b"{}"),
-        row(a, 0, "start", b"{}"),
-        row(a, 1, "resize", b"80x24"),
+        row(b, 1, EventKind::Input, b"ls\r"),
+        row(a, 2, EventKind::Output, b"\x1b[1mhello\x1b[0m"),
+        row(b, 0, EventKind::Start, b"{}"),
+        row(a, 0, EventKind::Start, b"{}"),
+        row(a, 1, EventKind::Resize, b"80x24"),
         EventRow {
-            kind: "sealed".into(),
+            kind: RowKind::Sealed,
             seq_last: 9,
-            ..row(b, 2, "", &[0xff, 0, 1])
+            ..row(b, 2, RowKind::Sealed, &[0xff, 0, 1])
         },
     ];
     let bytes = encode_events(&mut rows, &meta()).unwrap();
@@ -92,7 +92,7 @@ fn events_round_trip_sorted_with_session_filter_and_footer() {
 #[test]
 fn events_files_have_zstd_statistics_bloom_filter_and_sort_order() {
     let mut rows: Vec<_> = (0..50u8)
-        .flat_map(|s| (0..20).map(move |q| row(sid(s), q, "output", b"some output bytes")))
+        .flat_map(|s| (0..20).map(move |q| row(sid(s), q, EventKind::Output, b"some output bytes")))
         .collect();
     let bytes = encode_events(&mut rows, &meta()).unwrap();
     let reader = SerializedFileReader::new(Bytes::from(bytes.clone())).unwrap();
@@ -140,8 +140,10 @@ fn events_files_have_zstd_statistics_bloom_filter_and_sort_order() {
 fn statistics_and_bloom_filters_skip_row_groups() {
     let (a, b, c) = (sid(1), sid(2), sid(3));
     let big = MAX_ROW_GROUP_ROWS as u64;
-    let mut rows: Vec<_> = (0..big).map(|q| row(a, q, "output", b"x")).collect();
-    rows.extend((0..10).map(|q| row(c, q, "output", b"y")));
+    let mut rows: Vec<_> = (0..big)
+        .map(|q| row(a, q, EventKind::Output, b"x"))
+        .collect();
+    rows.extend((0..10).map(|q| row(c, q, EventKind::Output, b"y")));
     let bytes = encode_events(&mut rows, &meta()).unwrap();
     let builder = open("k", &bytes).unwrap();
     assert_eq!(builder.metadata().num_row_groups(), 2);
@@ -157,7 +159,10 @@ fn statistics_and_bloom_filters_skip_row_groups() {
     assert!(only_c.iter().all(|r| r.session_id == c));
 
     // b lies between a and c, so min/max cannot exclude it; the bloom filter does.
-    let mut mixed = vec![row(a, 0, "output", b"x"), row(c, 0, "output", b"y")];
+    let mut mixed = vec![
+        row(a, 0, EventKind::Output, b"x"),
+        row(c, 0, EventKind::Output, b"y"),
+    ];
     let bytes = encode_events(&mut mixed, &meta()).unwrap();
     let builder = open("k", &bytes).unwrap();
     assert!(candidate_row_groups("k", &builder, b).unwrap().is_empty());
@@ -261,7 +266,7 @@ fn sessions_round_trip_with_flattened_columns() {
 fn footer_metadata_reads_from_the_store_without_the_body() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::new(dir.path()).unwrap();
-    let mut rows = vec![row(sid(1), 0, "output", &[7; 10_000])];
+    let mut rows = vec![row(sid(1), 0, EventKind::Output, &[7; 10_000])];
     let bytes = encode_events(&mut rows, &meta()).unwrap();
     store
         .put("events/date=2026-11-27/x.parquet", &bytes)
@@ -311,7 +316,7 @@ fn decoders_reject_foreign_schemas() {
         err.to_string().contains("column 'seq_last' is missing"),
         "{err}"
     );
-    let mut rows = vec![row(sid(1), 0, "output", b"x")];
+    let mut rows = vec![row(sid(1), 0, EventKind::Output, b"x")];
     let events = encode_events(&mut rows, &meta()).unwrap();
     assert!(matches!(
         decode_sessions("events/x.parquet", &events),
@@ -344,7 +349,14 @@ fn bad_session_ids_are_parquet_errors() {
 fn sample_events() -> Vec<u8> {
     let mut rows: Vec<_> = (0..3u8)
         .flat_map(|s| {
-            (0..40).map(move |q| row(sid(s), q, "output", format!("line {q}\r\n").as_bytes()))
+            (0..40).map(move |q| {
+                row(
+                    sid(s),
+                    q,
+                    EventKind::Output,
+                    format!("line {q}\r\n").as_bytes(),
+                )
+            })
         })
         .collect();
     encode_events(&mut rows, &meta()).unwrap()
@@ -420,8 +432,8 @@ fn event_times_are_stored_to_the_millisecond_and_version_1_nanoseconds_still_rea
     assert_eq!(event_time_ns(1_000_000_000, 1_234_567), 1_001_000_000);
     assert_eq!(event_time_ns(-1, 0), -1_000_000);
     let mut rows = vec![
-        row(sid(1), 0, "output", b"x"),
-        row(sid(1), 1, "input", b"y"),
+        row(sid(1), 0, EventKind::Output, b"x"),
+        row(sid(1), 1, EventKind::Input, b"y"),
     ];
     let bytes = encode_events(&mut rows, &meta()).unwrap();
     assert_eq!(decode_events("e", &bytes, None).unwrap(), rows);
@@ -486,8 +498,8 @@ fn elapsed_is_stored_in_microseconds_unless_that_would_round() {
         (v.unwrap(), cols)
     };
     let mut rows = vec![
-        row(sid(1), 0, "output", b"x"),
-        row(sid(1), 1, "input", b"y"),
+        row(sid(1), 0, EventKind::Output, b"x"),
+        row(sid(1), 1, EventKind::Input, b"y"),
     ];
     rows[1].elapsed_ns = 123_456_000;
     let bytes = encode_events(&mut rows, &meta()).unwrap();
@@ -522,4 +534,31 @@ fn pages_hold_about_a_megabyte_of_small_rows_and_4096_large_ones() {
     // Degenerate inputs neither divide by zero nor leave the bounds.
     assert_eq!(page_rows(0, 0), MAX_ROW_GROUP_ROWS);
     assert_eq!(page_rows(usize::MAX, 1), PAGE_ROWS);
+}
+
+#[test]
+fn kinds_are_stored_as_text_and_unknown_ones_read_back_verbatim() {
+    let mut rows = vec![
+        row(sid(1), 0, EventKind::Start, b"{}"),
+        EventRow {
+            seq_last: 4,
+            ..row(sid(1), 1, RowKind::Sealed, b"chunk")
+        },
+        row(sid(1), 5, RowKind::Unknown("hologram".into()), b"?"),
+    ];
+    let bytes = encode_events(&mut rows, &meta()).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::copy_from_slice(&bytes))
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut texts = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let kind = required::<StringArray>("k", &batch, ev::KIND).unwrap();
+        texts.extend(kind.iter().flatten().map(str::to_string));
+    }
+    assert_eq!(texts, vec!["start", "sealed", "hologram"]);
+    let back = decode_events("k", &bytes, None).unwrap();
+    assert_eq!(back, rows);
+    assert_eq!(back[2].to_event(), None);
 }

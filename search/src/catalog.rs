@@ -1,15 +1,27 @@
-//! The reading side of the store, for `replay`: which sessions exist and what they hold.
+//! The session catalog, for `replay`: which sessions exist and what they hold.
 //!
-//! This scans the Parquet objects directly. It is what `replay ls` runs on a small store
-//! and what the search catalog (DESIGN.md §8) is rebuilt from.
+//! This scans the Parquet objects of the store directly. It is what `replay ls` runs on a
+//! small store and what the search index (DESIGN.md §8) is rebuilt from.
+//!
+//! - [`list_sessions`]: every session, from one pass over `sessions/` and `events/`.
+//! - [`find_session`], [`open_session`], [`find_and_open_session`], [`session_events`]:
+//!   one session, reading only the footers and row groups that can hold it.
+//! - [`resolve_session`]: an id prefix against an already listed catalog.
+//!
+//! The `_observing` variants also hand every `events` row they read to a callback, in
+//! the same pass: `replay verify` and `replay ls` collect what the integrity check needs
+//! that way, without the catalog knowing about integrity and without a second read of
+//! the store.
 
 use std::collections::{BTreeMap, HashMap};
 
 use schemas::{EventKind, SessionEnd, SessionId, SessionStart};
 
-use crate::layout;
-use crate::parquet_io::{self, EventRow};
-use crate::{ObjectStore, StoreError};
+use store::layout;
+use store::parquet_io::{self, EventRef, EventRow, SessionRow};
+use store::{ObjectStore, StoreError};
+
+use crate::CatalogError;
 
 /// Widest `seq..=seq_last` a sealed row is believed to cover. A chunk is ~64 KiB, so a real
 /// one covers far fewer events; a wider range is damage and counts as its first seq only.
@@ -36,8 +48,6 @@ pub struct SessionInfo {
     pub bytes: u64,
     /// Some of its rows are sealed chunks (DESIGN.md §5).
     pub sealed: bool,
-    /// What [`integrity::verify`] needs of each `events` row read (duplicates included).
-    pub units: Vec<integrity::Unit>,
 }
 
 /// Disjoint, non-adjacent inclusive ranges of sequence numbers. Seqs of a session are
@@ -85,7 +95,6 @@ struct Acc {
     max_elapsed_ns: u64,
     io_bytes: u64,
     sealed: bool,
-    units: Vec<integrity::Unit>,
 }
 
 impl Acc {
@@ -95,26 +104,36 @@ impl Acc {
     }
 
     /// Counts one `events` row.
-    fn account(&mut self, r: &parquet_io::EventRef<'_>) {
+    fn account(&mut self, r: &EventRef<'_>) {
         self.saw(r.time_ns, r.elapsed_ns);
         self.max_elapsed_ns = self.max_elapsed_ns.max(r.elapsed_ns);
-        let plain = EventKind::from_name(r.kind);
+        // A row this build cannot read in the clear (sealed, or of a kind it does not
+        // know) is opaque: it may cover a range of seqs and its bytes cannot be measured.
+        let plain = r.kind.event();
         let hi = if plain.is_none() && r.seq_last >= r.seq && r.seq_last - r.seq < MAX_SEALED_SPAN {
             r.seq_last
         } else {
             r.seq
         };
         self.sealed |= plain.is_none();
-        self.units.push(integrity::unit_of_row(
-            r.kind,
-            r.seq,
-            r.seq_last,
-            r.elapsed_ns,
-            r.data,
-        ));
         let new = self.seqs.insert(r.seq, hi);
         if new > 0 && matches!(plain, Some(EventKind::Input | EventKind::Output)) {
             self.io_bytes = self.io_bytes.saturating_add(r.data.len() as u64);
+        }
+    }
+
+    /// Takes one `sessions` row: the first `start` and the first `end` row of a session
+    /// win, so a re-ingested duplicate changes nothing.
+    fn session_row(&mut self, row: &SessionRow) {
+        self.saw(row.time_ns, row.elapsed_ns);
+        match row.kind {
+            EventKind::Start if self.start.is_none() => {
+                self.start = Some((row.time_ns, SessionStart::from_bytes(&row.metadata).ok()));
+            }
+            EventKind::End if self.end.is_none() => {
+                self.end = Some((row.elapsed_ns, SessionEnd::from_bytes(&row.metadata).ok()));
+            }
+            _ => {}
         }
     }
 
@@ -142,7 +161,6 @@ impl Acc {
             event_count: self.seqs.len,
             bytes,
             sealed: self.sealed,
-            units: self.units,
         }
     }
 }
@@ -180,6 +198,15 @@ fn each_object(
 pub fn list_sessions(
     store: &dyn ObjectStore,
 ) -> Result<(Vec<SessionInfo>, Vec<StoreError>), StoreError> {
+    list_sessions_observing(store, |_| {})
+}
+
+/// [`list_sessions`], also calling `observe` with every `events` row it reads (duplicates
+/// included, in no particular order), in the same single pass over the store.
+pub fn list_sessions_observing(
+    store: &dyn ObjectStore,
+    mut observe: impl FnMut(&EventRef<'_>),
+) -> Result<(Vec<SessionInfo>, Vec<StoreError>), StoreError> {
     let session_keys = objects(store, layout::SESSIONS)?;
     let event_keys = objects(store, layout::EVENTS)?;
     let mut warnings = Vec::new();
@@ -187,17 +214,7 @@ pub fn list_sessions(
 
     each_object(store, &session_keys, &mut warnings, |key, bytes| {
         for row in parquet_io::decode_sessions(key, bytes)? {
-            let acc = accs.entry(row.session_id).or_default();
-            acc.saw(row.time_ns, row.elapsed_ns);
-            match row.kind {
-                EventKind::Start if acc.start.is_none() => {
-                    acc.start = Some((row.time_ns, SessionStart::from_bytes(&row.metadata).ok()));
-                }
-                EventKind::End if acc.end.is_none() => {
-                    acc.end = Some((row.elapsed_ns, SessionEnd::from_bytes(&row.metadata).ok()));
-                }
-                _ => {}
-            }
+            accs.entry(row.session_id).or_default().session_row(&row);
         }
         Ok(())
     });
@@ -205,6 +222,7 @@ pub fn list_sessions(
     each_object(store, &event_keys, &mut warnings, |key, bytes| {
         parquet_io::scan_events(key, bytes, None, |r| {
             accs.entry(r.session_id).or_default().account(&r);
+            observe(&r);
         })
     });
 
@@ -218,9 +236,9 @@ pub fn list_sessions(
 
 /// The session named by a full id or a unique prefix of its text form (hyphenated, or
 /// without hyphens if the query has none; case-insensitive).
-pub fn resolve_session(sessions: &[SessionInfo], query: &str) -> Result<SessionId, StoreError> {
+pub fn resolve_session(sessions: &[SessionInfo], query: &str) -> Result<SessionId, CatalogError> {
     let q = query.trim().to_ascii_lowercase();
-    let not_found = || StoreError::SessionNotFound {
+    let not_found = || CatalogError::SessionNotFound {
         query: query.to_string(),
     };
     if q.is_empty() {
@@ -243,7 +261,7 @@ pub fn resolve_session(sessions: &[SessionInfo], query: &str) -> Result<SessionI
     match matches.as_slice() {
         [] => Err(not_found()),
         [one] => Ok(*one),
-        many => Err(StoreError::AmbiguousSession {
+        many => Err(CatalogError::AmbiguousSession {
             query: query.to_string(),
             candidates: many.iter().map(SessionId::to_string).collect(),
         }),
@@ -265,8 +283,8 @@ pub fn session_events_with_warnings(
     store: &dyn ObjectStore,
     id: SessionId,
 ) -> Result<(Vec<EventRow>, Vec<StoreError>), StoreError> {
-    let (_, rows, warnings) = open_session(store, id)?;
-    Ok((rows, warnings))
+    let opened = open_session(store, id)?;
+    Ok((opened.rows, opened.warnings))
 }
 
 /// The object keys of the two tables, each listed once per lookup (a LIST is a request).
@@ -315,6 +333,16 @@ impl<'a> Tables<'a> {
             .cloned()
             .collect())
     }
+
+    /// Keys of `table` not in `seen`.
+    fn all_but(&mut self, table: &str, seen: &[String]) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .all(table)?
+            .iter()
+            .filter(|k| !seen.contains(k))
+            .cloned()
+            .collect())
+    }
 }
 
 /// Runs `read` on each key; failures are logged and collected, as in [`each_object`].
@@ -331,6 +359,17 @@ fn each_key(
     }
 }
 
+/// One session as [`open_session`] reads it.
+#[derive(Debug)]
+pub struct OpenedSession {
+    /// What the catalog knows of it.
+    pub info: SessionInfo,
+    /// Its `events` rows, sorted by seq, duplicates (same seq) dropped.
+    pub rows: Vec<EventRow>,
+    /// Objects that could not be read (logged and skipped).
+    pub warnings: Vec<StoreError>,
+}
+
 /// One session's [`SessionInfo`] and events (sorted by seq, duplicates dropped) and the
 /// objects that could not be read, fetching as little as possible: `replay play` and
 /// `export` on a large S3 store.
@@ -342,19 +381,25 @@ fn each_key(
 /// each side. Only those objects are opened, and of each only the footer and the row
 /// groups whose statistics and bloom filter allow the id, with ranged reads. If that finds
 /// nothing (an id whose timestamp is not its start), every object is searched.
-pub fn open_session(
-    store: &dyn ObjectStore,
-    id: SessionId,
-) -> Result<(SessionInfo, Vec<EventRow>, Vec<StoreError>), StoreError> {
-    open_in(&mut Tables::new(store), id)
+pub fn open_session(store: &dyn ObjectStore, id: SessionId) -> Result<OpenedSession, StoreError> {
+    open_in(&mut Tables::new(store), id, &mut |_| {})
 }
 
 /// [`find_session`] followed by [`open_session`], listing each table only once.
-#[allow(clippy::type_complexity)]
 pub fn find_and_open_session(
     store: &dyn ObjectStore,
     query: &str,
-) -> Result<(SessionInfo, Vec<EventRow>, Vec<StoreError>), StoreError> {
+) -> Result<OpenedSession, CatalogError> {
+    find_and_open_session_observing(store, query, |_| {})
+}
+
+/// [`find_and_open_session`], also calling `observe` with every `events` row of the
+/// session it reads, before duplicates are dropped.
+pub fn find_and_open_session_observing(
+    store: &dyn ObjectStore,
+    query: &str,
+    mut observe: impl FnMut(&EventRef<'_>),
+) -> Result<OpenedSession, CatalogError> {
     let mut tables = Tables::new(store);
     // A full id needs no lookup of its own: reading its rows tells whether it exists,
     // which saves reading the session_id column.
@@ -365,21 +410,21 @@ pub fn find_and_open_session(
         Some(id) => id,
         None => find_in(&mut tables, query)?,
     };
-    let (info, rows, warnings) = open_in(&mut tables, id)?;
-    if full.is_some() && rows.is_empty() && info.start.is_none() && info.end.is_none() {
-        return Err(StoreError::SessionNotFound {
+    let opened = open_in(&mut tables, id, &mut observe)?;
+    let info = &opened.info;
+    if full.is_some() && opened.rows.is_empty() && info.start.is_none() && info.end.is_none() {
+        return Err(CatalogError::SessionNotFound {
             query: query.to_string(),
         });
     }
-    Ok((info, rows, warnings))
+    Ok(opened)
 }
 
-#[allow(clippy::type_complexity)]
 fn open_in(
     tables: &mut Tables<'_>,
     id: SessionId,
-) -> Result<(SessionInfo, Vec<EventRow>, Vec<StoreError>), StoreError> {
-    let store = tables.store;
+    observe: &mut dyn FnMut(&EventRef<'_>),
+) -> Result<OpenedSession, StoreError> {
     let start = id.start_time_ns();
     let day = |ns: i64| schemas::time::date(ns);
     // The start row's time is the id's timestamp (the agent makes it so), so its date
@@ -387,69 +432,76 @@ fn open_in(
     let from = start.map(day);
     let mut warnings = Vec::new();
     let mut acc = Acc::default();
-
-    let read_sessions = |keys: &[String], acc: &mut Acc, warnings: &mut Vec<StoreError>| {
-        each_key(keys, warnings, |key| {
-            for row in crate::ranged::session_rows(store, key, id)? {
-                acc.saw(row.time_ns, row.elapsed_ns);
-                match row.kind {
-                    EventKind::Start if acc.start.is_none() => {
-                        acc.start =
-                            Some((row.time_ns, SessionStart::from_bytes(&row.metadata).ok()));
-                    }
-                    EventKind::End if acc.end.is_none() => {
-                        acc.end =
-                            Some((row.elapsed_ns, SessionEnd::from_bytes(&row.metadata).ok()));
-                    }
-                    _ => {}
-                }
-            }
-            Ok(())
-        });
-    };
-    let keys = tables.between(layout::SESSIONS, from.as_deref(), from.as_deref())?;
-    read_sessions(&keys, &mut acc, &mut warnings);
-    if acc.start.is_none() && start.is_some() {
-        // The start row is not where the id says: look everywhere.
-        let rest: Vec<String> = tables
-            .all(layout::SESSIONS)?
-            .iter()
-            .filter(|k| !keys.contains(k))
-            .cloned()
-            .collect();
-        read_sessions(&rest, &mut acc, &mut warnings);
-    }
-
+    read_session_rows(tables, id, from.as_deref(), &mut acc, &mut warnings)?;
     let until = match (&acc.end, acc.start.as_ref().map(|(t, _)| *t).or(start)) {
         (Some((elapsed, _)), Some(t)) => Some(day(t.saturating_add_unsigned(*elapsed))),
         _ => None,
     };
-    let mut rows = Vec::new();
-    let read_events = |keys: &[String],
-                       acc: &mut Acc,
-                       rows: &mut Vec<EventRow>,
-                       warnings: &mut Vec<StoreError>| {
+    let span = (from.as_deref(), until.as_deref());
+    let mut rows = read_event_rows(tables, id, span, &mut acc, observe, &mut warnings)?;
+    rows.sort_by_key(|r| r.seq);
+    rows.dedup_by_key(|r| r.seq);
+    Ok(OpenedSession {
+        info: acc.into_info(id),
+        rows,
+        warnings,
+    })
+}
+
+/// The session's `sessions` rows into `acc`: those of the start date `from`, or of every
+/// date if the start row is not there.
+fn read_session_rows(
+    tables: &mut Tables<'_>,
+    id: SessionId,
+    from: Option<&str>,
+    acc: &mut Acc,
+    warnings: &mut Vec<StoreError>,
+) -> Result<(), StoreError> {
+    let store = tables.store;
+    let mut read = |keys: &[String], acc: &mut Acc| {
         each_key(keys, warnings, |key| {
-            crate::ranged::session_event_rows(store, key, id, |r| {
+            for row in store::ranged::session_rows(store, key, id)? {
+                acc.session_row(&row);
+            }
+            Ok(())
+        });
+    };
+    let keys = tables.between(layout::SESSIONS, from, from)?;
+    read(&keys, acc);
+    if acc.start.is_none() && from.is_some() {
+        // The start row is not where the id says: look everywhere.
+        read(&tables.all_but(layout::SESSIONS, &keys)?, acc);
+    }
+    Ok(())
+}
+
+/// The session's `events` rows, counted into `acc` and shown to `observe`: those dated
+/// within `from..=until` (open-ended where `None`), or of every date if there are none.
+fn read_event_rows(
+    tables: &mut Tables<'_>,
+    id: SessionId,
+    (from, until): (Option<&str>, Option<&str>),
+    acc: &mut Acc,
+    observe: &mut dyn FnMut(&EventRef<'_>),
+    warnings: &mut Vec<StoreError>,
+) -> Result<Vec<EventRow>, StoreError> {
+    let store = tables.store;
+    let mut rows = Vec::new();
+    let mut read = |keys: &[String], rows: &mut Vec<EventRow>| {
+        each_key(keys, warnings, |key| {
+            store::ranged::session_event_rows(store, key, id, |r| {
                 acc.account(&r);
+                observe(&r);
                 rows.push(r.to_row())
             })
         });
     };
-    let keys = tables.between(layout::EVENTS, from.as_deref(), until.as_deref())?;
-    read_events(&keys, &mut acc, &mut rows, &mut warnings);
+    let keys = tables.between(layout::EVENTS, from, until)?;
+    read(&keys, &mut rows);
     if rows.is_empty() && (from.is_some() || until.is_some()) {
-        let rest: Vec<String> = tables
-            .all(layout::EVENTS)?
-            .iter()
-            .filter(|k| !keys.contains(k))
-            .cloned()
-            .collect();
-        read_events(&rest, &mut acc, &mut rows, &mut warnings);
+        read(&tables.all_but(layout::EVENTS, &keys)?, &mut rows);
     }
-    rows.sort_by_key(|r| r.seq);
-    rows.dedup_by_key(|r| r.seq);
-    Ok((acc.into_info(id), rows, warnings))
+    Ok(rows)
 }
 
 /// The session named by a full id or a unique prefix (as [`resolve_session`]), found by
@@ -457,13 +509,13 @@ fn open_in(
 /// listing every session. With at least the first 12 hex digits (the id's timestamp),
 /// only the `sessions` objects of that date are searched; `events` are searched only if
 /// `sessions` has no match.
-pub fn find_session(store: &dyn ObjectStore, query: &str) -> Result<SessionId, StoreError> {
+pub fn find_session(store: &dyn ObjectStore, query: &str) -> Result<SessionId, CatalogError> {
     find_in(&mut Tables::new(store), query)
 }
 
-fn find_in(tables: &mut Tables<'_>, query: &str) -> Result<SessionId, StoreError> {
+fn find_in(tables: &mut Tables<'_>, query: &str) -> Result<SessionId, CatalogError> {
     let store = tables.store;
-    let not_found = || StoreError::SessionNotFound {
+    let not_found = || CatalogError::SessionNotFound {
         query: query.to_string(),
     };
     let Some(prefix) = hyphenated_prefix(query) else {
@@ -483,7 +535,7 @@ fn find_in(tables: &mut Tables<'_>, query: &str) -> Result<SessionId, StoreError
             let mut ids = Vec::new();
             let keys = tables.between(table, from, to)?;
             each_key(&keys, &mut warnings, |key| {
-                ids.extend(crate::ranged::ids_with_prefix(store, key, &prefix)?);
+                ids.extend(store::ranged::ids_with_prefix(store, key, &prefix)?);
                 Ok(())
             });
             ids.sort();
@@ -507,7 +559,7 @@ fn find_in(tables: &mut Tables<'_>, query: &str) -> Result<SessionId, StoreError
     match parsed.as_slice() {
         [] => Err(not_found()),
         [one] => Ok(*one),
-        many => Err(StoreError::AmbiguousSession {
+        many => Err(CatalogError::AmbiguousSession {
             query: query.to_string(),
             candidates: many.iter().map(SessionId::to_string).collect(),
         }),

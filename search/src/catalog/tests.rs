@@ -1,11 +1,56 @@
 use super::*;
-use crate::LocalStore;
-use crate::layout::{events_key, object_stem, sessions_key};
-use crate::parquet_io::tests::{meta, row, sid, srow};
-use crate::parquet_io::{SessionRow, encode_events, encode_sessions};
-use schemas::EndReason;
+use schemas::{EndReason, RowKind};
+use store::layout::{events_key, object_stem, sessions_key};
+use store::parquet_io::{ObjectMeta, encode_events, encode_sessions};
+use store::{LocalStore, ObjectStore};
 
 const T0: i64 = 1_795_823_188_000_000_000;
+
+fn sid(n: u8) -> SessionId {
+    let mut b = [0u8; 16];
+    b[0] = n;
+    b[6] = 0x70; // version 7, so the ids look like real ones
+    b[8] = 0x80;
+    SessionId::from_bytes(b)
+}
+
+fn meta() -> ObjectMeta {
+    ObjectMeta {
+        source: "kafka".into(),
+        partition: "auditty.events-3".into(),
+        first_offset: 100,
+        end_offset: 250,
+    }
+}
+
+fn row(id: SessionId, seq: u64, kind: impl Into<RowKind>, data: &[u8]) -> EventRow {
+    EventRow {
+        session_id: id,
+        seq,
+        seq_last: seq,
+        elapsed_ns: seq * 1_000,
+        time_ns: T0 + (seq * 1_000_000) as i64,
+        kind: kind.into(),
+        data: data.to_vec(),
+    }
+}
+
+fn srow(
+    id: SessionId,
+    kind: EventKind,
+    seq: u64,
+    elapsed_ns: u64,
+    metadata: Vec<u8>,
+) -> SessionRow {
+    SessionRow {
+        session_id: id,
+        kind,
+        seq,
+        time_ns: T0 + elapsed_ns as i64,
+        elapsed_ns,
+        metadata,
+    }
+}
 
 fn put_events(store: &LocalStore, offset: u64, mut rows: Vec<EventRow>) {
     let bytes = encode_events(&mut rows, &meta()).unwrap();
@@ -80,34 +125,34 @@ fn list_sessions_merges_rows_and_measures_events() {
         &store,
         0,
         vec![
-            row(a, 0, "start", b"{}"),
-            row(a, 1, "input", b"ls\r"),
-            row(a, 2, "output", b"file\r\n"),
+            row(a, 0, EventKind::Start, b"{}"),
+            row(a, 1, EventKind::Input, b"ls\r"),
+            row(a, 2, EventKind::Output, b"file\r\n"),
         ],
     );
     put_events(
         &store,
         2,
         vec![
-            row(a, 2, "output", b"file\r\n"),
-            row(a, 3, "resize", b"80x24"),
-            row(a, 4, "end", b"{}"),
+            row(a, 2, EventKind::Output, b"file\r\n"),
+            row(a, 3, EventKind::Resize, b"80x24"),
+            row(a, 4, EventKind::End, b"{}"),
             // b is still running: no end row; its duration is its latest event.
-            row(b, 0, "start", b"{}"),
-            row(b, 1, "output", b"12345"),
-            row(b, 9, "marker", b"later"),
+            row(b, 0, EventKind::Start, b"{}"),
+            row(b, 1, EventKind::Output, b"12345"),
+            row(b, 9, EventKind::Marker, b"later"),
         ],
     );
     // c has events but no sessions rows (its start row is in a lost object).
-    let mut c_row = row(c, 3, "output", b"xy");
+    let mut c_row = row(c, 3, EventKind::Output, b"xy");
     c_row.time_ns = T0 - 1_000_000;
     c_row.elapsed_ns = 500;
     put_events(&store, 20, vec![c_row]);
     // d is sealed: two chunks, one duplicated; its bytes come from its end row.
     let sealed = |seq: u64, last: u64| EventRow {
-        kind: "sealed".into(),
+        kind: RowKind::Sealed,
         seq_last: last,
-        ..row(d, seq, "", &[0xEE; 40])
+        ..row(d, seq, RowKind::Sealed, &[0xEE; 40])
     };
     put_events(&store, 30, vec![sealed(0, 9), sealed(10, 14)]);
     put_events(&store, 31, vec![sealed(10, 14)]);
@@ -180,7 +225,6 @@ fn info(id: SessionId) -> SessionInfo {
         event_count: 0,
         bytes: 0,
         sealed: false,
-        units: Vec::new(),
     }
 }
 
@@ -206,7 +250,7 @@ fn sessions_resolve_by_unique_prefix() {
     assert_eq!(resolve_session(&sessions, " 0290 ").unwrap(), ids[2]);
 
     match resolve_session(&sessions, "0193") {
-        Err(StoreError::AmbiguousSession { query, candidates }) => {
+        Err(CatalogError::AmbiguousSession { query, candidates }) => {
             assert_eq!(query, "0193");
             assert_eq!(candidates, vec![ids[0].to_string(), ids[1].to_string()]);
         }
@@ -215,7 +259,7 @@ fn sessions_resolve_by_unique_prefix() {
     for q in ["ff", "", "0193a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2c", "zz"] {
         let err = resolve_session(&sessions, q).unwrap_err();
         assert!(
-            matches!(err, StoreError::SessionNotFound { .. }),
+            matches!(err, CatalogError::SessionNotFound { .. }),
             "{q}: {err:?}"
         );
         assert!(err.to_string().contains("replay ls"), "{err}");
@@ -231,15 +275,18 @@ fn session_events_are_sorted_and_deduplicated() {
         &store,
         0,
         vec![
-            row(a, 2, "output", b"two"),
-            row(b, 0, "start", b"{}"),
-            row(a, 0, "start", b"{}"),
+            row(a, 2, EventKind::Output, b"two"),
+            row(b, 0, EventKind::Start, b"{}"),
+            row(a, 0, EventKind::Start, b"{}"),
         ],
     );
     put_events(
         &store,
         5,
-        vec![row(a, 1, "input", b"one"), row(a, 2, "output", b"two")],
+        vec![
+            row(a, 1, EventKind::Input, b"one"),
+            row(a, 2, EventKind::Output, b"two"),
+        ],
     );
     store
         .put("events/date=2026-11-28/broken.parquet", &[1, 2, 3])
@@ -255,4 +302,41 @@ fn session_events_are_sorted_and_deduplicated() {
     assert_eq!(rows.len(), 1);
     assert_eq!(warnings.len(), 1);
     assert!(session_events(&store, sid(9)).unwrap().is_empty());
+}
+
+#[test]
+fn observers_see_every_events_row_read_duplicates_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path()).unwrap();
+    let (a, b) = (sid(1), sid(2));
+    put_events(
+        &store,
+        0,
+        vec![
+            row(a, 0, EventKind::Start, b"{}"),
+            row(b, 0, EventKind::Start, b"{}"),
+        ],
+    );
+    put_events(
+        &store,
+        5,
+        vec![
+            row(a, 0, EventKind::Start, b"{}"),
+            row(a, 1, EventKind::Output, b"x"),
+        ],
+    );
+
+    let mut seen = Vec::new();
+    let (sessions, _) =
+        list_sessions_observing(&store, |r| seen.push((r.session_id, r.seq))).unwrap();
+    seen.sort();
+    assert_eq!(seen, vec![(a, 0), (a, 0), (a, 1), (b, 0)]);
+    assert_eq!(sessions.len(), 2);
+
+    let mut seen = Vec::new();
+    let opened =
+        find_and_open_session_observing(&store, &a.to_string(), |r| seen.push(r.seq)).unwrap();
+    seen.sort();
+    assert_eq!(seen, vec![0, 0, 1]);
+    assert_eq!(opened.rows.len(), 2);
 }
