@@ -13,11 +13,12 @@ fn main() -> ExitCode {
         Command::Mark(args) => agent::mark::run(args).map(|()| 0),
         Command::NodeKey(args) => {
             let host = agent::metadata::host_name();
-            agent::record::load_node_key(cli.data_dir.path(), args.node_key.as_deref(), &host)
-                .map(|key| {
+            agent::record::load_node_key(cli.data_dir.path(), args.node_key.as_deref(), &host).map(
+                |key| {
                     println!("{} {host}", key.public());
                     0
-                })
+                },
+            )
         }
     };
     match result {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use integrity::SessionChain;
 use schemas::chunk::ChunkEncoder;
-use schemas::seal::DataKey;
+use schemas::chunk::seal::DataKey;
 use schemas::{Chunk, Event, EventKind, SessionEnd, SessionId, SessionStart};
 use spool::SpoolWriter;
 
@@ -107,7 +107,7 @@ pub enum RecordError {
     Spool(#[from] spool::SpoolError),
     /// A chunk could not be sealed.
     #[error("{0}")]
-    Seal(#[source] schemas::seal::SealError),
+    Seal(#[source] schemas::chunk::seal::SealError),
 }
 
 /// Why [`Recorder::finish`] could not report a complete recording.
@@ -137,7 +137,7 @@ pub struct Recorder {
     handover_delay: Duration,
     /// Largest output event made by joining reads.
     max_joined_output: usize,
-    failure: Failure,
+    failure: FailureSlot,
     thread: JoinHandle<RecorderStats>,
     /// Events not handed over yet, their bytes, and when the first was queued. The relay
     /// is the only user.
@@ -448,13 +448,13 @@ impl State {
 }
 
 /// Where the recorder thread leaves why recording failed, for the relay to see.
-type Failure = Arc<Mutex<Option<RecordError>>>;
+type FailureSlot = Arc<Mutex<Option<RecordError>>>;
 
 /// The recorder thread: takes messages until the session ends, cutting and syncing
 /// chunks when they are due.
 struct Worker {
     state: State,
-    failure: Failure,
+    failure: FailureSlot,
     /// When the oldest event not yet in a chunk was queued by the relay.
     oldest: Option<Instant>,
     /// Recording failed: what arrives from now on is dropped.
@@ -462,7 +462,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(state: State, failure: Failure) -> Worker {
+    fn new(state: State, failure: FailureSlot) -> Worker {
         Worker {
             state,
             failure,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use schemas::Envelope;
-use schemas::seal::DataKey;
+use schemas::chunk::seal::DataKey;
 
 use crate::{
     EnvelopeError, Identities, KmsOptions, Recipient, read_recipients_file, wrap_session_key,

@@ -10,7 +10,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
-use schemas::seal::DataKey;
+use schemas::chunk::seal::DataKey;
 use zeroize::Zeroize;
 
 use crate::error::one_line;

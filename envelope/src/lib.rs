@@ -3,7 +3,7 @@
 //!
 //! - [`Recipient`] (an age `age1…` key or an SSH public key) and [`read_recipients_file`]
 //!   say who may read a session; [`wrap_session_key`] draws the session's
-//!   [`DataKey`](schemas::seal::DataKey) (from the OS, or from KMS `GenerateDataKey` when a
+//!   [`DataKey`](schemas::chunk::seal::DataKey) (from the OS, or from KMS `GenerateDataKey` when a
 //!   KMS key is given), encrypts it once as one age file to all recipients and returns it
 //!   with the [`Envelope`](schemas::Envelope) to put in the `start` event.
 //! - [`Identities`] loads the private keys of a reader (age identity files, unencrypted

@@ -1,13 +1,13 @@
 //! [`wrap_session_key`] makes a session's data key and wraps it for the session's
 //! recipients; [`open_envelope`] unwraps it with the identities (or KMS access) of whoever
 //! reads the session. (Sealing, the encryption of chunks under that key, is
-//! `schemas::seal`.)
+//! `schemas::chunk::seal`.)
 
 use std::io::{Read, Write};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use schemas::seal::{AEAD_NAME, DataKey, KEY_LEN};
+use schemas::chunk::seal::{AEAD_NAME, DataKey, KEY_LEN};
 use schemas::session::{ENVELOPE_VERSION, Envelope, KmsWrappedKey};
 use zeroize::Zeroize;
 

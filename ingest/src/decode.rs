@@ -1,6 +1,6 @@
 //! Record bytes → rows, or the reason they are a dead letter.
 
-use schemas::seal::SealedChunk;
+use schemas::chunk::seal::SealedChunk;
 use schemas::{Chunk, DecodeErrorKind, EventKind, RowKind, SessionId};
 use store::{EventRow, SessionRow};
 

@@ -1,4 +1,4 @@
-//! `auditty-ingest`: turns spool entries (and, later, Kafka records) into durable Parquet
+//! `auditty-ingest`: turns spool entries and Kafka records into durable Parquet
 //! objects, and says which input positions are now safe to forget.
 //!
 //! The flow of one batch: a source ([`spool_source`], [`kafka_source`]) reads entries from its position →

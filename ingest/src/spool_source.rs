@@ -168,6 +168,8 @@ fn decode_items(
             } => {
                 if let Err(reason) = decode_chunk(payload, &mut rows) {
                     tracing::warn!(
+                        file = %path,
+                        offset,
                         "spool file {path}: the entry at offset {offset} ({} bytes) is not a valid chunk: {reason}\n  kept: as a dead letter in {}; the other entries were ingested",
                         payload.len(),
                         dead_letter_location(store, date)

@@ -659,6 +659,10 @@ mod tests {
     }
 
     #[test]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one case after another, each a few lines; the limit is for code, not test tables"
+    )]
     fn each_kind_of_tampering_is_named_precisely() {
         let rows = session(NodeKey::from_seed([1; 32]), 10);
         // A flipped byte.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Lists, plays and exports recorded terminal sessions.
+/// Lists, plays, exports and verifies recorded terminal sessions.
 #[derive(Parser, Debug)]
 #[command(name = "replay", version, about, long_about = None, after_help = "Exit status: 0 done, 1 nothing found, 2 the job could not run.")]
 pub struct Cli {

@@ -162,7 +162,7 @@ fn unseal(
             events.extend(row.to_event());
             continue;
         }
-        let opened = schemas::seal::SealedChunk::parse(&row.data)
+        let opened = schemas::chunk::seal::SealedChunk::parse(&row.data)
             .and_then(|c| c.open(&key))
             .map_err(|e| e.to_string())
             .and_then(|c| {

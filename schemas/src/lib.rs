@@ -6,8 +6,8 @@
 //!   and `end` events, and the [`session::Envelope`] of a sealed session's wrapped keys.
 //! - [`chunk`]: [`Chunk`], the unit of transport (one spool entry, one Kafka record), and
 //!   its versioned binary encoding. `chunk-format.md` next to this crate documents the bytes.
-//!   Sealing is part of it: [`chunk::seal`] (also reachable as [`seal`]) holds sealed
-//!   (encrypted) chunks and the session's [`seal::DataKey`] (DESIGN.md §5).
+//!   Sealing is part of it: [`chunk::seal`] holds sealed (encrypted) chunks and the
+//!   session's [`chunk::seal::DataKey`] (DESIGN.md §5).
 //! - [`arrow`]: the Arrow schemas of the `events` and `sessions` Parquet tables.
 //! - [`asciicast`]: asciicast v2 encoding and parsing, shared by `replay export` and tests.
 //! - [`data_dir`]: where the agent, the ingester and replay keep their files by default.
@@ -26,7 +26,6 @@ pub mod session;
 pub mod text;
 pub mod time;
 
-pub use chunk::seal;
 pub use chunk::{Chunk, DecodeError, DecodeErrorKind};
 pub use event::{Event, EventKind, RowKind, SessionId};
 pub use session::{EndReason, Envelope, SessionEnd, SessionStart};

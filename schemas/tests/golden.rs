@@ -117,7 +117,7 @@ fn chunks_written_by_format_1_0_still_decode() {
 #[test]
 fn sealed_chunk_v1_opens_with_its_key() {
     // The nonce is random, so only decoding is pinned: key = 32 bytes of 0x42.
-    let key = schemas::seal::DataKey::from_slice(&[0x42; 32]).unwrap();
+    let key = schemas::chunk::seal::DataKey::from_slice(&[0x42; 32]).unwrap();
     let path = data("chunk-v1.1-sealed.bin");
     if std::env::var_os("AUDITTY_BLESS").is_some() {
         let bytes = schemas::chunk::ChunkEncoder::new(true)
@@ -127,7 +127,7 @@ fn sealed_chunk_v1_opens_with_its_key() {
         std::fs::write(&path, bytes).unwrap();
     }
     let golden = std::fs::read(&path).unwrap();
-    let sealed = schemas::seal::SealedChunk::parse(&golden).unwrap();
+    let sealed = schemas::chunk::seal::SealedChunk::parse(&golden).unwrap();
     assert_eq!(sealed.open(&key).unwrap(), sample());
     assert_eq!(sealed.first_elapsed_ns, sample().events[0].elapsed_ns);
 }

@@ -130,7 +130,11 @@ pub fn report_damage(
     moved_to: impl Display,
     wording: &Wording,
 ) {
+    // The fields repeat what the message says, for log pipelines that index fields.
     tracing::error!(
+        file = %segment.display(),
+        offset,
+        end,
         "spool file {} is damaged: bytes {offset}..{end} ({} bytes) are not a valid entry: {reason}\n  kept: the entries before and after them {}\n  moved: the damaged bytes to {moved_to}",
         segment.display(),
         end - offset,
@@ -141,6 +145,8 @@ pub fn report_damage(
 /// Reports the torn tail that [`finish_segment`] cut off `segment`.
 pub fn report_torn_tail(segment: &Path, tail: &Tail, wording: &Wording) {
     tracing::warn!(
+        file = %segment.display(),
+        offset = tail.offset,
         "spool file {}: cut off a torn tail of {} bytes at offset {}: {} (the agent was stopped mid-write?); every complete entry before it was {}",
         segment.display(),
         tail.len,

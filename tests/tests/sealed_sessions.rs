@@ -23,8 +23,8 @@ use auditty_tests::moto::{Moto, s3_env};
 use auditty_tests::{Sandbox, all_event_rows, show};
 use envelope::KmsOptions;
 use envelope::testsuite::create_kms_key;
+use schemas::chunk::seal::SealedChunk;
 use schemas::chunk::{ChunkHeader, FLAG_SEALED};
-use schemas::seal::SealedChunk;
 use schemas::{Chunk, EventKind, RowKind};
 use terminal::pty::WinSize;
 
