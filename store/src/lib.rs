@@ -25,6 +25,8 @@ pub mod ranged;
 pub mod s3;
 #[cfg(feature = "clap")]
 mod s3_args;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
 
 pub use error::StoreError;
 pub use local::LocalStore;

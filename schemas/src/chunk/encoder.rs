@@ -54,6 +54,7 @@ impl ChunkEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chunk::seal::tests::chunk;
     use crate::chunk::seal::{NONCE_LEN, SealedChunk};
     use crate::chunk::{ChunkHeader, DecodeErrorKind, HEADER_LEN};
     use crate::{Event, EventKind, SessionId};
@@ -77,21 +78,6 @@ mod tests {
             let bytes = enc.encode(&c).unwrap();
             assert_eq!(bytes, c.encode(true));
             assert_eq!(Chunk::decode(&bytes).unwrap(), c);
-        }
-    }
-
-    /// A chunk whose payload is worth sealing.
-    fn chunk() -> Chunk {
-        Chunk {
-            session_id: SessionId::from_bytes([7; 16]),
-            events: (0..5)
-                .map(|i| Event {
-                    seq: 10 + i,
-                    elapsed_ns: 1000 * i,
-                    kind: EventKind::Output,
-                    data: format!("secret line {i}\n").repeat(20).into_bytes(),
-                })
-                .collect(),
         }
     }
 

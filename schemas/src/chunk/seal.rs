@@ -205,11 +205,12 @@ pub enum SealError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{Event, EventKind, SessionId};
 
-    fn chunk() -> Chunk {
+    /// A chunk whose payload is worth sealing (also used by the encoder's tests).
+    pub(crate) fn chunk() -> Chunk {
         Chunk {
             session_id: SessionId::from_bytes([7; 16]),
             events: (0..5)

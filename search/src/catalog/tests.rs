@@ -1,56 +1,9 @@
 use super::*;
 use schemas::{EndReason, RowKind};
 use store::layout::{events_key, object_stem, sessions_key};
-use store::parquet_io::{ObjectMeta, encode_events, encode_sessions};
+use store::parquet_io::{encode_events, encode_sessions};
+use store::testsuite::{T0, meta, row, sid, srow};
 use store::{LocalStore, ObjectStore};
-
-const T0: i64 = 1_795_823_188_000_000_000;
-
-fn sid(n: u8) -> SessionId {
-    let mut b = [0u8; 16];
-    b[0] = n;
-    b[6] = 0x70; // version 7, so the ids look like real ones
-    b[8] = 0x80;
-    SessionId::from_bytes(b)
-}
-
-fn meta() -> ObjectMeta {
-    ObjectMeta {
-        source: "kafka".into(),
-        partition: "auditty.events-3".into(),
-        first_offset: 100,
-        end_offset: 250,
-    }
-}
-
-fn row(id: SessionId, seq: u64, kind: impl Into<RowKind>, data: &[u8]) -> EventRow {
-    EventRow {
-        session_id: id,
-        seq,
-        seq_last: seq,
-        elapsed_ns: seq * 1_000,
-        time_ns: T0 + (seq * 1_000_000) as i64,
-        kind: kind.into(),
-        data: data.to_vec(),
-    }
-}
-
-fn srow(
-    id: SessionId,
-    kind: EventKind,
-    seq: u64,
-    elapsed_ns: u64,
-    metadata: Vec<u8>,
-) -> SessionRow {
-    SessionRow {
-        session_id: id,
-        kind,
-        seq,
-        time_ns: T0 + elapsed_ns as i64,
-        elapsed_ns,
-        metadata,
-    }
-}
 
 fn put_events(store: &LocalStore, offset: u64, mut rows: Vec<EventRow>) {
     let bytes = encode_events(&mut rows, &meta()).unwrap();

@@ -1,37 +1,9 @@
 use super::*;
 use crate::LocalStore;
+use crate::testsuite::{meta, row, sid, srow};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use proptest::prelude::*;
 use schemas::{EndReason, SessionEnd, SessionStart};
-
-pub(crate) fn sid(n: u8) -> SessionId {
-    let mut b = [0u8; 16];
-    b[0] = n;
-    b[6] = 0x70; // version 7, so the ids look like real ones
-    b[8] = 0x80;
-    SessionId::from_bytes(b)
-}
-
-pub(crate) fn meta() -> ObjectMeta {
-    ObjectMeta {
-        source: "kafka".into(),
-        partition: "auditty.events-3".into(),
-        first_offset: 100,
-        end_offset: 250,
-    }
-}
-
-pub(crate) fn row(id: SessionId, seq: u64, kind: impl Into<RowKind>, data: &[u8]) -> EventRow {
-    EventRow {
-        session_id: id,
-        seq,
-        seq_last: seq,
-        elapsed_ns: seq * 1_000,
-        time_ns: 1_795_823_188_000_000_000 + (seq * 1_000_000) as i64,
-        kind: kind.into(),
-        data: data.to_vec(),
-    }
-}
 
 #[test]
 fn event_rows_convert_to_and_from_events() {
@@ -190,23 +162,6 @@ fn end_json() -> Vec<u8> {
         ..Default::default()
     }
     .to_bytes()
-}
-
-pub(crate) fn srow(
-    id: SessionId,
-    kind: EventKind,
-    seq: u64,
-    elapsed_ns: u64,
-    metadata: Vec<u8>,
-) -> SessionRow {
-    SessionRow {
-        session_id: id,
-        kind,
-        seq,
-        time_ns: 1_795_823_188_000_000_000 + elapsed_ns as i64,
-        elapsed_ns,
-        metadata,
-    }
 }
 
 #[test]
