@@ -4,6 +4,9 @@
 //!   [`SessionInfo`]s; [`find_and_open_session`] turns an id or unique prefix into a
 //!   session's rows, reading only what can hold it; [`resolve_session`] resolves a prefix
 //!   against a listed catalog. Lookups by what the user typed fail with [`CatalogError`].
+//! - [`commands`]: [`extract_commands`] reads the command lines of a session off the
+//!   emulated screen (after readline editing, history and completion), with their offsets,
+//!   output and, where the shell reports it (OSC 133), exit status.
 //! - [`render::Screen`]: feeds output and resize events to a `vt100` emulator and reads
 //!   back the screen, or the whole transcript (scrollback + screen).
 //!
@@ -13,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod catalog;
+pub mod commands;
 mod error;
 pub mod render;
 
@@ -21,4 +25,5 @@ pub use catalog::{
     find_session, list_sessions, list_sessions_observing, open_session, resolve_session,
     session_events, session_events_with_warnings,
 };
+pub use commands::{Command, extract_commands};
 pub use error::CatalogError;
