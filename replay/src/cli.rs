@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Lists, plays, exports and verifies recorded terminal sessions.
+/// Lists, plays, exports and verifies recorded terminal sessions, and lists the commands
+/// run in them.
 #[derive(Parser, Debug)]
 #[command(name = "replay", version, about, long_about = None, after_help = "Exit status: 0 done, 1 nothing found, 2 the job could not run.")]
 pub struct Cli {
@@ -61,6 +62,22 @@ pub enum Command {
         after_help = "Reports per session: complete, or each problem: gap at seq N, altered at seq N,\nbad signature, unknown signature (key not in the trust file), never ended (agent killed,\nstill running, or tail removed), truncated, unsigned.\n\nExit status: 0 every session is complete, 1 any session is not (or was not found),\n2 the check could not run.\n\nExamples:\n  replay verify 01a21f3b\n  replay verify --all --trust /etc/auditty/trusted-keys"
     )]
     Verify(VerifyArgs),
+    /// List the commands run in a session, as the user saw them: read off the rendered
+    /// screen, so after line editing, history recall, Ctrl-R and tab completion.
+    #[command(
+        after_help = "Text: one line per command: index, offset into the session (MM:SS.mmm, or H:MM:SS\nfrom an hour on), wall time (UTC), exit status (\"-\" unless the shell reports it with\nOSC 133 marks; see the README), the command with control characters escaped.\n\n--json: one JSON object per line (JSON Lines) with index, offset_ns, time (RFC 3339 UTC),\ncommand, exit_status (null if unknown), output (rendered text, at most 64 KiB) and\noutput_truncated.\n\nSealed sessions need --identity (or --kms), as for play and export.\n\nExamples:\n  replay commands 01a21f3b\n  replay commands 01a21f3b --json | jq -r 'select((.exit_status // 0) != 0) | .command'"
+    )]
+    Commands(CommandsArgs),
+}
+
+/// Options of `commands`.
+#[derive(Args, Debug)]
+pub struct CommandsArgs {
+    /// Session id or a unique prefix of it.
+    pub session: String,
+    /// One JSON object per command and line (JSON Lines) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `verify`.

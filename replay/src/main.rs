@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Play(args) => replay::cmd::play::run(&store, args),
         Command::Export(args) => replay::cmd::export::run(&store, args),
         Command::Verify(args) => replay::cmd::verify::run(&store, args),
+        Command::Commands(args) => replay::cmd::commands::run(&store, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

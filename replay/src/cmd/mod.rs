@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod commands;
 pub mod export;
 pub mod ls;
 pub mod play;
