@@ -281,3 +281,38 @@ fn osc_133_marks_give_exit_statuses() {
     );
     assert_eq!(got[2]["output"], "osc-ok");
 }
+
+#[test]
+fn a_sealed_session_lists_its_commands_only_with_an_identity() {
+    let sb = Sandbox::new();
+    let key = sb.path().join("auditor");
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "auditor", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ssh-keygen: {out:?}");
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let mut s = sb.record_bash(&["--recipient", public.trim()], &[], SIZE);
+    s.type_line("echo sealed-cmd-$((6*7))");
+    s.wait_for("sealed-cmd-42", T);
+    s.type_line("exit");
+    assert!(s.wait(T).success());
+    sb.ingest();
+    let id = sb.sessions()[0]["id"].as_str().unwrap().to_string();
+
+    let refused = sb.output(sb.cmd("replay").args(["commands", &id]));
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--identity"),
+        "{refused:?}"
+    );
+    let key = key.to_str().unwrap();
+    let out = sb.run(
+        sb.cmd("replay")
+            .args(["--identity", key, "commands", &id, "--json"]),
+    );
+    let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(first["command"], "echo sealed-cmd-$((6*7))");
+    assert_eq!(first["output"], "sealed-cmd-42");
+}
