@@ -48,7 +48,7 @@ pub enum Command {
     Ls(LsArgs),
     /// Play a session in this terminal with its original timing.
     #[command(
-        after_help = "Keys while playing: space pauses and resumes, q (or Ctrl-C) quits.\n\nExamples:\n  replay play 01a21f3b\n  replay play 01a21f3b --speed 4 --idle-limit 2"
+        after_help = "Keys while playing: space pauses and resumes, n jumps to the next command or marker,\np to the previous one, . (while paused) shows the next bit of output, q (or Ctrl-C) quits.\nA jump draws the screen up to that moment at once.\n\nExamples:\n  replay play 01a21f3b\n  replay play 01a21f3b --speed 4 --idle-limit 2\n  replay play 01a21f3b --at 12:34\n  replay play 01a21f3b --at-command 7      # N as `replay commands` numbers them"
     )]
     Play(PlayArgs),
     /// Write a session as asciicast v2 (plays in asciinema) or plain text.
@@ -113,6 +113,13 @@ pub struct PlayArgs {
     /// Cap pauses longer than this many seconds.
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub idle_limit: Option<Duration>,
+    /// Start at this offset into the session (SECS, MM:SS or H:MM:SS, with fractions):
+    /// the screen up to it is drawn at once.
+    #[arg(long, value_name = "TIME", value_parser = parse_offset, conflicts_with = "at_command")]
+    pub at: Option<Duration>,
+    /// Start at the moment command N was run (N as `replay commands` numbers them).
+    #[arg(long, value_name = "N")]
+    pub at_command: Option<usize>,
 }
 
 /// Export formats.
@@ -156,9 +163,60 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
     let v: f64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if v.is_finite() && v >= 0.0 {
-        Ok(Duration::from_secs_f64(v))
+    if v >= 0.0 {
+        Duration::try_from_secs_f64(v).map_err(|_| format!("{s:?} seconds is too long"))
     } else {
         Err("seconds must be 0 or more".into())
+    }
+}
+
+/// `SECS`, `MM:SS` or `H:MM:SS`, each with an optional fraction of a second.
+pub fn parse_offset(s: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!("{s:?} is not an offset: give SECS, MM:SS or H:MM:SS (e.g. 95, 1:35, 0:01:35.5)")
+    };
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    if parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
+        return Err(bad());
+    }
+    let (last, whole) = parts.split_last().ok_or_else(bad)?;
+    let mut secs = 0u64;
+    for (i, p) in whole.iter().enumerate() {
+        let v: u64 = p.parse().map_err(|_| bad())?;
+        // Minutes (and, after hours, seconds) are two-digit fields below 60.
+        if i > 0 && v >= 60 {
+            return Err(bad());
+        }
+        secs = secs
+            .checked_mul(60)
+            .and_then(|x| x.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    let tail = parse_seconds(last).map_err(|_| bad())?;
+    if !whole.is_empty() && tail >= Duration::from_secs(60) {
+        return Err(bad());
+    }
+    Duration::from_secs(secs)
+        .checked_mul(if whole.is_empty() { 1 } else { 60 })
+        .and_then(|d| d.checked_add(tail))
+        .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_take_seconds_minutes_and_hours() {
+        let d = |s: &str| parse_offset(s).map(|d| d.as_millis());
+        assert_eq!(d("95"), Ok(95_000));
+        assert_eq!(d("1:35"), Ok(95_000));
+        assert_eq!(d("0:01:35.5"), Ok(95_500));
+        assert_eq!(d("2:00:00"), Ok(7_200_000));
+        for bad in [
+            "", "1:", ":5", "1:75", "1:60:00", "a", "-3", "1:2:3:4", "1e300", "NaN",
+        ] {
+            assert!(parse_offset(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use auditty_tests::{PtySession, Sandbox};
+use auditty_tests::{PtySession, Sandbox, bin};
 use terminal::pty::WinSize;
 
 const T: Duration = Duration::from_secs(20);
@@ -315,4 +315,42 @@ fn a_sealed_session_lists_its_commands_only_with_an_identity() {
     let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(first["command"], "echo sealed-cmd-$((6*7))");
     assert_eq!(first["output"], "sealed-cmd-42");
+}
+
+#[test]
+fn play_at_a_command_starts_on_the_screen_of_that_moment_and_n_jumps_on() {
+    let sb = Sandbox::new();
+    let mut s = sb.record_bash(&[], &[], SIZE);
+    s.type_line("echo one-$((1+1))");
+    s.wait_for("one-2", T);
+    s.send("echo two-$((2+2))");
+    s.settle(Duration::from_millis(300));
+    // The screen as the user saw it when they pressed Enter on command 1.
+    let live = s.rows();
+    s.send("\r");
+    s.wait_for("two-4", T);
+    s.type_line("exit");
+    assert!(s.wait(T).success());
+    sb.ingest();
+    let id = sb.sessions()[0]["id"].as_str().unwrap().to_string();
+
+    let missing = sb.output(sb.cmd("replay").args(["play", &id, "--at-command", "9"]));
+    assert_eq!(missing.status.code(), Some(2), "{missing:?}");
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("there is no command 9"),
+        "{missing:?}"
+    );
+
+    // So slow that nothing after the jump plays while the screen is compared: what shows
+    // is what the jump drew.
+    let args = ["play", &id, "--at-command", "1", "--speed", "0.00001"];
+    let mut p = PtySession::spawn(bin("replay"), args, &sb.env(), SIZE);
+    p.wait_for("echo two-$((2+2))", T);
+    p.settle(Duration::from_millis(300));
+    assert_eq!(p.rows(), live);
+    // n: the next command (exit) is drawn with everything before it.
+    p.send("n");
+    p.wait_for("two-4", T);
+    p.send("q");
+    assert!(p.wait(T).success());
 }
