@@ -125,7 +125,7 @@ struct Fixture {
 /// runs `ls /etc`.
 fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
-    let store = LocalStore::new(&tmp.path().join("store")).unwrap();
+    let store = LocalStore::new(tmp.path().join("store")).unwrap();
     let dir = tmp.path().join("index");
     let (a, b) = (id_at(T0, 1), id_at(T0 + 2 * DAY_NS, 2));
     put_start(&store, 0, a, T0, "alice");
