@@ -68,6 +68,68 @@ pub enum Command {
         after_help = "Text: one line per command: index, offset into the session (MM:SS.mmm, or H:MM:SS\nfrom an hour on), wall time (UTC), exit status (\"-\" unless the shell reports it with\nOSC 133 marks; see the README), the command with control characters escaped.\n\n--json: one JSON object per line (JSON Lines) with index, offset_ns, time (RFC 3339 UTC),\ncommand, exit_status (null if unknown), output (rendered text, at most 64 KiB) and\noutput_truncated.\n\nSealed sessions need --identity (or --kms), as for play and export.\n\nExamples:\n  replay commands 01a21f3b\n  replay commands 01a21f3b --json | jq -r 'select((.exit_status // 0) != 0) | .command'"
     )]
     Commands(CommandsArgs),
+    /// Build or update the search index from the store: only objects not indexed yet are
+    /// read, and each session they touch is indexed again in full.
+    #[command(
+        after_help = "The index lives in <data dir>/index (or --index DIR), one tantivy index per UTC day of\nsession start (date=YYYY-MM-DD/) and a manifest of the store objects it holds. It is\nderived data: --rebuild drops it and indexes the whole store again.\n\nSealed sessions are indexed by their clear metadata only (user, host, times), unless\n--index-sealed-text is given together with --identity (or --kms): the index then holds\ntheir command lines and output IN CLEAR, readable by anyone who can read the index.\n\nExamples:\n  replay index\n  replay index --follow --interval 10\n  replay index --rebuild"
+    )]
+    Index(IndexArgs),
+    /// Search the commands of all sessions (command lines and their output) in the index
+    /// `replay index` builds.
+    #[command(
+        after_help = "Query syntax: words (all required), \"a phrase\", word* (prefix), OR, -word, and fields:\ncmd:WORD, output:WORD, user:NAME, host:NAME (exact). Words are searched in the\ncommand and its output.\n\nText: one line per hit, newest first: session id (8 characters), user, host, wall time\n(UTC), offset into the session, the command; then an indented snippet with the match in\n[brackets] (bold on a terminal). --json: one object per line with id, user, host, time,\noffset_ns, index, command, exit_status and snippet.\n\nExit status: 0 something matched, 1 nothing matched, 2 the search could not run (no\nindex, bad query).\n\nExamples:\n  replay search 'cmd:\"rm -rf\"'\n  replay search 'passw*' --user alice --since 2026-11-01\n  replay search 'output:denied host:db1' --json | jq -r .id"
+    )]
+    Search(SearchArgs),
+}
+
+/// Options of `index`.
+#[derive(Args, Debug)]
+pub struct IndexArgs {
+    /// Index directory. Default: <data dir>/index.
+    #[arg(long, value_name = "DIR")]
+    pub index: Option<PathBuf>,
+    /// Drop the index and build it again from the whole store.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Keep indexing new objects every --interval seconds until interrupted.
+    #[arg(long)]
+    pub follow: bool,
+    /// Seconds between two updates with --follow.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
+    pub interval: Duration,
+    /// Also index the commands and output of sealed sessions that --identity (or --kms)
+    /// opens. The index then holds their text in clear.
+    #[arg(long)]
+    pub index_sealed_text: bool,
+}
+
+/// Options of `search`.
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// What to look for (see below).
+    pub query: String,
+    /// Only sessions of this user (exact).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only sessions on this host (exact).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only commands run at or after this time: RFC 3339 (2026-11-27T10:00:00Z) or a UTC
+    /// date (2026-11-27).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only commands run at or before this time: RFC 3339 or a UTC date (the whole day).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Most hits shown.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// One JSON object per hit and line (JSON Lines) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Index directory. Default: <data dir>/index.
+    #[arg(long, value_name = "DIR")]
+    pub index: Option<PathBuf>,
 }
 
 /// Options of `commands`.

@@ -3,7 +3,8 @@
 //! - [`open`]: `--store`/data dir → the store; id or unique prefix → a session's events.
 //! - [`stream`]: playback timing as iterator adapters (`cap_idle`, `speed`), shared by
 //!   `play` and `export`.
-//! - [`cmd`]: one module per subcommand (`ls`, `play`, `export`, `verify`, `commands`).
+//! - [`cmd`]: one module per subcommand (`ls`, `play`, `export`, `verify`,
+//!   `commands`, `index`, `search`).
 //!
 //! Exit codes: 0 done, 1 nothing found, 2 the job could not run.
 

@@ -21,6 +21,8 @@ fn main() -> ExitCode {
         Command::Export(args) => replay::cmd::export::run(&store, args),
         Command::Verify(args) => replay::cmd::verify::run(&store, args),
         Command::Commands(args) => replay::cmd::commands::run(&store, args),
+        Command::Index(args) => replay::cmd::index::run(&store, args),
+        Command::Search(args) => replay::cmd::search::run(&store, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

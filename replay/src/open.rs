@@ -138,7 +138,7 @@ pub fn find(
 }
 
 /// The events of a session with sealed rows, in seq order.
-fn unseal(
+pub fn unseal(
     info: &SessionInfo,
     rows: &[store::EventRow],
     keys: &envelope::IdentityArgs,

@@ -78,6 +78,11 @@ impl DataDir {
         self.0.join("store")
     }
 
+    /// The search index `replay index` builds from the store (derived, rebuildable).
+    pub fn index(&self) -> PathBuf {
+        self.0.join("index")
+    }
+
     /// The node's checkpoint-signing key.
     pub fn node_key(&self) -> PathBuf {
         self.0.join("node.key")

@@ -10,14 +10,18 @@
 //! - [`render::Screen`]: feeds output and resize events to a `vt100` emulator and reads
 //!   back the screen, or the whole transcript (scrollback + screen).
 //!
+//! - [`index`]: the full-text index (tantivy, one index per day of session start) of
+//!   sessions and commands, updated incrementally from the store ([`index::update`]) and
+//!   queried by [`index::search`].
+//!
 //! Callers: `replay` (every subcommand) and the end-to-end tests (which compare the
-//! rendered screen of a replay with the screen of the live session). The full-text index
-//! (tantivy) will live here too, rebuilt from the catalog.
+//! rendered screen of a replay with the screen of the live session).
 #![warn(missing_docs)]
 
 pub mod catalog;
 pub mod commands;
 mod error;
+pub mod index;
 pub mod render;
 
 pub use catalog::{

@@ -2,8 +2,10 @@
 
 pub mod commands;
 pub mod export;
+pub mod index;
 pub mod ls;
 pub mod play;
+pub mod search;
 pub mod verify;
 
 /// Outcomes that are not errors of the tool but still mean "no": exit status 1.

@@ -1,0 +1,136 @@
+//! `replay index`: builds or updates the search index from the store.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use schemas::data_dir::DataDir;
+use search::OpenedSession;
+use search::index::{Hooks, UpdateReport};
+use store::ObjectStore;
+
+use crate::cli::IndexArgs;
+use crate::open::{StoreArgs, unseal};
+
+/// Fewer sessions than this are indexed without a progress bar: it would only flicker.
+const PROGRESS_MIN_SESSIONS: usize = 8;
+
+/// The index directory: `--index`, else `<data dir>/index`.
+pub fn index_dir(store_args: &StoreArgs, flag: Option<&Path>) -> anyhow::Result<PathBuf> {
+    Ok(match flag {
+        Some(p) => p.to_path_buf(),
+        None => DataDir::resolve(store_args.data_dir.as_deref())?.index(),
+    })
+}
+
+/// Updates the index once, or with `--follow` until SIGINT/SIGTERM.
+pub fn run(store_args: &StoreArgs, args: IndexArgs) -> anyhow::Result<()> {
+    let keys = &store_args.keys;
+    if args.index_sealed_text && keys.identities.is_empty() && !keys.kms {
+        anyhow::bail!("--index-sealed-text needs --identity (or --kms) to open sealed sessions");
+    }
+    let (_, store) = store_args.open()?;
+    let dir = index_dir(store_args, args.index.as_deref())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    if args.follow {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot handle signals")?;
+        }
+    }
+    let mut rebuild = args.rebuild;
+    loop {
+        let report = once(store.as_ref(), &dir, rebuild, store_args, &args)?;
+        rebuild = false;
+        if !args.follow || report.sessions > 0 {
+            eprintln!("{}", summary(&report, &dir));
+        }
+        if !args.follow || sleep_unless(&stop, args.interval) {
+            return Ok(());
+        }
+    }
+}
+
+/// Sleeps `d` in short steps; true if `stop` was set meanwhile.
+fn sleep_unless(stop: &AtomicBool, d: Duration) -> bool {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        if stop.load(Ordering::Relaxed) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100).min(d));
+    }
+    stop.load(Ordering::Relaxed)
+}
+
+fn once(
+    store: &dyn ObjectStore,
+    dir: &Path,
+    rebuild: bool,
+    store_args: &StoreArgs,
+    args: &IndexArgs,
+) -> anyhow::Result<UpdateReport> {
+    let mut unseal_text = |opened: &OpenedSession| {
+        if !args.index_sealed_text {
+            return None;
+        }
+        match unseal(&opened.info, &opened.rows, &store_args.keys) {
+            Ok(events) => Some(events),
+            Err(e) => {
+                eprintln!(
+                    "replay: indexing session {} by its metadata only: {e:#}",
+                    opened.info.id
+                );
+                None
+            }
+        }
+    };
+    let mut bar: Option<ProgressBar> = None;
+    let mut progress = |done: usize, total: usize| {
+        if total < PROGRESS_MIN_SESSIONS || !std::io::stderr().is_terminal() {
+            return;
+        }
+        let b = bar.get_or_insert_with(|| new_bar(total));
+        b.set_position(done as u64);
+    };
+    let hooks = Hooks {
+        unseal: &mut unseal_text,
+        progress: &mut progress,
+    };
+    let report = search::index::update(store, dir, rebuild, hooks)
+        .with_context(|| format!("cannot update the index at {}", dir.display()));
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let report = report?;
+    for key in &report.unreadable {
+        eprintln!("replay: could not read {key}; it will be tried again on the next run");
+    }
+    Ok(report)
+}
+
+fn new_bar(total: usize) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    if let Ok(style) = ProgressStyle::with_template("indexing {bar:40} {pos}/{len} sessions {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn summary(r: &UpdateReport, dir: &Path) -> String {
+    if r.new_objects == 0 {
+        return format!("replay: the index at {} is up to date", dir.display());
+    }
+    format!(
+        "replay: indexed {} new object(s): {} session(s), {} command(s), {} day(s) in {}",
+        r.new_objects,
+        r.sessions,
+        r.commands,
+        r.days.len(),
+        dir.display()
+    )
+}

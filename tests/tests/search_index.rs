@@ -1,0 +1,110 @@
+//! Issue 15: `replay index` and `replay search` over a real recorded bash session:
+//! commands found by their text and their output, with the right session and offset; a
+//! secret typed at `read -s` is found nowhere; filters; a second index run is a no-op.
+
+use std::time::Duration;
+
+use auditty_tests::{Sandbox, show};
+use terminal::pty::WinSize;
+
+const T: Duration = Duration::from_secs(20);
+const SIZE: WinSize = WinSize {
+    cols: 120,
+    rows: 40,
+};
+/// Typed at `read -s` only.
+const SECRET: &str = "swordfish7Qz";
+
+fn search(sb: &Sandbox, args: &[&str]) -> std::process::Output {
+    let mut cmd = sb.cmd("replay");
+    cmd.arg("search").args(args);
+    sb.output(&mut cmd)
+}
+
+fn json_hits(sb: &Sandbox, query: &str) -> Vec<serde_json::Value> {
+    let out = search(sb, &[query, "--json"]);
+    assert!(out.status.success(), "{}", show(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect()
+}
+
+#[test]
+fn a_recorded_session_is_indexed_and_searchable() {
+    let sb = Sandbox::new();
+    let mut s = sb.record_bash(&[], &[], SIZE);
+    s.type_line("printf 'haystack-%s\\n' unique123");
+    s.wait_for("haystack-unique123", T);
+    s.settle(Duration::from_millis(200));
+    s.type_line("read -s secret; echo got-${#secret}");
+    s.settle(Duration::from_millis(300));
+    s.type_line(SECRET);
+    s.wait_for("got-12", T);
+    s.type_line("exit");
+    assert!(s.wait(T).success());
+    sb.ingest();
+
+    // Before `replay index`, there is no index.
+    let out = search(&sb, &["unique123"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("replay index"),
+        "{}",
+        show(&out)
+    );
+
+    let out = sb.output(sb.cmd("replay").arg("index"));
+    assert!(out.status.success(), "{}", show(&out));
+    let id = sb.sessions()[0]["id"].as_str().unwrap().to_string();
+    let commands = sb.run(sb.cmd("replay").args(["commands", &id, "--json"]));
+    let printf: serde_json::Value = serde_json::from_str(commands.lines().next().unwrap()).unwrap();
+
+    // By the command, with the session and the offset `replay commands` gives.
+    let hits = json_hits(&sb, "cmd:printf");
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    let h = &hits[0];
+    assert_eq!(h["id"], id.as_str());
+    assert_eq!(h["command"], "printf 'haystack-%s\\n' unique123");
+    assert_eq!(h["offset_ns"], printf["offset_ns"]);
+    assert_eq!(h["index"], 0);
+    for field in ["user", "host", "time", "exit_status", "snippet"] {
+        assert!(h.get(field).is_some(), "{field} missing: {h}");
+    }
+
+    // By the output, in text form: short id, the command, the match marked.
+    let out = search(&sb, &["unique123"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with(&id[..8]), "{text}");
+    assert!(
+        text.contains("[haystack-unique123]") || text.contains("[unique123]"),
+        "{text}"
+    );
+    assert!(json_hits(&sb, "hayst*").len() == 1);
+
+    // The secret is nowhere; another user finds nothing.
+    for query in [SECRET, "swordfish*"] {
+        let out = search(&sb, &[query]);
+        assert_eq!(out.status.code(), Some(1), "{query}: {}", show(&out));
+    }
+    let out = search(&sb, &["cmd:printf", "--user", "nobody-else"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let out = search(&sb, &["cmd:printf", "--since", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+
+    // A second run finds nothing new and leaves the index alone.
+    let manifest = std::fs::read(sb.data_dir().join("index/manifest.json")).unwrap();
+    let out = sb.output(sb.cmd("replay").arg("index"));
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("up to date"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        std::fs::read(sb.data_dir().join("index/manifest.json")).unwrap(),
+        manifest
+    );
+    assert!(!String::from_utf8_lossy(&search(&sb, &["unique123"]).stderr).contains("behind"));
+}
