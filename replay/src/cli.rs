@@ -43,7 +43,7 @@ pub struct Cli {
 pub enum Command {
     /// List recorded sessions, oldest first.
     #[command(
-        after_help = "Columns: session id, user, host, start (UTC), duration, exit status (\"-\" while\nrunning or when cut off: the agent never wrote an end), size of input+output, SEALED\n(encrypted for recipients), INTEGRITY (complete, open = never ended, untrusted = signed\nby a key not in the trust file, unsigned, FAILED: see `replay verify`), command."
+        after_help = "Columns: session id, user, host, start (UTC), duration, exit status (\"-\" while\nrunning or when cut off: the agent never wrote an end), size of input+output, SEALED\n(encrypted for recipients), INTEGRITY (complete, open = never ended, untrusted = signed\nby a key not in the trust file, unsigned, FAILED: see `replay verify`), command.\n\nWith an index (`replay index`), sessions are listed from it without reading the store;\nINTEGRITY is then the state computed when the session was last indexed, with the trust\nfile then in force (`replay verify` recomputes it). --scan reads the store instead.\nWithout an index, the store is read.\n\nExamples:\n  replay ls --user alice --since 2026-11-01\n  replay ls --limit 20 --json"
     )]
     Ls(LsArgs),
     /// Play a session in this terminal with its original timing.
@@ -162,6 +162,30 @@ pub struct LsArgs {
     /// One JSON array of sessions instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Only sessions of this user (exact).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only sessions on this host (exact).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only sessions started at or after this time: RFC 3339 (2026-11-27T10:00:00Z) or a
+    /// UTC date (2026-11-27).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only sessions started at or before this time: RFC 3339 or a UTC date (the whole
+    /// day).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only the latest N sessions (still listed oldest first).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Read the store even if there is an index (slow on a large store; the integrity
+    /// state is computed now).
+    #[arg(long)]
+    pub scan: bool,
+    /// Index directory. Default: <data dir>/index.
+    #[arg(long, value_name = "DIR")]
+    pub index: Option<PathBuf>,
 }
 
 /// Options of `play`.

@@ -385,6 +385,16 @@ pub fn open_session(store: &dyn ObjectStore, id: SessionId) -> Result<OpenedSess
     open_in(&mut Tables::new(store), id, &mut |_| {})
 }
 
+/// [`open_session`], also calling `observe` with every `events` row of the session it
+/// reads, before duplicates are dropped (what the verifier needs).
+pub fn open_session_observing(
+    store: &dyn ObjectStore,
+    id: SessionId,
+    observe: &mut dyn FnMut(&EventRef<'_>),
+) -> Result<OpenedSession, StoreError> {
+    open_in(&mut Tables::new(store), id, observe)
+}
+
 /// [`find_session`] followed by [`open_session`], listing each table only once.
 pub fn find_and_open_session(
     store: &dyn ObjectStore,

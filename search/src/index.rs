@@ -13,7 +13,8 @@
 //! # Documents
 //!
 //! One per session (`type` = `session`: id, user, host, remote address, command line,
-//! start, end, duration, exit status, sealed) and one per command (`type` = `command`:
+//! start, end, duration, exit status, sealed, and `listing`: the object `replay ls`
+//! prints, as JSON, which the caller makes through [`Hooks::listing`]) and one per command (`type` = `command`:
 //! session id, index, offset, wall time, command line, rendered output, exit status, and
 //! the session's user and host, copied for filtering). `cmd` and `output` are tokenized
 //! for full-text search; `session`, `user` and `host` are raw (exact) terms; `time` (wall
@@ -51,14 +52,22 @@ use std::path::{Path, PathBuf};
 
 use schemas::{Event, SessionId};
 use store::layout;
+use store::parquet_io::EventRef;
 use store::{ObjectStore, StoreError, parquet_io};
 use tantivy::schema::{FAST, Field, INDEXED, STORED, STRING, Schema, TEXT};
 use tantivy::{Index, IndexWriter, TantivyDocument, Term};
 
-use crate::catalog::{OpenedSession, SessionInfo, open_session};
+use crate::catalog::{OpenedSession, SessionInfo, open_session, open_session_observing};
 
 pub use manifest::{MANIFEST_FILE, Manifest};
-pub use query::{Hit, SearchQuery, days_to_open, search, stale_objects};
+pub use query::{
+    Hit, ListQuery, Listed, SearchQuery, days_to_open, list_sessions, search, stale_objects,
+};
+
+/// Format version of the index, in the manifest. Version 2 added the `listing` field;
+/// [`update`] rebuilds an older index (it is derived from the store), and queries refuse
+/// it with [`IndexError::Outdated`].
+pub const INDEX_VERSION: u32 = 2;
 
 /// Memory an index writer may use before it flushes a segment (tantivy's minimum is
 /// 15 MB); one writer is open at a time.
@@ -95,6 +104,12 @@ pub enum IndexError {
         /// The index directory.
         dir: PathBuf,
     },
+    /// The index was built by an older version and lacks fields.
+    #[error("the index at {} was built by an older version; run `replay index`", dir.display())]
+    Outdated {
+        /// The index directory.
+        dir: PathBuf,
+    },
     /// The query does not parse.
     #[error("bad query: {0}")]
     Query(String),
@@ -118,6 +133,7 @@ pub(crate) struct Fields {
     offset: Field,
     cmd: Field,
     output: Field,
+    listing: Field,
 }
 
 impl Fields {
@@ -139,6 +155,7 @@ impl Fields {
             offset: b.add_u64_field("offset_ns", STORED),
             cmd: b.add_text_field("cmd", TEXT | STORED),
             output: b.add_text_field("output", TEXT | STORED),
+            listing: b.add_text_field("listing", STORED),
         };
         (b.build(), f)
     }
@@ -162,6 +179,7 @@ impl Fields {
             offset: get("offset_ns")?,
             cmd: get("cmd")?,
             output: get("output")?,
+            listing: get("listing")?,
         })
     }
 }
@@ -198,6 +216,13 @@ pub struct Hooks<'a> {
     /// Opens a sealed session's rows into events, or says `None` to index it by its
     /// metadata only.
     pub unseal: &'a mut dyn FnMut(&OpenedSession) -> Option<Vec<Event>>,
+    /// Sees every `events` row of a session as it is read, duplicates included, before
+    /// [`Hooks::listing`] is called for it (the caller verifies the session with them).
+    pub observe: &'a mut dyn FnMut(&EventRef<'_>),
+    /// The listing of a session (the JSON object `replay ls` prints) stored in its
+    /// session document, so that a listing never reads the store; `None` stores none and
+    /// the session is left out of [`list_sessions`].
+    pub listing: &'a mut dyn FnMut(&SessionInfo) -> Option<String>,
     /// Called with (sessions done, sessions to do) as the update goes.
     pub progress: &'a mut dyn FnMut(usize, usize),
 }
@@ -255,12 +280,14 @@ pub(crate) fn update_inner(
         path: dir.to_path_buf(),
         source,
     };
-    if rebuild {
+    // An index of an older format lacks fields: rebuild it rather than mix formats.
+    let outdated = Manifest::load(dir)?.is_some_and(|m| m.version < INDEX_VERSION);
+    if rebuild || outdated {
         remove_index(dir)?;
     }
     std::fs::create_dir_all(dir).map_err(io)?;
     let mut manifest = Manifest::load(dir)?.unwrap_or_default();
-    manifest.version = 1;
+    manifest.version = INDEX_VERSION;
     let new: Vec<String> = store_objects(store)?
         .into_iter()
         .filter(|k| !manifest.objects.contains(k))
@@ -362,19 +389,25 @@ fn index_sessions(
         by_day.entry(day).or_default().push(id);
     }
     let total = ids.len();
-    let Hooks { unseal, progress } = hooks;
+    let Hooks {
+        unseal,
+        observe,
+        listing,
+        progress,
+    } = hooks;
     for (day, ids) in &by_day {
         let index = open_day(dir, day)?;
         let fields = Fields::of(&index.schema())?;
         let mut writer: IndexWriter<TantivyDocument> =
             index.writer_with_num_threads(1, WRITER_MEMORY)?;
         for &id in ids {
-            let opened = open_session(store, id)?;
+            let opened = open_session_observing(store, id, observe)?;
             for w in &opened.warnings {
                 tracing::warn!(session = %id, error = %w, "skipped an unreadable object");
             }
             writer.delete_term(Term::from_field_text(fields.session, &id.to_string()));
-            let docs = session_docs(&fields, &opened, unseal);
+            let listed = listing(&opened.info);
+            let docs = session_docs(&fields, &opened, listed.as_deref(), unseal);
             report.commands += docs.len() - 1;
             for (time, doc) in docs {
                 manifest.saw(day, time);
@@ -395,14 +428,16 @@ fn index_sessions(
 fn session_docs(
     f: &Fields,
     opened: &OpenedSession,
+    listing: Option<&str>,
     unseal: &mut dyn FnMut(&OpenedSession) -> Option<Vec<Event>>,
 ) -> Vec<(i64, TantivyDocument)> {
     let info = &opened.info;
     let start_ns = info.start_time_ns;
-    let mut docs = vec![(
-        start_ns.saturating_add_unsigned(info.duration_ns),
-        session_doc(f, info),
-    )];
+    let mut session = session_doc(f, info);
+    if let Some(l) = listing {
+        session.add_text(f.listing, l);
+    }
+    let mut docs = vec![(start_ns.saturating_add_unsigned(info.duration_ns), session)];
     let events = if info.sealed {
         unseal(opened)
     } else {

@@ -1,6 +1,7 @@
 //! Issue 15: `replay index` and `replay search` over a real recorded bash session:
 //! commands found by their text and their output, with the right session and offset; a
-//! secret typed at `read -s` is found nowhere; filters; a second index run is a no-op.
+//! secret typed at `read -s` is found nowhere; filters; a second index run is a no-op;
+//! `replay ls` from the index lists what a scan of the store lists.
 
 use std::time::Duration;
 
@@ -19,6 +20,18 @@ fn search(sb: &Sandbox, args: &[&str]) -> std::process::Output {
     let mut cmd = sb.cmd("replay");
     cmd.arg("search").args(args);
     sb.output(&mut cmd)
+}
+
+fn ls(sb: &Sandbox, args: &[&str]) -> std::process::Output {
+    let mut cmd = sb.cmd("replay");
+    cmd.arg("ls").args(args);
+    sb.output(&mut cmd)
+}
+
+fn ls_json(sb: &Sandbox, args: &[&str]) -> serde_json::Value {
+    let out = ls(sb, &[args, &["--json"]].concat());
+    assert!(out.status.success(), "{}", show(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)))
 }
 
 fn json_hits(sb: &Sandbox, query: &str) -> Vec<serde_json::Value> {
@@ -54,8 +67,52 @@ fn a_recorded_session_is_indexed_and_searchable() {
         show(&out)
     );
 
+    // `replay ls` without an index reads the store and says how to build one.
+    let out = ls(&sb, &[]);
+    assert!(out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no index at") && err.contains("run `replay index`"),
+        "{}",
+        show(&out)
+    );
+    let scanned = ls_json(&sb, &[]);
+
     let out = sb.output(sb.cmd("replay").arg("index"));
     assert!(out.status.success(), "{}", show(&out));
+    // From the index, the same objects as a scan of the store, with no hint.
+    let out = ls(&sb, &["--json"]);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("no index"),
+        "{}",
+        show(&out)
+    );
+    let listed = ls_json(&sb, &[]);
+    assert_eq!(listed, scanned);
+    assert_eq!(listed, ls_json(&sb, &["--scan"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["integrity"], "complete", "{listed:#}");
+    let user = listed[0]["user"].as_str().unwrap().to_string();
+    assert_eq!(ls_json(&sb, &["--user", &user]), listed);
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let tomorrow = schemas::time::date(now_ns + 86_400 * 1_000_000_000);
+    for filter in [&["--user", "nobody"][..], &["--since", &tomorrow]] {
+        assert_eq!(ls_json(&sb, filter), serde_json::json!([]), "{filter:?}");
+        assert_eq!(
+            ls_json(&sb, &[filter, &["--scan"]].concat()),
+            serde_json::json!([])
+        );
+    }
+    let out = ls(&sb, &[]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("complete"),
+        "{}",
+        show(&out)
+    );
     let id = sb.sessions()[0]["id"].as_str().unwrap().to_string();
     let commands = sb.run(sb.cmd("replay").args(["commands", &id, "--json"]));
     let printf: serde_json::Value = serde_json::from_str(commands.lines().next().unwrap()).unwrap();

@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use schemas::data_dir::DataDir;
-use search::OpenedSession;
 use search::index::{Hooks, UpdateReport};
+use search::{OpenedSession, SessionInfo};
 use store::ObjectStore;
+use store::parquet_io::EventRef;
 
 use crate::cli::IndexArgs;
-use crate::open::{StoreArgs, unseal};
+use crate::cmd::{ls, verify};
+use crate::open::{StoreArgs, trust, unseal};
 
 /// Fewer sessions than this are indexed without a progress bar: it would only flicker.
 const PROGRESS_MIN_SESSIONS: usize = 8;
@@ -88,6 +90,16 @@ fn once(
             }
         }
     };
+    // Each session is verified as it is indexed, with the trust file in force now, so
+    // that `replay ls` can show its integrity without reading the store. Both hooks
+    // need the units, one after the other.
+    let (_, trust) = trust(store_args)?;
+    let units = std::cell::RefCell::new(verify::Units::default());
+    let mut observe = |r: &EventRef<'_>| units.borrow_mut().observe(r);
+    let mut listing = |info: &SessionInfo| {
+        let report = verify::report(info, units.borrow_mut().take(info.id), &trust);
+        Some(ls::to_json(info, report.state()).to_string())
+    };
     let mut bar: Option<ProgressBar> = None;
     let mut progress = |done: usize, total: usize| {
         if total < PROGRESS_MIN_SESSIONS || !std::io::stderr().is_terminal() {
@@ -98,6 +110,8 @@ fn once(
     };
     let hooks = Hooks {
         unseal: &mut unseal_text,
+        observe: &mut observe,
+        listing: &mut listing,
         progress: &mut progress,
     };
     let report = search::index::update(store, dir, rebuild, hooks)

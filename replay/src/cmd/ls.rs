@@ -1,42 +1,129 @@
-//! `replay ls`: the sessions in the store.
+//! `replay ls`: the sessions in the store, from the index when there is one.
 
 use std::io::Write;
+use std::path::Path;
 
+use anyhow::Context;
 use schemas::text::escape_controls;
 use schemas::time::{human_duration, rfc3339};
 use search::SessionInfo;
-use serde_json::json;
+use search::index::{IndexError, ListQuery};
+use serde_json::{Value, json};
 
 use crate::cli::LsArgs;
+use crate::cmd::index::index_dir;
+use crate::cmd::search::{note_if_stale, parse_time};
 use crate::cmd::verify;
 use crate::open::{StoreArgs, sessions, trust};
 
 /// Lists sessions as a table or JSON.
 pub fn run(store_args: &StoreArgs, args: LsArgs) -> anyhow::Result<()> {
+    let query = ListQuery {
+        user: args.user.clone(),
+        host: args.host.clone(),
+        since_ns: args
+            .since
+            .as_deref()
+            .map(|t| parse_time(t, false))
+            .transpose()?,
+        until_ns: args
+            .until
+            .as_deref()
+            .map(|t| parse_time(t, true))
+            .transpose()?,
+        limit: args.limit,
+    };
+    let list = if args.scan {
+        scan(store_args, &query)?
+    } else {
+        let dir = index_dir(store_args, args.index.as_deref())?;
+        match from_index(&dir, &query) {
+            Ok(list) => {
+                note_if_stale(store_args, &dir);
+                list
+            }
+            Err(e @ (IndexError::Missing { .. } | IndexError::Outdated { .. })) => {
+                let why = match e {
+                    IndexError::Missing { .. } => format!("no index at {}", dir.display()),
+                    _ => format!("the index at {} is of an older version", dir.display()),
+                };
+                eprintln!(
+                    "replay: {why}; listing by reading the store (run `replay index` for fast listings and search)"
+                );
+                scan(store_args, &query)?
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot list from the index at {}", dir.display())));
+            }
+        }
+    };
+    print(store_args, &list, &args)
+}
+
+/// The listings stored in the index, parsed.
+fn from_index(dir: &Path, query: &ListQuery) -> Result<Vec<Value>, IndexError> {
+    search::index::list_sessions(dir, query)?
+        .into_iter()
+        .map(|l| {
+            serde_json::from_str(&l.listing)
+                .map_err(|e| IndexError::Query(format!("session {}: bad listing: {e}", l.session)))
+        })
+        .collect()
+}
+
+/// Every session read from the store and verified now, filtered as the index would be.
+fn scan(store_args: &StoreArgs, query: &ListQuery) -> anyhow::Result<Vec<Value>> {
     let (_, store) = store_args.open()?;
     let mut units = verify::Units::default();
     let sessions = sessions(store.as_ref(), |r| units.observe(r))?;
     let (_, trust) = trust(store_args)?;
-    let states: Vec<&str> = sessions
+    let mut list: Vec<Value> = sessions
         .iter()
-        .map(|s| verify::report(s, units.take(s.id), &trust).state())
+        .map(|s| to_json(s, verify::report(s, units.take(s.id), &trust).state()))
+        .filter(|v| matches(v, query))
         .collect();
+    if let Some(limit) = query.limit {
+        list.drain(..list.len().saturating_sub(limit));
+    }
+    Ok(list)
+}
+
+/// Whether a listing passes the filters of `query` (as [`search::index::list_sessions`]
+/// applies them: exact user and host, start within the range).
+fn matches(v: &Value, q: &ListQuery) -> bool {
+    let start = v["start_time_ns"].as_i64().unwrap_or(0);
+    q.user
+        .as_deref()
+        .is_none_or(|u| v["user"].as_str() == Some(u))
+        && q.host
+            .as_deref()
+            .is_none_or(|h| v["host"].as_str() == Some(h))
+        && q.since_ns.is_none_or(|t| start >= t)
+        && q.until_ns.is_none_or(|t| start <= t)
+}
+
+fn print(store_args: &StoreArgs, list: &[Value], args: &LsArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if args.json {
-        let list: Vec<_> = sessions
-            .iter()
-            .zip(&states)
-            .map(|(s, state)| to_json(s, state))
-            .collect();
-        serde_json::to_writer_pretty(&mut out, &list)?;
+        serde_json::to_writer_pretty(&mut out, list)?;
         writeln!(out)?;
         return Ok(());
     }
-    if sessions.is_empty() {
-        eprintln!(
-            "replay: no sessions in {} yet (record one with `auditty-agent record`, then run `auditty-ingest run --once`)",
-            store.describe()
-        );
+    if list.is_empty() {
+        let filtered = args.user.is_some()
+            || args.host.is_some()
+            || args.since.is_some()
+            || args.until.is_some();
+        if filtered {
+            eprintln!("replay: no sessions match");
+        } else {
+            let (_, store) = store_args.open()?;
+            eprintln!(
+                "replay: no sessions in {} yet (record one with `auditty-agent record`, then run `auditty-ingest run --once`)",
+                store.describe()
+            );
+        }
         return Ok(());
     }
     writeln!(
@@ -44,38 +131,49 @@ pub fn run(store_args: &StoreArgs, args: LsArgs) -> anyhow::Result<()> {
         "{:<36}  {:<12} {:<16} {:<20} {:>9} {:>5} {:>9} {:<6} {:<9}  COMMAND",
         "SESSION", "USER", "HOST", "START (UTC)", "DURATION", "EXIT", "SIZE", "SEALED", "INTEGRITY"
     )?;
-    for (s, state) in sessions.iter().zip(&states) {
-        let start = s.start.as_ref();
-        writeln!(
-            out,
-            "{:<36}  {:<12} {:<16} {:<20} {:>9} {:>5} {:>9} {:<6} {:<9}  {}",
-            s.id,
-            escape_controls(start.map_or("?", |m| m.user.as_str())),
-            escape_controls(start.map_or("?", |m| m.host.as_str())),
-            rfc3339(s.start_time_ns),
-            human_duration(s.duration_ns),
-            exit_text(s),
-            human_bytes(s.bytes),
-            if s.sealed { "yes" } else { "no" },
-            state,
-            escape_controls(&start.map(|m| m.command_line()).unwrap_or_default()),
-        )?;
+    for v in list {
+        writeln!(out, "{}", table_line(v)).context("cannot write the listing")?;
     }
     Ok(())
 }
 
-/// The exit column: the status, `sig N`, or `-` for a session with no end.
-fn exit_text(s: &SessionInfo) -> String {
-    match &s.end {
-        None => "-".into(),
-        Some(e) => match (e.exit_status, e.signal) {
-            (Some(c), _) => c.to_string(),
-            (None, Some(sig)) => format!("sig{sig}"),
-            (None, None) => "?".into(),
+/// One row of the table, from the listing object (the same from the index or the store).
+fn table_line(v: &Value) -> String {
+    let text = |k: &str| v[k].as_str().unwrap_or("?");
+    let command: Vec<&str> = v["command"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    format!(
+        "{:<36}  {:<12} {:<16} {:<20} {:>9} {:>5} {:>9} {:<6} {:<9}  {}",
+        text("id"),
+        escape_controls(text("user")),
+        escape_controls(text("host")),
+        text("start"),
+        human_duration(v["duration_ns"].as_u64().unwrap_or(0)),
+        exit_text(v),
+        human_bytes(v["bytes"].as_u64().unwrap_or(0)),
+        if v["sealed"].as_bool().unwrap_or(false) {
+            "yes"
+        } else {
+            "no"
         },
-    }
+        text("integrity"),
+        escape_controls(&command.join(" ")),
+    )
 }
 
+/// The exit column: the status, `sig N`, or `-` for a session with no end.
+fn exit_text(v: &Value) -> String {
+    if !v["ended"].as_bool().unwrap_or(false) {
+        return "-".into();
+    }
+    match (v["exit_status"].as_i64(), v["signal"].as_i64()) {
+        (Some(c), _) => c.to_string(),
+        (None, Some(sig)) => format!("sig{sig}"),
+        (None, None) => "?".into(),
+    }
+}
 fn human_bytes(n: u64) -> String {
     match n {
         n if n >= 1 << 30 => format!("{:.1}G", n as f64 / (1u64 << 30) as f64),
@@ -85,7 +183,9 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-fn to_json(s: &SessionInfo, integrity: &str) -> serde_json::Value {
+/// The listing of a session: what `ls --json` prints for it, and what `replay index`
+/// stores so that `ls` can print it without reading the store.
+pub fn to_json(s: &SessionInfo, integrity: &str) -> serde_json::Value {
     let start = s.start.as_ref();
     let end = s.end.as_ref();
     json!({

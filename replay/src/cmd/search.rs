@@ -54,7 +54,7 @@ pub fn run(store_args: &StoreArgs, args: SearchArgs) -> anyhow::Result<()> {
 
 /// Says on stderr when the store holds objects the index has not taken in. A store that
 /// cannot be listed only loses the note: the search itself does not need the store.
-fn note_if_stale(store_args: &StoreArgs, dir: &std::path::Path) {
+pub fn note_if_stale(store_args: &StoreArgs, dir: &std::path::Path) {
     let Ok((_, store)) = store_args.open() else {
         return;
     };

@@ -4,13 +4,13 @@ use std::ops::{Bound, Range};
 use std::path::Path;
 
 use store::ObjectStore;
-use tantivy::collector::TopDocs;
+use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, RegexQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{Index, Order, Searcher, TantivyDocument, Term};
 
-use super::{Fields, IndexError, Manifest, day_dir, store_objects};
+use super::{Fields, INDEX_VERSION, IndexError, Manifest, day_dir, store_objects};
 
 /// Characters of output around the match a snippet shows.
 const SNIPPET_CHARS: usize = 160;
@@ -31,6 +31,32 @@ pub struct SearchQuery {
     pub until_ns: Option<i64>,
     /// Most hits returned.
     pub limit: usize,
+}
+
+/// A listing of sessions, as `replay ls` takes it.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only this user (exact).
+    pub user: Option<String>,
+    /// Only this host (exact).
+    pub host: Option<String>,
+    /// Sessions started at or after this time, UTC ns.
+    pub since_ns: Option<i64>,
+    /// Sessions started at or before this time, UTC ns.
+    pub until_ns: Option<i64>,
+    /// At most this many: the latest started.
+    pub limit: Option<usize>,
+}
+
+/// One session listed from the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its start, UTC ns.
+    pub start_ns: i64,
+    /// Session id, hyphenated.
+    pub session: String,
+    /// The listing stored at index time ([`super::Hooks::listing`]).
+    pub listing: String,
 }
 
 /// One command that matched.
@@ -69,6 +95,11 @@ pub fn days_to_open(
     let manifest = Manifest::load(dir)?.ok_or_else(|| IndexError::Missing {
         dir: dir.to_path_buf(),
     })?;
+    if manifest.version < INDEX_VERSION {
+        return Err(IndexError::Outdated {
+            dir: dir.to_path_buf(),
+        });
+    }
     let last_day = until_ns.map(schemas::time::date);
     Ok(manifest
         .days
@@ -103,6 +134,96 @@ pub fn search(dir: &Path, q: &SearchQuery) -> Result<Vec<Hit>, IndexError> {
     hits.sort_by(|a, b| b.time_ns.cmp(&a.time_ns).then(a.session.cmp(&b.session)));
     hits.truncate(q.limit);
     Ok(hits)
+}
+
+/// The sessions matching `q` from their session documents, oldest first (by start, then
+/// id); with a limit, the latest `limit` of them. Only the days that can hold a start in
+/// range are opened, and the store is not read.
+pub fn list_sessions(dir: &Path, q: &ListQuery) -> Result<Vec<Listed>, IndexError> {
+    let mut listed = Vec::new();
+    for day in days_to_open(dir, q.since_ns, q.until_ns)? {
+        let index = Index::open_in_dir(day_dir(dir, &day))?;
+        listed.extend(list_day(&index, q)?);
+    }
+    listed.sort_by(|a, b| {
+        a.start_ns
+            .cmp(&b.start_ns)
+            .then_with(|| a.session.cmp(&b.session))
+    });
+    if let Some(limit) = q.limit {
+        listed.drain(..listed.len().saturating_sub(limit));
+    }
+    Ok(listed)
+}
+
+fn list_day(index: &Index, q: &ListQuery) -> Result<Vec<Listed>, IndexError> {
+    let f = Fields::of(&index.schema())?;
+    let mut clauses = vec![(Occur::Must, term_query(f.doc_type, "session"))];
+    clauses.extend(filter_clauses(
+        &f,
+        q.user.as_deref(),
+        q.host.as_deref(),
+        q.since_ns,
+        q.until_ns,
+    ));
+    let query = BooleanQuery::new(clauses);
+    let searcher = index.reader()?.searcher();
+    // Newest first so that a limit keeps the latest; all of them without one, counted
+    // first so that the collector is sized by the sessions, not by every document.
+    let n = match q.limit {
+        Some(l) => l,
+        None => searcher.search(&query, &Count)?,
+    }
+    .max(1);
+    let top = TopDocs::with_limit(n).order_by_fast_field::<i64>("time", Order::Desc);
+    let mut out = Vec::new();
+    for (start_ns, addr) in searcher.search(&query, &top)? {
+        let doc: TantivyDocument = searcher.doc(addr)?;
+        let text = |field: Field| {
+            doc.get_first(field)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        // A session indexed without a listing (a caller that gave none) is left out.
+        let Some(listing) = text(f.listing) else {
+            continue;
+        };
+        out.push(Listed {
+            start_ns,
+            session: text(f.session).unwrap_or_default(),
+            listing,
+        });
+    }
+    Ok(out)
+}
+
+/// The `--user`, `--host` and time-range clauses shared by searches and listings.
+fn filter_clauses(
+    f: &Fields,
+    user: Option<&str>,
+    host: Option<&str>,
+    since_ns: Option<i64>,
+    until_ns: Option<i64>,
+) -> Vec<(Occur, Box<dyn Query>)> {
+    let mut clauses = Vec::new();
+    if let Some(u) = user {
+        clauses.push((Occur::Must, term_query(f.user, u)));
+    }
+    if let Some(h) = host {
+        clauses.push((Occur::Must, term_query(f.host, h)));
+    }
+    if since_ns.is_some() || until_ns.is_some() {
+        let bound = |t: Option<i64>| {
+            t.map_or(Bound::Unbounded, |t| {
+                Bound::Included(Term::from_field_i64(f.time, t))
+            })
+        };
+        clauses.push((
+            Occur::Must,
+            Box::new(RangeQuery::new(bound(since_ns), bound(until_ns))) as Box<dyn Query>,
+        ));
+    }
+    clauses
 }
 
 fn search_day(index: &Index, q: &SearchQuery) -> Result<Vec<Hit>, IndexError> {
@@ -198,23 +319,13 @@ fn build_query(index: &Index, f: &Fields, q: &SearchQuery) -> Result<Box<dyn Que
         }
         clauses.push((Occur::Must, Box::new(BooleanQuery::new(any))));
     }
-    if let Some(u) = &q.user {
-        clauses.push((Occur::Must, term_query(f.user, u)));
-    }
-    if let Some(h) = &q.host {
-        clauses.push((Occur::Must, term_query(f.host, h)));
-    }
-    if q.since_ns.is_some() || q.until_ns.is_some() {
-        let bound = |t: Option<i64>| {
-            t.map_or(Bound::Unbounded, |t| {
-                Bound::Included(Term::from_field_i64(f.time, t))
-            })
-        };
-        clauses.push((
-            Occur::Must,
-            Box::new(RangeQuery::new(bound(q.since_ns), bound(q.until_ns))),
-        ));
-    }
+    clauses.extend(filter_clauses(
+        f,
+        q.user.as_deref(),
+        q.host.as_deref(),
+        q.since_ns,
+        q.until_ns,
+    ));
     Ok(Box::new(BooleanQuery::new(clauses)))
 }
 
