@@ -420,3 +420,50 @@ fn an_index_of_an_older_format_is_refused_then_rebuilt() {
     assert_eq!(r.sessions, 2);
     assert_eq!(listed(&f.dir, ListQuery::default()).len(), 2);
 }
+
+/// `replay ls` at 100,000 sessions: listing them all from one day's index. Ignored by
+/// default (it only measures); `cargo test -p search --release -- --ignored listing_100k`.
+#[test]
+#[ignore]
+fn listing_100k_sessions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let day = schemas::time::date(T0);
+    let index = open_day(&dir, &day).unwrap();
+    let f = Fields::of(&index.schema()).unwrap();
+    let mut w: IndexWriter<TantivyDocument> =
+        index.writer_with_num_threads(1, WRITER_MEMORY).unwrap();
+    let mut m = Manifest {
+        version: INDEX_VERSION,
+        ..Default::default()
+    };
+    for n in 0..100_000i64 {
+        let mut d = TantivyDocument::default();
+        d.add_text(f.doc_type, "session");
+        d.add_text(f.session, format!("s{n:06}"));
+        d.add_text(f.user, if n % 2 == 0 { "alice" } else { "bob" });
+        d.add_i64(f.time, T0 + n);
+        d.add_text(f.listing, format!("{{\"id\":\"s{n:06}\",\"user\":\"alice\",\"command\":[\"bash\",\"-l\"],\"integrity\":\"complete\"}}"));
+        w.add_document(d).unwrap();
+        m.saw(&day, T0 + n);
+    }
+    w.commit().unwrap();
+    m.store(&dir).unwrap();
+    let t = std::time::Instant::now();
+    let all = list_sessions(&dir, &ListQuery::default()).unwrap();
+    let took_all = t.elapsed();
+    let t = std::time::Instant::now();
+    let alice = list_sessions(
+        &dir,
+        &ListQuery {
+            user: Some("alice".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    eprintln!(
+        "100k: all in {took_all:?}, alice's half in {:?}",
+        t.elapsed()
+    );
+    assert_eq!((all.len(), alice.len()), (100_000, 50_000));
+}
