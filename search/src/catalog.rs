@@ -166,7 +166,7 @@ impl Acc {
 }
 
 /// Parquet objects of one table, e.g. `events/`.
-fn objects(store: &dyn ObjectStore, table: &str) -> Result<Vec<String>, StoreError> {
+pub(crate) fn objects(store: &dyn ObjectStore, table: &str) -> Result<Vec<String>, StoreError> {
     let mut keys = store.list(&format!("{table}/"))?;
     keys.retain(|k| layout::is_parquet(k));
     Ok(keys)

@@ -244,15 +244,8 @@ pub struct UpdateReport {
 
 /// The Parquet objects of `events/` and `sessions/`.
 pub fn store_objects(store: &dyn ObjectStore) -> Result<Vec<String>, StoreError> {
-    let mut keys = Vec::new();
-    for table in [layout::EVENTS, layout::SESSIONS] {
-        keys.extend(
-            store
-                .list(&format!("{table}/"))?
-                .into_iter()
-                .filter(|k| layout::is_parquet(k)),
-        );
-    }
+    let mut keys = crate::catalog::objects(store, layout::EVENTS)?;
+    keys.extend(crate::catalog::objects(store, layout::SESSIONS)?);
     Ok(keys)
 }
 
