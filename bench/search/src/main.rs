@@ -1,0 +1,334 @@
+//! Search and listing benchmark (issue 15): how fast `replay index` builds the index of a
+//! large store, and how long a user waits for `replay search`, `replay ls` and the first
+//! frame of `replay play`.
+//!
+//! It writes N synthetic bash sessions straight to a local store (see `generate`), runs
+//! the real `replay` binary for every measurement (so process start is included: that is
+//! what a user waits for), and prints Markdown tables. It asserts nothing.
+
+mod generate;
+mod measure;
+mod shell;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+use generate::{Made, Rng};
+use measure::percentiles;
+
+/// Measures index build, search, listing and playback start on a synthetic store.
+#[derive(Parser, Debug)]
+#[command(name = "auditty-bench-search", version, about)]
+struct Args {
+    /// Sessions to generate.
+    #[arg(long, default_value_t = 100_000)]
+    sessions: usize,
+    /// `replay search` runs.
+    #[arg(long, default_value_t = 200)]
+    searches: usize,
+    /// `replay ls` runs.
+    #[arg(long, default_value_t = 50)]
+    listings: usize,
+    /// `replay play` starts.
+    #[arg(long, default_value_t = 20)]
+    plays: usize,
+    /// Directory holding `replay` (default: the directory of this binary).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Keep the store and the index here instead of a temporary directory.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Small run for smoke tests: 200 sessions, few runs of each command.
+    #[arg(long)]
+    quick: bool,
+}
+
+/// Paths and flags every `replay` run gets.
+struct Replay {
+    bin: PathBuf,
+    data_dir: PathBuf,
+    store: PathBuf,
+    index: PathBuf,
+}
+
+impl Replay {
+    fn cmd(&self, sub: &str) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--store")
+            .arg(format!("file://{}", self.store.display()))
+            .arg(sub)
+            .env("AUDITTY_LOG", "warn")
+            .stdin(Stdio::null());
+        c
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.quick {
+        (args.sessions, args.searches, args.listings, args.plays) = (200, 12, 4, 3);
+    }
+    let bin_dir = match args.bin_dir.clone() {
+        Some(d) => d,
+        None => std::env::current_exe()?
+            .parent()
+            .context("binary has no directory")?
+            .to_path_buf(),
+    };
+    let bin = bin_dir.join("replay");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: build it first (cargo build --release -p replay)",
+            bin.display()
+        );
+    }
+    let temp = tempfile::Builder::new()
+        .prefix("auditty-bench-search-")
+        .tempdir()?;
+    let work = args.work_dir.clone().unwrap_or_else(|| temp.path().into());
+    let r = Replay {
+        bin,
+        data_dir: work.join("data"),
+        store: work.join("store"),
+        index: work.join("index"),
+    };
+    std::fs::create_dir_all(&r.data_dir)?;
+
+    eprintln!(
+        "generating {} sessions in {}",
+        args.sessions,
+        r.store.display()
+    );
+    let started = Instant::now();
+    let (written, made) = generate::generate(&r.store, args.sessions, 2)?;
+    let gen_secs = started.elapsed().as_secs_f64();
+    eprintln!("generated in {gen_secs:.1} s; indexing");
+
+    println!("# Search and listing benchmark\n");
+    println!(
+        "{} sessions over {} days, {} users, {} hosts; {} events; {:.1} MB of terminal \
+         output and input; {} Parquet objects, {:.1} MB at rest (generated in {gen_secs:.1} s).\n",
+        written.sessions,
+        generate::DAYS,
+        50,
+        200,
+        written.events,
+        written.terminal_bytes as f64 / 1e6,
+        written.objects,
+        dir_size(&r.store) as f64 / 1e6,
+    );
+    index_build(&r, &written)?;
+    let mut rng = Rng::new(15);
+    eprintln!("searching");
+    let search = search_latency(&r, &mut rng, args.searches)?;
+    eprintln!("listing");
+    let ls = ls_latency(&r, &mut rng, &made, args.listings)?;
+    eprintln!("playing");
+    let play = play_latency(&r, &mut rng, &made, args.plays)?;
+    targets(search, ls, play);
+    Ok(())
+}
+
+/// One full `replay index` over the store: wall and CPU time.
+fn index_build(r: &Replay, w: &generate::Written) -> anyhow::Result<()> {
+    let (wall, cpu) = measure::timed(
+        r.cmd("index")
+            .arg("--index")
+            .arg(&r.index)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )?;
+    let mb = w.terminal_bytes as f64 / 1e6;
+    let wall = wall.as_secs_f64();
+    println!("## Index build (`replay index`, from empty)\n");
+    println!(
+        "| sessions | terminal MB | wall s | CPU s | MB/s (wall) | MB/s per core (CPU) | sessions/s | index MB |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {} | {mb:.1} | {wall:.1} | {cpu:.1} | {:.2} | {:.2} | {:.0} | {:.1} |\n",
+        w.sessions,
+        mb / wall,
+        mb / cpu.max(1e-9),
+        w.sessions as f64 / wall,
+        dir_size(&r.index) as f64 / 1e6,
+    );
+    println!(
+        "terminal MB = 10^6 bytes of output and input event data; CPU = user+system of \
+         `replay index` (wait4); sessions are unsigned (integrity state \"unsigned\").\n"
+    );
+    Ok(())
+}
+
+/// A `--since/--until` window of 3 days somewhere in the generated month.
+fn window(rng: &mut Rng) -> (String, String) {
+    let day = 86_400 * 1_000_000_000i64;
+    let from = generate::BASE_NS + rng.below(generate::DAYS as u64 - 3) as i64 * day;
+    (
+        schemas::time::date(from),
+        schemas::time::date(from + 2 * day),
+    )
+}
+
+/// `replay search` runs of four kinds, interleaved; p50/p99 per kind and overall.
+fn search_latency(r: &Replay, rng: &mut Rng, runs: usize) -> anyhow::Result<f64> {
+    let kinds = ["command word", "phrase", "output word", "user: field"];
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); kinds.len()];
+    let mut hits = vec![0usize; kinds.len()];
+    for i in 0..runs {
+        let k = i % kinds.len();
+        let query = match k {
+            0 => format!("cmd:{}", rng.pick(&generate::COMMAND_WORDS)),
+            1 => format!("\"{}\"", rng.pick(&generate::PHRASES)),
+            2 => format!("output:{}", rng.pick(&generate::OUTPUT_WORDS)),
+            _ => format!(
+                "user:{} {}",
+                generate::user(rng.below(50) as usize),
+                rng.pick(&generate::COMMAND_WORDS)
+            ),
+        };
+        let (since, until) = window(rng);
+        let (took, found, _) = measure::latency(
+            r.cmd("search")
+                .arg(&query)
+                .args(["--since", &since, "--until", &until, "--json"])
+                .arg("--index")
+                .arg(&r.index),
+        )?;
+        samples[k].push(took);
+        hits[k] += usize::from(found);
+    }
+    println!("## `replay search` latency (ms, process start to exit)\n");
+    println!("| query kind | example | runs | runs with hits | p50 | p99 | max |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    let examples = [
+        "`cmd:grep`",
+        "`\"connection refused\"`",
+        "`output:deadlock`",
+        "`user:alice0 git`",
+    ];
+    let mut all = Vec::new();
+    for (k, kind) in kinds.iter().enumerate() {
+        all.extend_from_slice(&samples[k]);
+        let (p50, p99, max) = percentiles(&mut samples[k]);
+        println!(
+            "| {kind} | {} | {} | {} | {p50:.1} | {p99:.1} | {max:.1} |",
+            examples[k],
+            samples[k].len(),
+            hits[k]
+        );
+    }
+    let (p50, p99, max) = percentiles(&mut all);
+    println!(
+        "| all | | {} | {} | {p50:.1} | {p99:.1} | {max:.1} |\n",
+        all.len(),
+        hits.iter().sum::<usize>()
+    );
+    println!(
+        "Each query with `--since D --until D+2` (3 UTC days) and `--json` (default limit 20).\n"
+    );
+    Ok(p99)
+}
+
+/// `replay ls --user U --since T` from the index.
+fn ls_latency(r: &Replay, rng: &mut Rng, made: &[Made], runs: usize) -> anyhow::Result<f64> {
+    let mut samples = Vec::new();
+    let mut rows = 0usize;
+    for _ in 0..runs {
+        let m = &made[rng.below(made.len() as u64) as usize];
+        let since = schemas::time::date(m.start_ns);
+        let (took, _, out) = measure::latency(
+            r.cmd("ls")
+                .args(["--user", &m.user, "--since", &since])
+                .arg("--index")
+                .arg(&r.index),
+        )?;
+        samples.push(took);
+        rows += out.iter().filter(|&&b| b == b'\n').count();
+    }
+    let (p50, p99, max) = percentiles(&mut samples);
+    println!("## `replay ls --user U --since T` latency (ms, from the index)\n");
+    println!("| runs | mean lines listed | p50 | p99 | max |");
+    println!("|---:|---:|---:|---:|---:|");
+    println!(
+        "| {runs} | {:.0} | {p50:.1} | {p99:.1} | {max:.1} |\n",
+        rows as f64 / runs.max(1) as f64
+    );
+    println!("T = the start day of a random session of user U; the table output, not --json.\n");
+    Ok(p99)
+}
+
+/// `replay play <id>` on a PTY: time to its first byte and to the session's first prompt.
+fn play_latency(r: &Replay, rng: &mut Rng, made: &[Made], runs: usize) -> anyhow::Result<f64> {
+    let (mut first, mut prompt) = (Vec::new(), Vec::new());
+    let base = [
+        "--data-dir".to_string(),
+        r.data_dir.display().to_string(),
+        "--store".to_string(),
+        format!("file://{}", r.store.display()),
+        "play".to_string(),
+    ];
+    for _ in 0..runs {
+        let m = &made[rng.below(made.len() as u64) as usize];
+        let mut args = base.to_vec();
+        args.push(m.id.to_string());
+        let (f, p) = measure::first_output(
+            &r.bin,
+            &args,
+            format!("{}@", m.user).as_bytes(),
+            Duration::from_secs(10),
+        )?;
+        first.push(f);
+        prompt.push(p);
+    }
+    let (f50, f99, fmax) = percentiles(&mut first);
+    let (p50, p99, pmax) = percentiles(&mut prompt);
+    println!("## `replay play <id>`: time to the first frame (ms, local store)\n");
+    println!("| measure | runs | p50 | p99 | max |");
+    println!("|---|---:|---:|---:|---:|");
+    println!("| first byte on the terminal | {runs} | {f50:.1} | {f99:.1} | {fmax:.1} |");
+    println!("| first prompt of the session drawn | {runs} | {p50:.1} | {p99:.1} | {pmax:.1} |\n");
+    println!(
+        "From spawn on a PTY; the session's first prompt was recorded 2 ms after its start, \
+         and play keeps that delay.\n"
+    );
+    Ok(p50)
+}
+
+fn targets(search_p99: f64, ls_p99: f64, play_p50: f64) {
+    let verdict = |v: f64, t: f64| if v < t { "met" } else { "missed" };
+    println!("## Targets\n");
+    println!("| target | measured | |");
+    println!("|---|---:|---|");
+    println!(
+        "| `replay search` p99 < 50 ms | {search_p99:.1} ms | {} |",
+        verdict(search_p99, 50.0)
+    );
+    println!(
+        "| `replay ls --user --since` p99 < 300 ms | {ls_p99:.1} ms | {} |",
+        verdict(ls_p99, 300.0)
+    );
+    println!(
+        "| `replay play` first frame p50 < 100 ms | {play_p50:.1} ms | {} |\n",
+        verdict(play_p50, 100.0)
+    );
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
