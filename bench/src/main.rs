@@ -150,14 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let samples = cli.samples.unwrap_or(if q { 200 } else { 10_000 }).max(1);
     let commands = cli.commands.unwrap_or(if q { 8 } else { 300 }).max(1);
 
-    let bin_dir = match cli.bin_dir {
-        Some(d) => d,
-        None => std::env::current_exe()
-            .context("cannot find this executable's directory")?
-            .parent()
-            .map(Path::to_path_buf)
-            .context("this executable has no parent directory")?,
-    };
+    let bin_dir = auditty_bench::bin_dir(cli.bin_dir)?;
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
     let asciinema3 = cli
         .asciinema3

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use auditty_tests::broker::Broker;
 use auditty_tests::synthetic;
 use clap::Parser;
@@ -67,41 +67,13 @@ fn dir_size(p: &std::path::Path) -> u64 {
         .sum()
 }
 
-/// Runs a command to completion; returns its wall time and user+system CPU seconds.
-fn timed(cmd: &mut Command) -> anyhow::Result<(Duration, f64)> {
-    let started = Instant::now();
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
-    let mut status = 0;
-    // SAFETY: zeroed rusage is a valid out-parameter.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child and fills `usage`.
-    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    let wall = started.elapsed();
-    if rc < 0 {
-        bail!("wait4 failed: {}", std::io::Error::last_os_error());
-    }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        bail!("{cmd:?} failed (status {status})");
-    }
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Ok((wall, secs(usage.ru_utime) + secs(usage.ru_stime)))
-}
-
 fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
     if args.quick {
         args.events = 20_000;
         args.sessions = 10;
     }
-    let bin_dir = match args.bin_dir.clone() {
-        Some(d) => d,
-        None => std::env::current_exe()?
-            .parent()
-            .context("binary has no directory")?
-            .to_path_buf(),
-    };
+    let bin_dir = auditty_bench::bin_dir(args.bin_dir.clone())?;
     let ingest = bin_dir.join("auditty-ingest");
     if !ingest.exists() {
         bail!(
@@ -132,7 +104,7 @@ fn main() -> anyhow::Result<()> {
 
     let store = work.path().join("store");
     let idle = Duration::from_millis(1000);
-    let (wall, cpu) = timed(
+    let (wall, cpu) = auditty_bench::timed(
         Command::new(&ingest)
             .args(["run", "--once", "--quiet", "--group", "bench"])
             .arg("--source")

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Parser;
 
 use generate::{Made, Rng};
@@ -74,13 +74,7 @@ fn main() -> anyhow::Result<()> {
     if args.quick {
         (args.sessions, args.searches, args.listings, args.plays) = (200, 12, 4, 3);
     }
-    let bin_dir = match args.bin_dir.clone() {
-        Some(d) => d,
-        None => std::env::current_exe()?
-            .parent()
-            .context("binary has no directory")?
-            .to_path_buf(),
-    };
+    let bin_dir = auditty_bench::bin_dir(args.bin_dir.clone())?;
     let bin = bin_dir.join("replay");
     if !bin.exists() {
         bail!(
@@ -137,7 +131,7 @@ fn main() -> anyhow::Result<()> {
 
 /// One full `replay index` over the store: wall and CPU time.
 fn index_build(r: &Replay, w: &generate::Written) -> anyhow::Result<()> {
-    let (wall, cpu) = measure::timed(
+    let (wall, cpu) = auditty_bench::timed(
         r.cmd("index")
             .arg("--index")
             .arg(&r.index)

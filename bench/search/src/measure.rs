@@ -1,5 +1,5 @@
-//! Timing helpers: a child's wall and CPU time, one command's latency, time to a PTY's
-//! first output, percentiles.
+//! Timing helpers: one command's latency, time to a PTY's first output, percentiles
+//! (a child's wall and CPU time is `auditty_bench::timed`).
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -7,28 +7,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-
-/// Runs a command to completion; returns its wall time and user+system CPU seconds.
-pub fn timed(cmd: &mut Command) -> anyhow::Result<(Duration, f64)> {
-    let started = Instant::now();
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
-    let mut status = 0;
-    // SAFETY: zeroed rusage is a valid out-parameter.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child and fills `usage`.
-    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    let wall = started.elapsed();
-    if rc < 0 {
-        bail!("wait4 failed: {}", std::io::Error::last_os_error());
-    }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        bail!("{cmd:?} failed (status {status})");
-    }
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Ok((wall, secs(usage.ru_utime) + secs(usage.ru_stime)))
-}
 
 /// Runs a command as a user would (its whole output read); returns the time from spawn
 /// to exit and its stdout. Exit status 1 ("nothing found") is a result; 2 is an error.

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::cli::LsArgs;
 use crate::cmd::index::index_dir;
-use crate::cmd::search::{note_if_stale, parse_time};
+use crate::cmd::search::{note_if_stale, time_bound};
 use crate::cmd::verify;
 use crate::open::{StoreArgs, sessions, trust};
 
@@ -21,16 +21,8 @@ pub fn run(store_args: &StoreArgs, args: LsArgs) -> anyhow::Result<()> {
     let query = ListQuery {
         user: args.user.clone(),
         host: args.host.clone(),
-        since_ns: args
-            .since
-            .as_deref()
-            .map(|t| parse_time(t, false))
-            .transpose()?,
-        until_ns: args
-            .until
-            .as_deref()
-            .map(|t| parse_time(t, true))
-            .transpose()?,
+        since_ns: time_bound(args.since.as_deref(), false)?,
+        until_ns: time_bound(args.until.as_deref(), true)?,
         limit: args.limit,
     };
     let list = if args.scan {

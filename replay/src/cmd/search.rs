@@ -24,16 +24,8 @@ pub fn run(store_args: &StoreArgs, args: SearchArgs) -> anyhow::Result<()> {
         text: args.query.clone(),
         user: args.user.clone(),
         host: args.host.clone(),
-        since_ns: args
-            .since
-            .as_deref()
-            .map(|t| parse_time(t, false))
-            .transpose()?,
-        until_ns: args
-            .until
-            .as_deref()
-            .map(|t| parse_time(t, true))
-            .transpose()?,
+        since_ns: time_bound(args.since.as_deref(), false)?,
+        until_ns: time_bound(args.until.as_deref(), true)?,
         limit: args.limit,
     };
     let hits = match search::index::search(&dir, &query) {
@@ -140,6 +132,11 @@ pub fn parse_time(text: &str, end: bool) -> anyhow::Result<i64> {
     parse_time_opt(text.trim(), end).with_context(|| {
         format!("{text:?} is not a time: expected RFC 3339 (2026-11-27T10:00:00Z) or a date (2026-11-27)")
     })
+}
+
+/// An optional `--since` (`end` false) or `--until` (`end` true), parsed.
+pub fn time_bound(text: Option<&str>, end: bool) -> anyhow::Result<Option<i64>> {
+    text.map(|t| parse_time(t, end)).transpose()
 }
 
 fn parse_time_opt(t: &str, end: bool) -> Option<i64> {
