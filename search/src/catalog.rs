@@ -6,6 +6,7 @@
 //! - [`list_sessions`]: every session, from one pass over `sessions/` and `events/`.
 //! - [`find_session`], [`open_session`], [`find_and_open_session`], [`session_events`]:
 //!   one session, reading only the footers and row groups that can hold it.
+//! - [`open_sessions_observing`]: many sessions, each object read once (the index).
 //! - [`resolve_session`]: an id prefix against an already listed catalog.
 //!
 //! The `_observing` variants also hand every `events` row they read to a callback, in
@@ -22,6 +23,9 @@ use store::parquet_io::{self, EventRef, EventRow, SessionRow};
 use store::{ObjectStore, StoreError};
 
 use crate::CatalogError;
+
+mod bulk;
+pub use bulk::open_sessions_observing;
 
 /// Widest `seq..=seq_last` a sealed row is believed to cover. A chunk is ~64 KiB, so a real
 /// one covers far fewer events; a wider range is damage and counts as its first seq only.

@@ -150,6 +150,21 @@ impl vt100::Callbacks for Observer {
     }
 }
 
+/// The text of visible row `row` from column `col` on, trailing blanks removed. Not
+/// `Screen::rows(..).nth(row)`, which formats every row above it first: that was a fifth
+/// of the index build (bench/README.md).
+fn row_text(screen: &vt100::Screen, row: u16, col: u16) -> String {
+    let (_, cols) = screen.size();
+    if col >= cols.get() {
+        return String::new();
+    }
+    // A range of two rows takes the branch of `contents_between` that skips rows without
+    // formatting them; the second row contributes nothing at width 0.
+    let mut text = screen.contents_between(row, col, row.saturating_add(1), 0);
+    text.truncate(text.trim_end().len());
+    text
+}
+
 fn top_row(screen: &vt100::Screen, discarded: u64) -> u64 {
     discarded + screen.scrollback_len() as u64
 }
@@ -304,11 +319,7 @@ impl Extractor {
     fn vi_escape(&mut self, at: u64) {
         let screen = self.parser.screen();
         let (row, _) = screen.cursor_position();
-        let (_, cols) = screen.size();
-        let text = screen
-            .rows(0, cols.get())
-            .nth(usize::from(row))
-            .unwrap_or_default();
+        let text = row_text(screen, row, 0);
         if let Some(cmd) = text.trim().strip_prefix(":!") {
             let cmd = cmd.trim().to_string();
             self.close_output(u64::MAX);
@@ -341,10 +352,11 @@ impl Extractor {
             None => (first, self.last_start_col),
         };
         self.last_start_col = from_col;
-        let text = if from_col >= cols.get() {
-            screen.contents_between(from_row.saturating_add(1), 0, last, cols.get())
-        } else {
-            screen.contents_between(from_row, from_col, last, cols.get())
+        let text = match (from_col >= cols.get(), from_row.saturating_add(1)) {
+            (true, next) if next == last => row_text(screen, last, 0),
+            (true, next) => screen.contents_between(next, 0, last, cols.get()),
+            (false, _) if from_row == last => row_text(screen, last, from_col),
+            (false, _) => screen.contents_between(from_row, from_col, last, cols.get()),
         };
         (top + u64::from(first), text)
     }
@@ -368,7 +380,7 @@ impl Extractor {
     fn rows_text(&mut self, from: u64, end: u64) -> (String, bool) {
         let discarded = self.parser.callbacks().discarded;
         let top = top_row(self.parser.screen(), discarded);
-        let (rows, cols) = self.parser.screen().size();
+        let (rows, _) = self.parser.screen().size();
         let end = end.min(top + u64::from(rows.get()));
         let mut truncated = from < discarded;
         let mut at = from.max(discarded);
@@ -388,13 +400,10 @@ impl Extractor {
             } else {
                 offset.min(usize::from(rows.get()))
             };
-            let batch: Vec<String> = self
-                .parser
-                .screen()
-                .rows(0, cols.get())
-                .skip(skip)
-                .take(visible.saturating_sub(skip).min(want))
-                .map(|r| r.trim_end().to_string())
+            let screen = self.parser.screen();
+            let batch: Vec<String> = (skip..visible.min(skip.saturating_add(want)))
+                .filter_map(|r| u16::try_from(r).ok())
+                .map(|r| row_text(screen, r, 0))
                 .collect();
             if batch.is_empty() {
                 break;

@@ -57,7 +57,7 @@ use store::{ObjectStore, StoreError, parquet_io};
 use tantivy::schema::{FAST, Field, INDEXED, STORED, STRING, Schema, TEXT};
 use tantivy::{Index, IndexWriter, TantivyDocument, Term};
 
-use crate::catalog::{OpenedSession, SessionInfo, open_session, open_session_observing};
+use crate::catalog::{OpenedSession, SessionInfo, open_session, open_sessions_observing};
 
 pub use manifest::{MANIFEST_FILE, Manifest};
 pub use query::{
@@ -393,8 +393,8 @@ fn index_sessions(
         let fields = Fields::of(&index.schema())?;
         let mut writer: IndexWriter<TantivyDocument> =
             index.writer_with_num_threads(1, WRITER_MEMORY)?;
-        for &id in ids {
-            let opened = open_session_observing(store, id, observe)?;
+        open_sessions_observing(store, ids, observe, &mut |opened: OpenedSession| {
+            let id = opened.info.id;
             for w in &opened.warnings {
                 tracing::warn!(session = %id, error = %w, "skipped an unreadable object");
             }
@@ -408,7 +408,8 @@ fn index_sessions(
             }
             report.sessions += 1;
             progress(report.sessions, total);
-        }
+            Ok::<(), IndexError>(())
+        })?;
         writer.commit()?;
         writer.wait_merging_threads()?;
         report.days.push(day.clone());

@@ -85,6 +85,19 @@ pub struct EventRow {
 }
 
 impl EventRow {
+    /// The row borrowed, as scans hand rows to observers.
+    pub fn borrowed(&self) -> EventRef<'_> {
+        EventRef {
+            session_id: self.session_id,
+            seq: self.seq,
+            seq_last: self.seq_last,
+            elapsed_ns: self.elapsed_ns,
+            time_ns: self.time_ns,
+            kind: self.kind.clone(),
+            data: &self.data,
+        }
+    }
+
     /// The row of a plaintext event of a session that started at `start_time_ns`.
     pub fn from_event(session_id: SessionId, start_time_ns: i64, e: &Event) -> EventRow {
         EventRow {

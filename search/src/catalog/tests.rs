@@ -1,5 +1,6 @@
 use super::*;
 use schemas::{EndReason, RowKind};
+use std::collections::BTreeMap;
 use store::layout::{events_key, object_stem, sessions_key};
 use store::parquet_io::{encode_events, encode_sessions};
 use store::testsuite::{T0, meta, row, sid, srow};
@@ -292,4 +293,151 @@ fn observers_see_every_events_row_read_duplicates_included() {
     seen.sort();
     assert_eq!(seen, vec![0, 0, 1]);
     assert_eq!(opened.rows.len(), 2);
+}
+
+/// A store shaped like the ingester's: each row under the date of its own time.
+struct DatedStore {
+    store: LocalStore,
+    offset: u64,
+}
+
+impl DatedStore {
+    fn put_events(&mut self, rows: Vec<EventRow>) {
+        let mut by_date: BTreeMap<String, Vec<EventRow>> = BTreeMap::new();
+        for r in rows {
+            by_date
+                .entry(schemas::time::date(r.time_ns))
+                .or_default()
+                .push(r);
+        }
+        for (date, mut rows) in by_date {
+            self.offset += 10;
+            let bytes = encode_events(&mut rows, &meta()).unwrap();
+            let key = events_key(&date, &object_stem("kafka", "t-0", self.offset));
+            self.store.put(&key, &bytes).unwrap();
+        }
+    }
+
+    fn put_sessions(&mut self, mut rows: Vec<SessionRow>) {
+        self.offset += 10;
+        let date = schemas::time::date(rows[0].time_ns);
+        let bytes = encode_sessions(&mut rows, &meta()).unwrap();
+        let key = sessions_key(&date, &object_stem("kafka", "t-0", self.offset));
+        self.store.put(&key, &bytes).unwrap();
+    }
+}
+
+/// `n` rows of session `id` started at `start_ns`, one every `step_ns`.
+fn timed_rows(id: SessionId, start_ns: i64, n: u64, step_ns: u64) -> Vec<EventRow> {
+    (0..n)
+        .map(|seq| EventRow {
+            session_id: id,
+            seq,
+            seq_last: seq,
+            elapsed_ns: seq * step_ns,
+            time_ns: start_ns + (seq * step_ns) as i64,
+            kind: if seq % 2 == 0 {
+                EventKind::Output
+            } else {
+                EventKind::Input
+            }
+            .into(),
+            data: format!("{id} {seq}").into_bytes(),
+        })
+        .collect()
+}
+
+fn start_end(id: SessionId, start_ns: i64, elapsed_ns: u64, ends: bool) -> Vec<SessionRow> {
+    let row = |kind, elapsed: u64, metadata| SessionRow {
+        session_id: id,
+        kind,
+        seq: 0,
+        time_ns: start_ns + elapsed as i64,
+        elapsed_ns: elapsed,
+        metadata,
+    };
+    let mut rows = vec![row(EventKind::Start, 0, start("u", start_ns))];
+    if ends {
+        rows.push(row(EventKind::End, elapsed_ns, end(10, 20)));
+    }
+    rows
+}
+
+#[test]
+fn opening_sessions_together_gives_what_opening_each_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = DatedStore {
+        store: LocalStore::new(dir.path()).unwrap(),
+        offset: 0,
+    };
+    let sec = 1_000_000_000u64;
+    // 2026-11-27 23:59:00 UTC: sessions that cross midnight have rows in two dates.
+    let t = 1_795_823_940_000_000_000i64;
+    let ids: Vec<SessionId> = (0..6)
+        .map(|i| SessionId::new_v7_at(t + i * 1_000_000))
+        .collect();
+    let mut starts = Vec::new();
+    for (i, &id) in ids.iter().enumerate() {
+        let start_ns = id.start_time_ns().unwrap();
+        let rows = timed_rows(id, start_ns, 40, 3 * sec);
+        // ids[4] never ended; ids[5]'s start row is filed under another date.
+        starts.extend(start_end(id, start_ns, 39 * 3 * sec, i != 4));
+        // Re-ingested duplicates of a few rows, in an object of their own.
+        s.put_events(rows[..5].to_vec());
+        s.put_events(rows);
+    }
+    let (misplaced, rest): (Vec<_>, Vec<_>) =
+        starts.into_iter().partition(|r| r.session_id == ids[5]);
+    s.put_sessions(rest);
+    let mut misplaced = misplaced;
+    misplaced[0].time_ns += 3 * 86_400 * sec as i64;
+    s.put_sessions(misplaced);
+    // An id without a timestamp, and one the store has nothing of.
+    let odd = sid(7);
+    s.put_events(vec![row(odd, 0, EventKind::Output, b"x")]);
+    let mut all = ids.clone();
+    all.extend([odd, SessionId::new_v7_at(t)]);
+
+    let mut seen_each = Vec::new();
+    let each: Vec<String> = all
+        .iter()
+        .map(|&id| {
+            let o = open_session_observing(&s.store, id, &mut |r| {
+                seen_each.push((r.session_id, r.seq))
+            })
+            .unwrap();
+            format!("{:?} {:?} {}", o.info, o.rows, o.warnings.len())
+        })
+        .collect();
+    let mut seen_together = Vec::new();
+    let mut together = Vec::new();
+    open_sessions_observing(
+        &s.store,
+        &all,
+        &mut |r| seen_together.push((r.session_id, r.seq)),
+        &mut |o: OpenedSession| {
+            together.push(format!("{:?} {:?} {}", o.info, o.rows, o.warnings.len()));
+            Ok::<(), StoreError>(())
+        },
+    )
+    .unwrap();
+    assert_eq!(together, each);
+    seen_each.sort();
+    seen_together.sort();
+    assert_eq!(seen_together, seen_each);
+    assert_eq!(seen_each.len(), 6 * 45 + 1);
+
+    // A damaged object of the second date: the sessions it may hold are opened one by
+    // one, with the warning.
+    let date = schemas::time::date(t + 86_400 * sec as i64);
+    s.store
+        .put(&format!("events/date={date}/broken.parquet"), &[1, 2, 3])
+        .unwrap();
+    let mut warned = Vec::new();
+    open_sessions_observing(&s.store, &ids, &mut |_| {}, &mut |o: OpenedSession| {
+        warned.push(o.warnings.len());
+        Ok::<(), StoreError>(())
+    })
+    .unwrap();
+    assert_eq!(warned, vec![1; 6]);
 }
