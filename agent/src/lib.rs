@@ -11,13 +11,15 @@
 //!   ([`mark::run`]) adds a marker to the session it runs in.
 //! - [`ship`] is `auditty-agent ship`: the daemon that produces spooled chunks to Kafka
 //!   and deletes them only once the broker acknowledged them.
-//! - [`metadata`] gathers what the `start` event says about the session.
+//! - [`metadata`] gathers what the `start` event says about the session, and [`ledger`]
+//!   numbers it in the node's sequence of sessions.
 //!
 //! Caller: `main.rs` (the binary). The end-to-end tests and the bench run the agent as a
 //! program, on PTYs of their own ([`terminal::pty`]).
 
 pub mod cli;
 pub mod control;
+pub mod ledger;
 pub mod mark;
 pub mod metadata;
 pub mod record;

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         Command::NodeKey(args) => {
             let host = agent::metadata::host_name();
             agent::record::load_node_key(cli.data_dir.path(), args.node_key.as_deref(), &host).map(
-                |key| {
+                |(key, _)| {
                     println!("{} {host}", key.public());
                     0
                 },

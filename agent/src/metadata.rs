@@ -42,6 +42,9 @@ pub fn gather(start_time_ns: i64, command: &[OsString], size: WinSize) -> Sessio
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         redacts_hidden_input: false,
         envelope: None,
+        // The recorder sets these once the ledger has numbered the session.
+        node_seq: 0,
+        prev_session: None,
     }
 }
 

@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -112,11 +112,15 @@ fn start_recorder(
         Some((key, envelope)) => (Some(key), Some(envelope)),
         None => (None, None),
     };
-    let node_key = load_node_key(
+    let (node_key, key_path) = load_node_key(
         data_dir,
         args.node_key.as_deref(),
         &crate::metadata::host_name(),
     )?;
+    // Numbered before anything is spooled, like the key: a session the ledger cannot
+    // number could later vanish from the store unnoticed.
+    let place = crate::ledger::take_next(&crate::ledger::path_for_key(&key_path), session_id)
+        .context("cannot number the session in the node's ledger; nothing was recorded")?;
     let chain = SessionChain::new(session_id, node_key);
     let writer = SpoolWriter::create(
         spool_dir,
@@ -133,6 +137,8 @@ fn start_recorder(
     let mut start = crate::metadata::gather(start_time_ns, command, size);
     start.envelope = envelope;
     start.redacts_hidden_input = !args.no_redact_hidden_input;
+    start.node_seq = place.node_seq;
+    start.prev_session = place.prev_session.map(|id| id.to_string());
     let policy = ChunkPolicy {
         max_bytes: args.chunk_bytes,
         max_latency: Duration::from_millis(args.chunk_latency_ms),
@@ -255,7 +261,7 @@ pub fn load_node_key(
     data_dir: Option<&Path>,
     flag: Option<&Path>,
     host: &str,
-) -> anyhow::Result<NodeKey> {
+) -> anyhow::Result<(NodeKey, PathBuf)> {
     let dir = DataDir::resolve(data_dir);
     let path = match (flag, &dir) {
         (Some(p), _) => p.to_path_buf(),
@@ -276,7 +282,7 @@ pub fn load_node_key(
             );
         }
     }
-    Ok(key)
+    Ok((key, path))
 }
 
 fn size_from_env() -> WinSize {

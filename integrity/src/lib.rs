@@ -6,6 +6,7 @@
 //!   after `end`.
 //! - [`keys`]: the node's ed25519 key (created on first run) and the trust file of public
 //!   keys a verifier accepts.
+//! - [`ledger`]: each node numbers its sessions; which numbered sessions the store lacks.
 //! - [`verify`]: recomputes the chain from stored rows and reports complete / gap at seq N
 //!   / altered at seq N (or between seq A and B, for a group of rows sharing a tag) / bad
 //!   or unknown signature / never ended.
@@ -17,6 +18,7 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod keys;
+pub mod ledger;
 pub mod verify;
 
 pub use chain::{Chain, Hash};

@@ -154,6 +154,15 @@ pub enum Problem {
     Unsigned,
     /// The session has no rows.
     Empty,
+    /// The `sessions/` table's copy of the `start` or `end` differs from the chained
+    /// rows (DESIGN.md §6): that table was altered. Found by the catalog, not the chain.
+    SessionsTableDiffers,
+    /// An object that may hold rows of the session could not be read, so the session
+    /// cannot be shown complete. Found by the catalog, not the chain.
+    Unreadable {
+        /// The object's key and why it could not be read.
+        object: String,
+    },
 }
 
 impl Problem {
@@ -253,6 +262,11 @@ impl fmt::Display for Problem {
             }
             Problem::Unsigned => write!(f, "unsigned: no checkpoints (recorded without integrity)"),
             Problem::Empty => write!(f, "no events stored"),
+            Problem::SessionsTableDiffers => write!(
+                f,
+                "the sessions/ table's start or end differs from the signed rows (shown: the signed ones)"
+            ),
+            Problem::Unreadable { object } => write!(f, "unreadable object: {object}"),
         }
     }
 }

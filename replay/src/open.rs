@@ -7,7 +7,7 @@ use schemas::data_dir::DataDir;
 use schemas::{Event, RowKind};
 use search::{CatalogError, SessionInfo};
 use store::parquet_io::EventRef;
-use store::{ObjectStore, StoreUrl};
+use store::{ObjectStore, StoreError, StoreUrl};
 
 use crate::cmd::Failure;
 
@@ -64,18 +64,18 @@ pub fn trust(args: &StoreArgs) -> anyhow::Result<(PathBuf, integrity::TrustSet)>
     }
 }
 
-/// Every session in the store; unreadable objects are reported on stderr and skipped.
-/// `observe` sees every `events` row read, in the same pass.
+/// Every session in the store, and the objects that could not be read (reported on
+/// stderr and skipped). `observe` sees every `events` row read, in the same pass.
 pub fn sessions(
     store: &dyn ObjectStore,
     observe: impl FnMut(&EventRef<'_>),
-) -> anyhow::Result<Vec<SessionInfo>> {
+) -> anyhow::Result<(Vec<SessionInfo>, Vec<StoreError>)> {
     let (sessions, problems) = search::list_sessions_observing(store, observe)
         .with_context(|| format!("cannot list the sessions in {}", store.describe()))?;
-    for p in problems {
+    for p in &problems {
         eprintln!("replay: skipped an unreadable object: {p}");
     }
-    Ok(sessions)
+    Ok((sessions, problems))
 }
 
 /// A session's metadata and its events in order.

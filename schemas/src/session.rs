@@ -41,6 +41,17 @@ pub struct SessionStart {
     pub redacts_hidden_input: bool,
     /// Encryption envelope (wrapped data keys); `None` for plaintext sessions.
     pub envelope: Option<Envelope>,
+    /// The session's number in its node's ledger (the sessions signed by its node key),
+    /// from 1; 0 when it was not numbered (agents before the ledger). DESIGN.md §6.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub node_seq: u64,
+    /// The node's session numbered `node_seq - 1`, as text; `None` for the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prev_session: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Version of the [`Envelope`] layout written by this build.

@@ -52,6 +52,42 @@ pub struct SessionInfo {
     pub bytes: u64,
     /// Some of its rows are sealed chunks (DESIGN.md §5).
     pub sealed: bool,
+    /// Where `start` and `end` were taken from.
+    pub provenance: Provenance,
+}
+
+/// Where a session's `start` and `end` metadata come from (DESIGN.md §6: what is shown is
+/// what was signed).
+///
+/// The agent chains and signs the `start` and `end` events, which the ingester stores as
+/// `events` rows and copies into `sessions/` for readers that want metadata alone. Nothing
+/// signs the copy, so the catalog shows the chained rows and only checks the copy
+/// against them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Provenance {
+    /// From the `start`/`end` rows of `events`, which `replay verify` checks against the
+    /// signed chain; `sessions/` agrees with them or has none.
+    #[default]
+    Chained,
+    /// From the `events` rows as for `Chained`, but a `sessions/` row says something else:
+    /// that table was altered, and what it says is not shown. (A `sessions/` row whose
+    /// chained twin is missing is not this: the chain reports the missing row, and the
+    /// copy is shown meanwhile.)
+    SessionsTableDiffers,
+    /// No `start`/`end` row of `events` was read: the metadata is the `sessions/` copy,
+    /// which nothing signed vouches for.
+    Unchained,
+}
+
+impl Provenance {
+    /// The name `replay ls --json` gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provenance::Chained => "signed-rows",
+            Provenance::SessionsTableDiffers => "sessions-table-differs",
+            Provenance::Unchained => "sessions-table-only",
+        }
+    }
 }
 
 /// Disjoint, non-adjacent inclusive ranges of sequence numbers. Seqs of a session are
@@ -90,10 +126,18 @@ impl SeqSet {
     }
 }
 
+/// A `start` or `end` row as read: its time (wall ns for `start`, elapsed ns for `end`)
+/// and metadata bytes.
+type MetaRow = (i64, Vec<u8>);
+
 #[derive(Default)]
 struct Acc {
-    start: Option<(i64, Option<SessionStart>)>,
-    end: Option<(u64, Option<SessionEnd>)>,
+    /// The first `start`/`end` rows of `sessions/` (a re-ingested duplicate changes
+    /// nothing) and of `events` (the chained ones).
+    listed_start: Option<MetaRow>,
+    listed_end: Option<MetaRow>,
+    chained_start: Option<MetaRow>,
+    chained_end: Option<MetaRow>,
     first_seen_ns: Option<i64>,
     seqs: SeqSet,
     max_elapsed_ns: u64,
@@ -120,6 +164,15 @@ impl Acc {
             r.seq
         };
         self.sealed |= plain.is_none();
+        match plain {
+            Some(EventKind::Start) if self.chained_start.is_none() => {
+                self.chained_start = Some((r.time_ns, r.data.to_vec()));
+            }
+            Some(EventKind::End) if self.chained_end.is_none() => {
+                self.chained_end = Some((elapsed_i64(r.elapsed_ns), r.data.to_vec()));
+            }
+            _ => {}
+        }
         let new = self.seqs.insert(r.seq, hi);
         if new > 0 && matches!(plain, Some(EventKind::Input | EventKind::Output)) {
             self.io_bytes = self.io_bytes.saturating_add(r.data.len() as u64);
@@ -131,25 +184,57 @@ impl Acc {
     fn session_row(&mut self, row: &SessionRow) {
         self.saw(row.time_ns, row.elapsed_ns);
         match row.kind {
-            EventKind::Start if self.start.is_none() => {
-                self.start = Some((row.time_ns, SessionStart::from_bytes(&row.metadata).ok()));
+            EventKind::Start if self.listed_start.is_none() => {
+                self.listed_start = Some((row.time_ns, row.metadata.clone()));
             }
-            EventKind::End if self.end.is_none() => {
-                self.end = Some((row.elapsed_ns, SessionEnd::from_bytes(&row.metadata).ok()));
+            EventKind::End if self.listed_end.is_none() => {
+                self.listed_end = Some((elapsed_i64(row.elapsed_ns), row.metadata.clone()));
             }
             _ => {}
         }
     }
 
+    /// Whether a `start` row was read (from either table).
+    fn has_start(&self) -> bool {
+        self.chained_start.is_some() || self.listed_start.is_some()
+    }
+
+    /// The start's wall time and the end's elapsed time, as [`Acc::into_info`] takes them.
+    fn start_and_end(&self) -> (Option<i64>, Option<u64>) {
+        let start = self.chained_start.as_ref().or(self.listed_start.as_ref());
+        let end = self.chained_end.as_ref().or(self.listed_end.as_ref());
+        (start.map(|(t, _)| *t), end.map(|(e, _)| elapsed_u64(*e)))
+    }
+
+    /// The chained rows where there are any, and how they compare with `sessions/`.
+    fn provenance(&self) -> Provenance {
+        let differs = |chained: &Option<MetaRow>, listed: &Option<MetaRow>| match (chained, listed)
+        {
+            (Some(c), Some(l)) => c != l,
+            _ => false,
+        };
+        let none_chained = self.chained_start.is_none() && self.chained_end.is_none();
+        let any_listed = self.listed_start.is_some() || self.listed_end.is_some();
+        if none_chained && any_listed {
+            Provenance::Unchained
+        } else if differs(&self.chained_start, &self.listed_start)
+            || differs(&self.chained_end, &self.listed_end)
+        {
+            Provenance::SessionsTableDiffers
+        } else {
+            Provenance::Chained
+        }
+    }
+
     fn into_info(self, id: SessionId) -> SessionInfo {
-        let start_time_ns = self
-            .start
-            .as_ref()
-            .map(|(t, _)| *t)
-            .or(self.first_seen_ns)
-            .unwrap_or(0);
-        let duration_ns = self.end.as_ref().map_or(self.max_elapsed_ns, |(e, _)| *e);
-        let (start, end) = (self.start.and_then(|s| s.1), self.end.and_then(|e| e.1));
+        let provenance = self.provenance();
+        let (start_ns, end_elapsed) = self.start_and_end();
+        let start_time_ns = start_ns.or(self.first_seen_ns).unwrap_or(0);
+        let duration_ns = end_elapsed.unwrap_or(self.max_elapsed_ns);
+        let start = (self.chained_start.or(self.listed_start))
+            .and_then(|(_, m)| SessionStart::from_bytes(&m).ok());
+        let end = (self.chained_end.or(self.listed_end))
+            .and_then(|(_, m)| SessionEnd::from_bytes(&m).ok());
         let bytes = match &end {
             Some(e) if self.sealed && self.io_bytes == 0 => {
                 e.input_bytes.saturating_add(e.output_bytes)
@@ -165,8 +250,18 @@ impl Acc {
             event_count: self.seqs.len,
             bytes,
             sealed: self.sealed,
+            provenance,
         }
     }
+}
+
+/// `elapsed_ns` kept beside wall times in a [`MetaRow`]; no session lasts 292 years.
+fn elapsed_i64(ns: u64) -> i64 {
+    i64::try_from(ns).unwrap_or(i64::MAX)
+}
+
+fn elapsed_u64(ns: i64) -> u64 {
+    u64::try_from(ns).unwrap_or(0)
 }
 
 /// Parquet objects of one table, e.g. `events/`.
@@ -447,8 +542,9 @@ fn open_in(
     let mut warnings = Vec::new();
     let mut acc = Acc::default();
     read_session_rows(tables, id, from.as_deref(), &mut acc, &mut warnings)?;
-    let until = match (&acc.end, acc.start.as_ref().map(|(t, _)| *t).or(start)) {
-        (Some((elapsed, _)), Some(t)) => Some(day(t.saturating_add_unsigned(*elapsed))),
+    let (start_ns, end_elapsed) = acc.start_and_end();
+    let until = match (end_elapsed, start_ns.or(start)) {
+        (Some(elapsed), Some(t)) => Some(day(t.saturating_add_unsigned(elapsed))),
         _ => None,
     };
     let span = (from.as_deref(), until.as_deref());
@@ -482,7 +578,7 @@ fn read_session_rows(
     };
     let keys = tables.between(layout::SESSIONS, from, from)?;
     read(&keys, acc);
-    if acc.start.is_none() && from.is_some() {
+    if !acc.has_start() && from.is_some() {
         // The start row is not where the id says: look everywhere.
         read(&tables.all_but(layout::SESSIONS, &keys)?, acc);
     }

@@ -65,9 +65,10 @@ pub use query::{
 };
 
 /// Format version of the index, in the manifest. Version 2 added the `listing` field;
-/// [`update`] rebuilds an older index (it is derived from the store), and queries refuse
-/// it with [`IndexError::Outdated`].
-pub const INDEX_VERSION: u32 = 2;
+/// version 3 lists the signed `start`/`end` rows instead of the `sessions/` copy (and
+/// says where they came from). [`update`] rebuilds an older index (it is derived from the
+/// store), and queries refuse it with [`IndexError::Outdated`].
+pub const INDEX_VERSION: u32 = 3;
 
 /// Memory an index writer may use before it flushes a segment (tantivy's minimum is
 /// 15 MB); one writer is open at a time.

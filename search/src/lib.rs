@@ -25,7 +25,7 @@ pub mod index;
 pub mod render;
 
 pub use catalog::{
-    OpenedSession, SessionInfo, find_and_open_session, find_and_open_session_observing,
+    OpenedSession, Provenance, SessionInfo, find_and_open_session, find_and_open_session_observing,
     find_session, list_sessions, list_sessions_observing, open_session, resolve_session,
     session_events, session_events_with_warnings,
 };

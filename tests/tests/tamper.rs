@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use auditty_tests::{Sandbox, show};
 use integrity::{NodeKey, SessionChain};
-use schemas::{EventKind, RowKind, SessionEnd, SessionId};
+use schemas::{EventKind, RowKind, SessionEnd, SessionId, SessionStart};
 use store::parquet_io::{
     decode_events, decode_sessions, encode_events, encode_sessions, read_object_meta,
 };
@@ -244,6 +244,75 @@ impl Case {
                 store.put(&key, &bytes).expect("write the altered object");
             }
         }
+    }
+
+    /// Changes `sessions` rows in place with `edit`, rewriting every object.
+    fn edit_session_rows(&self, edit: impl Fn(&mut SessionRow)) {
+        let store = self.store();
+        for key in store.list("sessions/").expect("list") {
+            let bytes = store.get(&key).expect("get");
+            let meta = read_object_meta(&key, &bytes).expect("footer metadata");
+            let mut rows = decode_sessions(&key, &bytes).expect("decode sessions");
+            rows.iter_mut().for_each(&edit);
+            let bytes = encode_sessions(&mut rows, &meta).expect("encode sessions");
+            store.put(&key, &bytes).expect("write the altered object");
+        }
+    }
+
+    /// Makes the `sessions/` copies of `id`'s `start` and `end` say what its `events`
+    /// rows say, as a forger who re-signed the session would.
+    fn copy_signed_rows_to_sessions_table(&self, id: SessionId) {
+        let rows = self.rows(id);
+        let data = |kind: EventKind| {
+            rows.iter()
+                .find(|r| r.kind == RowKind::Event(kind))
+                .map(|r| r.data.clone())
+                .expect("the session's start and end rows")
+        };
+        let (start, end) = (data(EventKind::Start), data(EventKind::End));
+        self.edit_session_rows(|r| match r.kind {
+            _ if r.session_id != id => {}
+            EventKind::Start => r.metadata = start.clone(),
+            EventKind::End => r.metadata = end.clone(),
+            _ => {}
+        });
+    }
+
+    /// The keys of every object holding rows of `id`.
+    fn objects_of(&self, id: SessionId) -> Vec<String> {
+        let store = self.store();
+        let mut keys = Vec::new();
+        for key in store.list("").expect("list") {
+            let bytes = store.get(&key).expect("get");
+            let holds = if key.starts_with("events/") {
+                !decode_events(&key, &bytes, Some(id))
+                    .expect("decode")
+                    .is_empty()
+            } else if key.starts_with("sessions/") {
+                decode_sessions(&key, &bytes)
+                    .expect("decode")
+                    .iter()
+                    .any(|r| r.session_id == id)
+            } else {
+                false
+            };
+            if holds {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
+    /// Overwrites every object holding rows of `id` with noise; their keys.
+    fn garble_objects_of(&self, id: SessionId) -> Vec<String> {
+        let keys = self.objects_of(id);
+        for key in &keys {
+            let path = self.dir.join(key);
+            let len = std::fs::metadata(&path).expect("object").len() as usize;
+            let noise: Vec<u8> = (0..len).map(|i| (i * 131 % 251) as u8).collect();
+            std::fs::write(&path, noise).expect("write garbage");
+        }
+        keys
     }
 
     /// The `event_count` of a session's end row in `sessions/`.
@@ -656,6 +725,7 @@ fn a_session_re_signed_with_another_key_has_unknown_signatures() {
             data[last] ^= 0x01;
             re_sign(id, rows, NodeKey::from_seed(FORGER));
         });
+        case.copy_signed_rows_to_sessions_table(id);
         let (code, line) = fx.verify(&case, id, &[]);
         assert_eq!(code, Some(1), "{line}");
         // Nothing is altered as far as the chain goes: only the signer gives it away.
@@ -721,6 +791,7 @@ fn a_session_signed_by_a_key_outside_the_trust_file_is_untrusted() {
         at(rows, target).data[0] ^= 0x01;
         re_sign(fx.plain, rows, NodeKey::from_seed(FORGER));
     });
+    case.copy_signed_rows_to_sessions_table(fx.plain);
     let (code, line) = fx.verify(&case, fx.plain, &[]);
     assert_eq!(code, Some(1), "{line}");
     assert!(
@@ -728,4 +799,164 @@ fn a_session_signed_by_a_key_outside_the_trust_file_is_untrusted() {
         "{line}"
     );
     assert_eq!(fx.integrity(&case)[&fx.plain.to_string()], "untrusted");
+}
+
+#[test]
+fn the_unsigned_sessions_table_and_unreadable_objects_hide_nothing() {
+    let fx = fixture();
+    let listed = |case: &Case| -> serde_json::Value {
+        let out = fx.replay(&case.dir, &["ls", "--json"]);
+        assert!(out.status.success(), "{}", show(&out));
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+        list.into_iter()
+            .find(|s| s["id"] == fx.plain.to_string())
+            .expect("the plain session is listed")
+    };
+    let signed_user = listed(&fx.case("before"))["user"].clone();
+    assert!(signed_user.as_str().is_some_and(|u| !u.is_empty()));
+
+    // A user name rewritten in `sessions/`, the table nothing signs: `ls` still shows the
+    // signed name, and says the table disagrees; `verify` fails the session.
+    let case = fx.case("renamed");
+    case.edit_session_rows(|r| {
+        if r.session_id == fx.plain && r.kind == EventKind::Start {
+            let mut start = SessionStart::from_bytes(&r.metadata).expect("start metadata");
+            start.user = "mallory".into();
+            r.metadata = start.to_bytes();
+        }
+    });
+    let shown = listed(&case);
+    assert_eq!(shown["user"], signed_user, "{shown:#}");
+    assert_eq!(shown["metadata"], "sessions-table-differs", "{shown:#}");
+    assert_eq!(shown["integrity"], "FAILED", "{shown:#}");
+    fx.assert_verify_says(
+        &case,
+        fx.plain,
+        "FAILED: the sessions/ table's start or end differs from the signed rows (shown: the signed ones)",
+    );
+    let out = fx.replay(&case.dir, &["verify", "--all"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{}  FAILED: the sessions/", fx.plain)),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{}  complete: ", fx.sealed)),
+        "{stdout}"
+    );
+
+    // The objects holding a session replaced by garbage: `verify --all` fails and names
+    // each of them; `ls` lists what it can read and names what it cannot.
+    let case = fx.case("garbage");
+    let garbled = case.garble_objects_of(fx.plain);
+    assert!(
+        garbled.iter().any(|k| k.starts_with("events/")),
+        "{garbled:?}"
+    );
+    assert!(
+        garbled.iter().any(|k| k.starts_with("sessions/")),
+        "{garbled:?}"
+    );
+    let out = fx.replay(&case.dir, &["verify", "--all"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for key in &garbled {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("FAILED: unreadable object: ") && l.contains(key.as_str())),
+            "{key} not named:\n{}",
+            show(&out)
+        );
+    }
+    let out = fx.replay(&case.dir, &["ls", "--json"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for key in &garbled {
+        assert!(
+            stderr.contains(key.as_str()),
+            "{key} not named:\n{}",
+            show(&out)
+        );
+    }
+}
+
+/// Sessions numbered by their node's ledger: one deleted from the store whole (every
+/// object that held any of its rows) is named by the session after it.
+#[test]
+fn a_session_deleted_whole_is_named_by_the_next_one_in_its_nodes_ledger() {
+    let fx = fixture();
+    // A third session on the same node, after the two of the fixture.
+    record(&fx.sb, &[]);
+    fx.sb.ingest();
+    let sessions = fx.sb.sessions();
+    assert_eq!(sessions.len(), 3, "{sessions:#?}");
+    let ids: Vec<SessionId> = sessions
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").parse().expect("session id"))
+        .collect();
+    let out = fx.replay(&fx.sb.store(), &["verify", "--all"]);
+    assert!(out.status.success(), "{}", show(&out));
+
+    // The middle one, by start time: the node numbered them 1, 2, 3.
+    let case = fx.case("deleted");
+    let gone = ids[1];
+    let keys = case.objects_of(gone);
+    assert!(!keys.is_empty());
+    for key in &keys {
+        std::fs::remove_file(case.dir.join(key)).expect("delete object");
+    }
+    assert!(case.objects_of(gone).is_empty());
+    let out = fx.replay(&case.dir, &["verify", "--all"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", show(&out));
+    for id in [ids[0], ids[2]] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{id}  complete: "))),
+            "{}",
+            show(&out)
+        );
+    }
+    let missing = lines
+        .iter()
+        .find(|l| {
+            l.starts_with(&format!(
+                "{gone}  FAILED: missing from the store: session #2 of node "
+            ))
+        })
+        .unwrap_or_else(|| panic!("no line for {gone}:\n{}", show(&out)));
+    assert!(
+        missing.ends_with(&format!("({gone}, named by {})", ids[2])),
+        "{missing}"
+    );
+
+    // Rewriting the successor's `start` to hide the gap breaks its chain instead (and an
+    // unverified start numbers nothing, so the failure is that session's).
+    case.edit_events(ids[2], |rows| {
+        let start = rows
+            .iter_mut()
+            .find(|r| r.kind == RowKind::Event(EventKind::Start))
+            .expect("start row");
+        let mut meta = SessionStart::from_bytes(&start.data).expect("start metadata");
+        meta.node_seq = 2;
+        meta.prev_session = Some(ids[0].to_string());
+        start.data = meta.to_bytes();
+    });
+    let out = fx.replay(&case.dir, &["verify", "--all"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        // "altered at seq 0", or "between seq 0 and …" when its checkpoint tags a group.
+        stdout.lines().any(|l| {
+            let prefix = format!("{}  FAILED: altered ", ids[2]);
+            l.starts_with(&prefix) && (l.contains("at seq 0") || l.contains("between seq 0 "))
+        }),
+        "{}",
+        show(&out)
+    );
 }

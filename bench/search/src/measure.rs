@@ -32,6 +32,7 @@ pub fn latency(cmd: &mut Command) -> anyhow::Result<(Duration, bool, Vec<u8>)> {
 pub fn first_output(
     program: &std::path::Path,
     args: &[String],
+    env: &[(&'static str, String)],
     text: &[u8],
     timeout: Duration,
 ) -> anyhow::Result<(Duration, Duration)> {
@@ -43,7 +44,10 @@ pub fn first_output(
     let mut spawned = terminal::pty::spawn(
         program.as_os_str(),
         args,
-        &[("TERM", "xterm-256color".to_string())],
+        &[("TERM", "xterm-256color".to_string())]
+            .into_iter()
+            .chain(env.iter().cloned())
+            .collect::<Vec<_>>(),
         size,
     )
     .with_context(|| format!("cannot start {} on a PTY", program.display()))?;

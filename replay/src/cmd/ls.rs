@@ -68,7 +68,8 @@ fn from_index(dir: &Path, query: &ListQuery) -> Result<Vec<Value>, IndexError> {
 fn scan(store_args: &StoreArgs, query: &ListQuery) -> anyhow::Result<Vec<Value>> {
     let (_, store) = store_args.open()?;
     let mut units = verify::Units::default();
-    let sessions = sessions(store.as_ref(), |r| units.observe(r))?;
+    // Unreadable objects are named on stderr by `sessions`; ls lists what it could read.
+    let (sessions, _) = sessions(store.as_ref(), |r| units.observe(r))?;
     let (_, trust) = trust(store_args)?;
     let mut list: Vec<Value> = sessions
         .iter()
@@ -203,5 +204,6 @@ pub fn to_json(s: &SessionInfo, integrity: &str) -> serde_json::Value {
         "sealed": s.sealed,
         "sealed_for": start.and_then(|m| m.envelope.as_ref()).map(|e| &e.recipients),
         "integrity": integrity,
+        "metadata": s.provenance.as_str(),
     })
 }

@@ -3,10 +3,12 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use integrity::{Expectations, Report, TrustSet, Unit};
+use integrity::ledger::LedgerEntry;
+use integrity::{Expectations, Problem, Report, TrustSet, Unit};
 use schemas::SessionId;
-use search::SessionInfo;
+use search::{Provenance, SessionInfo};
 use serde_json::json;
+use store::ObjectStore;
 use store::parquet_io::EventRef;
 
 use crate::cli::VerifyArgs;
@@ -36,43 +38,87 @@ fn unit(r: &EventRef<'_>) -> Unit {
     integrity::unit_of_row(&r.kind, r.seq, r.seq_last, r.elapsed_ns, r.data)
 }
 
+/// One session to verify: what the catalog read of it, its rows' units, and the objects
+/// that may hold its rows but could not be read.
+struct Checked {
+    info: SessionInfo,
+    units: Vec<Unit>,
+    unreadable: Vec<String>,
+}
+
+/// The sessions `args` asks for, and (with `--all`) the objects that could not be read.
+fn collect(
+    store: &dyn ObjectStore,
+    args: &VerifyArgs,
+) -> anyhow::Result<(Vec<Checked>, Vec<String>)> {
+    if args.all {
+        let mut units = Units::default();
+        let (infos, unreadable) = sessions(store, |r| units.observe(r))?;
+        let checked = infos
+            .into_iter()
+            .map(|info| Checked {
+                units: units.take(info.id),
+                info,
+                unreadable: Vec::new(),
+            })
+            .collect();
+        return Ok((
+            checked,
+            unreadable.iter().map(ToString::to_string).collect(),
+        ));
+    }
+    let mut checked = Vec::new();
+    for q in &args.sessions {
+        let mut units = Vec::new();
+        let opened = find(store, q, |r| units.push(unit(r)))?;
+        checked.push(Checked {
+            info: opened.info,
+            units,
+            unreadable: opened.warnings.iter().map(ToString::to_string).collect(),
+        });
+    }
+    Ok((checked, Vec::new()))
+}
+
 /// Verifies the sessions asked for; fails with [`Failure::NotVerified`] unless all are
 /// complete.
+///
+/// Besides each session's own chain, two things fail verification (DESIGN.md §6): an
+/// object that cannot be read (it may hold rows of any session, so with `--all` each is a
+/// failure line of its own), and, with `--all`, a session that a node's ledger numbers
+/// but the store lacks (named by the session after it).
 pub fn run(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<()> {
     let (_, store) = store_args.open()?;
     let (trust_path, trust) = trust(store_args)?;
-    let checked: Vec<(SessionInfo, Vec<Unit>)> = if args.all {
-        let mut units = Units::default();
-        let infos = sessions(store.as_ref(), |r| units.observe(r))?;
-        infos
-            .into_iter()
-            .map(|info| {
-                let units = units.take(info.id);
-                (info, units)
-            })
-            .collect()
-    } else {
-        let mut checked = Vec::new();
-        for q in &args.sessions {
-            let mut units = Vec::new();
-            let info = find(store.as_ref(), q, |r| units.push(unit(r)))?.info;
-            checked.push((info, units));
-        }
-        checked
+    let (checked, unreadable) = collect(store.as_ref(), &args)?;
+    let mut out = Lines {
+        out: std::io::stdout().lock(),
+        json: args.json,
+        failed: 0,
+        total: 0,
     };
-    let mut out = std::io::stdout().lock();
-    let mut failed = 0usize;
-    let total = checked.len();
-    for (info, units) in checked {
-        let report = report(&info, units, &trust);
-        if !report.is_complete() {
-            failed += 1;
-        }
-        if args.json {
-            serde_json::to_writer(&mut out, &to_json(&report))?;
-            writeln!(out)?;
-        } else {
-            writeln!(out, "{}  {}", info.id, describe(&report))?;
+    let mut ledger = Vec::new();
+    for Checked {
+        info,
+        units,
+        unreadable,
+    } in checked
+    {
+        let mut report = report(&info, units, &trust);
+        report.problems.extend(
+            unreadable
+                .into_iter()
+                .map(|object| Problem::Unreadable { object }),
+        );
+        ledger.extend(ledger_entry(&info, &report));
+        out.session(&info, &report)?;
+    }
+    for object in &unreadable {
+        out.failure(None, &format!("unreadable object: {object}"))?;
+    }
+    if args.all {
+        for p in integrity::ledger::check(&ledger) {
+            out.failure(p.session(), &p.to_string())?;
         }
     }
     if trust.is_empty() {
@@ -81,28 +127,98 @@ pub fn run(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<()> {
             trust_path.display()
         );
     }
-    if args.all && total == 0 {
+    if args.all && out.total == 0 {
         return Err(Failure::NotFound(format!("no sessions in {}", store.describe())).into());
     }
-    if failed > 0 {
+    if out.failed > 0 {
         return Err(Failure::NotVerified(format!(
-            "{failed} of {total} sessions did not verify as complete"
+            "{} of {} checks failed (sessions, unreadable objects, missing sessions)",
+            out.failed, out.total
         ))
         .into());
     }
     Ok(())
 }
 
+/// The session's place in its node's ledger, when its `start` is numbered and verified
+/// under one trusted key (the node).
+fn ledger_entry(info: &SessionInfo, report: &Report) -> Option<LedgerEntry> {
+    let start = info.start.as_ref().filter(|s| s.node_seq > 0)?;
+    // seq 0 (the start) covered by a good, trusted checkpoint.
+    if report.signed_through == 0 || report.signers.len() != 1 {
+        return None;
+    }
+    Some(LedgerEntry {
+        session: info.id,
+        node: report.signers.first()?.clone(),
+        node_seq: start.node_seq,
+        prev_session: start.prev_session.as_deref().and_then(|p| p.parse().ok()),
+    })
+}
+
+/// `verify`'s output: one line (text or JSON) per session and per failure of its own.
+struct Lines<W: Write> {
+    out: W,
+    json: bool,
+    failed: usize,
+    total: usize,
+}
+
+impl<W: Write> Lines<W> {
+    fn session(&mut self, info: &SessionInfo, report: &Report) -> std::io::Result<()> {
+        self.total += 1;
+        if !report.is_complete() {
+            self.failed += 1;
+        }
+        if self.json {
+            serde_json::to_writer(&mut self.out, &to_json(report))?;
+            writeln!(self.out)
+        } else {
+            writeln!(self.out, "{}  {}", info.id, describe(report))
+        }
+    }
+
+    /// A failure that is not one session's chain: `session` is the one it concerns, when
+    /// known.
+    fn failure(&mut self, session: Option<SessionId>, problem: &str) -> std::io::Result<()> {
+        self.total += 1;
+        self.failed += 1;
+        if self.json {
+            let line = json!({
+                "session": session.map(|s| s.to_string()),
+                "state": "FAILED",
+                "complete": false,
+                "problems": [problem],
+            });
+            serde_json::to_writer(&mut self.out, &line)?;
+            return writeln!(self.out);
+        }
+        let line = match session {
+            Some(id) => format!("{id}  FAILED: {problem}"),
+            None => format!("FAILED: {problem}"),
+        };
+        writeln!(self.out, "{}", schemas::text::escape_controls(&line))
+    }
+}
+
 /// Verifies one session from what the catalog read of it and its rows' `units`.
 pub fn report(info: &SessionInfo, units: Vec<Unit>, trust: &TrustSet) -> Report {
-    integrity::verify(
+    let mut report = integrity::verify(
         info.id,
         units,
         trust,
         Expectations {
             end_event_count: info.end.as_ref().map(|e| e.event_count),
         },
-    )
+    );
+    // `info` shows the chained rows, which the chain above judged; a `sessions/` copy that
+    // says otherwise is evidence of tampering all the same.
+    if info.provenance == Provenance::SessionsTableDiffers {
+        report
+            .problems
+            .push(integrity::Problem::SessionsTableDiffers);
+    }
+    report
 }
 
 /// One line: `complete: …` or `FAILED: problem; problem`.

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use schemas::SessionId;
+use schemas::{SessionEnd, SessionId};
 use store::layout;
 use store::parquet_io::{self, EventRef, EventRow};
 use store::{ObjectStore, StoreError};
@@ -116,9 +116,8 @@ fn read_session_rows(
         .into_iter()
         .filter_map(|(id, (from, acc, damaged))| {
             // As `open_in`: the events of the dates from the start to the end.
-            let (elapsed, _) = acc.end.as_ref()?;
-            let (start_ns, _) = acc.start.as_ref()?;
-            let until = schemas::time::date(start_ns.saturating_add_unsigned(*elapsed));
+            let (start_ns, elapsed) = acc.start_and_end();
+            let until = schemas::time::date(start_ns?.saturating_add_unsigned(elapsed?));
             (!damaged).then_some((
                 id,
                 Pending {
@@ -141,7 +140,7 @@ fn passes(ids: &[SessionId], pending: &HashMap<SessionId, Pending>) -> Vec<Vec<S
     for &id in ids {
         let size = pending
             .get(&id)
-            .and_then(|p| p.acc.end.as_ref()?.1.as_ref())
+            .and_then(|p| SessionEnd::from_bytes(&p.acc.listed_end.as_ref()?.1).ok())
             .map_or(0, |e| e.input_bytes.saturating_add(e.output_bytes));
         match passes.last_mut() {
             Some(pass) if bytes.saturating_add(size) <= PASS_BYTES => {

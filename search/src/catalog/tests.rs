@@ -73,13 +73,13 @@ fn list_sessions_merges_rows_and_measures_events() {
     put_sessions(
         &store,
         10,
-        vec![srow(a, EventKind::End, 4, 7_777, end(0, 0))],
+        vec![srow(a, EventKind::End, 4, 4_000, end(0, 0))],
     );
     put_events(
         &store,
         0,
         vec![
-            row(a, 0, EventKind::Start, b"{}"),
+            row(a, 0, EventKind::Start, &start("alice", T0)),
             row(a, 1, EventKind::Input, b"ls\r"),
             row(a, 2, EventKind::Output, b"file\r\n"),
         ],
@@ -90,9 +90,9 @@ fn list_sessions_merges_rows_and_measures_events() {
         vec![
             row(a, 2, EventKind::Output, b"file\r\n"),
             row(a, 3, EventKind::Resize, b"80x24"),
-            row(a, 4, EventKind::End, b"{}"),
+            row(a, 4, EventKind::End, &end(0, 0)),
             // b is still running: no end row; its duration is its latest event.
-            row(b, 0, EventKind::Start, b"{}"),
+            row(b, 0, EventKind::Start, &start("bob", T0)),
             row(b, 1, EventKind::Output, b"12345"),
             row(b, 9, EventKind::Marker, b"later"),
         ],
@@ -135,7 +135,8 @@ fn list_sessions_merges_rows_and_measures_events() {
     assert_eq!(sa.start.as_ref().unwrap().user, "alice");
     assert_eq!(sa.end.as_ref().unwrap().exit_status, Some(0));
     assert_eq!(sa.start_time_ns, T0);
-    assert_eq!(sa.duration_ns, 7_777);
+    assert_eq!(sa.duration_ns, 4_000);
+    assert_eq!(sa.provenance, Provenance::Chained);
     assert_eq!(sa.event_count, 5);
     assert_eq!(sa.bytes, 3 + 6);
 
@@ -156,9 +157,76 @@ fn list_sessions_merges_rows_and_measures_events() {
     assert_eq!(sd.duration_ns, 3_000);
     assert_eq!(sd.event_count, 15);
     assert_eq!(sd.bytes, 2_100);
+    assert_eq!(
+        sd.provenance,
+        Provenance::Unchained,
+        "no clear start/end row"
+    );
 
     let order: Vec<_> = sessions.iter().map(|s| s.id).collect();
     assert_eq!(order, vec![c, a, b, d]);
+}
+
+#[test]
+fn what_is_shown_is_the_chained_start_and_end_not_the_sessions_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path()).unwrap();
+    let (a, b) = (sid(1), sid(2));
+    put_events(
+        &store,
+        0,
+        vec![
+            row(a, 0, EventKind::Start, &start("erin", T0)),
+            row(a, 1, EventKind::End, &end(1, 2)),
+            row(b, 0, EventKind::Start, &start("bob", T0)),
+        ],
+    );
+    // a's copy in sessions/ was rewritten; b's start copy agrees, and b has no end yet.
+    put_sessions(
+        &store,
+        0,
+        vec![
+            srow(a, EventKind::Start, 0, 0, start("mallory", T0)),
+            srow(a, EventKind::End, 1, 1_000, end(1, 2)),
+            srow(b, EventKind::Start, 0, 0, start("bob", T0)),
+        ],
+    );
+    let (sessions, _) = list_sessions(&store).unwrap();
+    let shown: Vec<_> = sessions
+        .iter()
+        .map(|s| (s.start.as_ref().unwrap().user.as_str(), s.provenance))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("erin", Provenance::SessionsTableDiffers),
+            ("bob", Provenance::Chained)
+        ]
+    );
+    let opened = open_session(&store, a).unwrap();
+    assert_eq!(opened.info.start.unwrap().user, "erin");
+    assert_eq!(opened.info.provenance, Provenance::SessionsTableDiffers);
+
+    // An end row's time is part of what is shown (the duration): a changed one differs.
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path()).unwrap();
+    put_events(
+        &store,
+        0,
+        vec![row(a, 0, EventKind::Start, &start("erin", T0))],
+    );
+    put_events(&store, 5, vec![row(a, 1, EventKind::End, &end(1, 2))]);
+    put_sessions(
+        &store,
+        0,
+        vec![
+            srow(a, EventKind::Start, 0, 0, start("erin", T0)),
+            srow(a, EventKind::End, 1, 999_000, end(1, 2)),
+        ],
+    );
+    let info = open_session(&store, a).unwrap().info;
+    assert_eq!(info.duration_ns, 1_000);
+    assert_eq!(info.provenance, Provenance::SessionsTableDiffers);
 }
 
 #[test]
@@ -179,6 +247,7 @@ fn info(id: SessionId) -> SessionInfo {
         event_count: 0,
         bytes: 0,
         sealed: false,
+        provenance: Provenance::Chained,
     }
 }
 
