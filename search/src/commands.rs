@@ -71,6 +71,22 @@ pub struct Command {
 /// `start_size` (cols, rows) unless a `start` event in `events` says otherwise.
 /// Never panics, whatever the events hold.
 pub fn extract_commands(events: &[Event], start_size: (u16, u16)) -> Vec<Command> {
+    extract(events, start_size).commands
+}
+
+/// What a session showed, for the index: its commands, and the output before the first
+/// of them (a login banner; all of the output of a session that ran a program rather
+/// than a shell, or in which nothing was typed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extracted {
+    /// As [`extract_commands`] gives them.
+    pub commands: Vec<Command>,
+    /// The rendered output before the first command, at most [`OUTPUT_CAP`] bytes.
+    pub leading_output: String,
+}
+
+/// [`extract_commands`], and the output before the first command.
+pub fn extract(events: &[Event], start_size: (u16, u16)) -> Extracted {
     let (cols, rows) = events
         .iter()
         .find(|e| e.kind == EventKind::Start)
@@ -194,6 +210,8 @@ struct Extractor {
     output_from: Option<u64>,
     /// The command an OSC 133 `D` would report on.
     status_for: Option<usize>,
+    /// The output before the first command, once it is closed.
+    leading_output: String,
 }
 
 impl Extractor {
@@ -211,8 +229,11 @@ impl Extractor {
             last_start_col: 0,
             enter_at: None,
             continued: None,
-            output_from: None,
+            // Output is collected from the first row on; until a command is pushed it is
+            // the session's leading output.
+            output_from: Some(0),
             status_for: None,
+            leading_output: String::new(),
         }
     }
 
@@ -370,9 +391,12 @@ impl Extractor {
             return;
         }
         let (text, truncated) = self.rows_text(from, end);
-        if let Some(c) = self.commands.last_mut() {
-            c.output = text;
-            c.output_truncated = truncated;
+        match self.commands.last_mut() {
+            Some(c) => {
+                c.output = text;
+                c.output_truncated = truncated;
+            }
+            None => self.leading_output = text,
         }
     }
 
@@ -428,7 +452,7 @@ impl Extractor {
         (text, truncated)
     }
 
-    fn finish(mut self) -> Vec<Command> {
+    fn finish(mut self) -> Extracted {
         if let Some(at) = self.enter_at {
             self.take_line(at);
         }
@@ -439,7 +463,10 @@ impl Extractor {
             let at = cursor(screen, self.parser.callbacks().discarded);
             self.close_output(if at.col > 0 { at.row } else { at.row + 1 });
         }
-        self.commands
+        Extracted {
+            commands: self.commands,
+            leading_output: self.leading_output,
+        }
     }
 }
 
@@ -485,6 +512,26 @@ mod tests {
         fn lines(&self, cols: u16) -> Vec<String> {
             self.commands(cols).into_iter().map(|c| c.line).collect()
         }
+    }
+
+    #[test]
+    fn output_before_the_first_command_is_kept_apart() {
+        let mut s = Script::default();
+        s.out(b"Welcome to db-7\r\nLast login: never\r\n$ ")
+            .typed("id");
+        s.enter(b"\r\nuid=0(root)\r\n$ ");
+        let x = extract(&s.events, (80, 24));
+        assert_eq!(x.leading_output, "Welcome to db-7\nLast login: never");
+        assert_eq!(x.commands.len(), 1);
+        assert_eq!(x.commands[0].output, "uid=0(root)");
+
+        // A session that ran a program, nothing typed: all of its output.
+        let mut s = Script::default();
+        s.out(b"\x1b[1mbuild\x1b[0m started\r\n")
+            .out(b"3 warnings\r\n");
+        let x = extract(&s.events, (80, 24));
+        assert!(x.commands.is_empty());
+        assert_eq!(x.leading_output, "build started\n3 warnings");
     }
 
     #[test]

@@ -402,7 +402,10 @@ fn index_sessions(
             writer.delete_term(Term::from_field_text(fields.session, &id.to_string()));
             let listed = listing(&opened.info);
             let docs = session_docs(&fields, &opened, listed.as_deref(), unseal);
-            report.commands += docs.len() - 1;
+            report.commands += docs
+                .iter()
+                .filter(|(_, d)| d.get_first(fields.index).is_some())
+                .count();
             for (time, doc) in docs {
                 manifest.saw(day, time);
                 writer.add_document(doc)?;
@@ -446,7 +449,21 @@ fn session_docs(
         .as_ref()
         .filter(|s| s.cols > 0 && s.rows > 0)
         .map_or((80, 24), |s| (s.cols, s.rows));
-    for c in crate::extract_commands(&events, size) {
+    let extracted = crate::commands::extract(&events, size);
+    if !extracted.leading_output.trim().is_empty() {
+        // Output no command precedes: found like a command's, at the session's start,
+        // with no command line and no command index.
+        let mut d = TantivyDocument::default();
+        d.add_text(f.doc_type, "command");
+        d.add_text(f.session, info.id.to_string());
+        add_who(f, &mut d, info);
+        d.add_i64(f.time, start_ns);
+        d.add_u64(f.offset, 0);
+        d.add_text(f.cmd, "");
+        d.add_text(f.output, &extracted.leading_output);
+        docs.push((start_ns, d));
+    }
+    for c in extracted.commands {
         let time = start_ns.saturating_add_unsigned(c.elapsed_ns);
         let mut d = TantivyDocument::default();
         d.add_text(f.doc_type, "command");

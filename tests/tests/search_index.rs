@@ -165,3 +165,90 @@ fn a_recorded_session_is_indexed_and_searchable() {
     );
     assert!(!String::from_utf8_lossy(&search(&sb, &["unique123"]).stderr).contains("behind"));
 }
+
+/// Records `sh -c SCRIPT` (nothing typed) and returns nothing: its session is what
+/// `auditty-ingest` finds next.
+fn record_program(sb: &Sandbox, script: &str) {
+    sb.run(
+        sb.cmd("auditty-agent")
+            .args(["record", "-q", "--", "sh", "-c", script]),
+    );
+}
+
+/// Output no command precedes (a program run in place of a shell) is found with its
+/// session at offset 0; `replay index` shows a progress bar on a terminal; `--follow`
+/// takes in what is ingested while it runs and stops cleanly on SIGINT.
+#[test]
+fn program_output_is_found_with_a_progress_bar_and_a_following_index() {
+    let sb = Sandbox::new();
+    for i in 0..8 {
+        let word = if i == 5 { "needle4711" } else { "hay" };
+        record_program(&sb, &format!("echo banner-{i}; echo {word}-printed"));
+    }
+    sb.ingest();
+
+    // On a terminal, with at least 8 sessions to index: the bar is drawn (and cleared).
+    let mut pty =
+        auditty_tests::PtySession::spawn(auditty_tests::bin("replay"), ["index"], &sb.env(), SIZE);
+    assert!(pty.wait(T).success(), "{:?}", pty.rows());
+    let raw = String::from_utf8_lossy(&pty.raw_output()).into_owned();
+    assert!(
+        raw.contains("indexing") && raw.contains("/8 sessions"),
+        "{raw:?}"
+    );
+    assert!(raw.contains("8 session(s)"), "{raw:?}");
+
+    let hits = json_hits(&sb, "needle4711");
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    let h = &hits[0];
+    assert_eq!(h["offset_ns"], 0);
+    assert_eq!(h["command"], "");
+    assert!(h["index"].is_null(), "{h}");
+    let listed = ls_json(&sb, &[]);
+    let owner = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["command"].to_string().contains("needle4711"))
+        .expect("the session that printed it");
+    assert_eq!(h["id"], owner["id"]);
+    let out = search(&sb, &["needle4711"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("(output before any command)"),
+        "{}",
+        show(&out)
+    );
+
+    // `--follow`: a session ingested while it runs becomes searchable.
+    let mut follower = sb.spawn_logged(
+        {
+            let mut c = sb.cmd("replay");
+            c.args(["index", "--follow", "--interval", "1"]);
+            c
+        },
+        "index-follow.log",
+    );
+    record_program(&sb, "echo late-arrival-99");
+    sb.ingest();
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let out = search(&sb, &["late"]);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not indexed within {T:?}: {}\n{}",
+            show(&out),
+            std::fs::read_to_string(sb.path().join("index-follow.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(follower.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+    let status = follower.wait().expect("wait for replay index --follow");
+    assert!(status.success(), "{status}");
+}

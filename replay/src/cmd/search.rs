@@ -83,7 +83,10 @@ fn text_line(h: &Hit) -> String {
         escape_controls(&h.host),
         rfc3339(h.time_ns),
         offset_text(h.offset_ns),
-        escape_controls(&h.command),
+        match h.index {
+            Some(_) => escape_controls(&h.command),
+            None => "(output before any command)".to_string(),
+        },
     )
 }
 

@@ -72,8 +72,9 @@ pub struct Hit {
     pub time_ns: i64,
     /// Offset of the command into the session.
     pub offset_ns: u64,
-    /// Its index among the session's commands.
-    pub index: u64,
+    /// Its index among the session's commands; `None` for output that no command
+    /// precedes (`command` is then empty).
+    pub index: Option<u64>,
     /// The command line.
     pub command: String,
     /// Exit status, if the shell reported it.
@@ -280,7 +281,7 @@ fn to_hit(f: &Fields, doc: &TantivyDocument, snippets: &Snippets) -> Hit {
             .get_first(f.offset)
             .and_then(|v| v.as_u64())
             .unwrap_or(0),
-        index: doc.get_first(f.index).and_then(|v| v.as_u64()).unwrap_or(0),
+        index: doc.get_first(f.index).and_then(|v| v.as_u64()),
         command: text(f.cmd),
         exit_status: doc.get_first(f.exit_status).and_then(|v| v.as_i64()),
         snippet: snippet.fragment().to_string(),

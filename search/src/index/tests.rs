@@ -175,7 +175,7 @@ fn commands_are_found_by_command_output_prefix_and_field() {
     assert_eq!(h.session, f.a.to_string());
     assert_eq!((h.user.as_str(), h.host.as_str()), ("alice", "alice-host"));
     assert_eq!(h.command, "printf 'haystack-%s\\n' unique123");
-    assert_eq!((h.index, h.offset_ns), (0, 2_000_000));
+    assert_eq!((h.index, h.offset_ns), (Some(0), 2_000_000));
     assert_eq!(h.time_ns, T0 + 2_000_000);
 
     let hits = search(&f.dir, &q("unique123")).unwrap();
