@@ -156,4 +156,15 @@ pub struct ShipArgs {
     /// How often to look for new chunks, in milliseconds.
     #[arg(long, default_value_t = 200, value_name = "MS")]
     pub poll_interval_ms: u64,
+
+    /// Node key that signs the ledger heads (the recorder's). Default:
+    /// <data dir>/node.key; without one, no heads are sent.
+    #[arg(long, value_name = "FILE")]
+    pub node_key: Option<PathBuf>,
+
+    /// Send a signed ledger head, naming the node's newest session, whenever a newer
+    /// session's chunks are all shipped and at least this often; 0 = never. `replay
+    /// verify --all` names a newest session deleted from the store by the heads.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    pub ledger_head_interval: u64,
 }

@@ -97,6 +97,31 @@ pub fn take_next(path: &Path, session: SessionId) -> Result<Place, LedgerError> 
     Ok(place)
 }
 
+/// The newest number and session of the ledger at `path` (read under a shared lock);
+/// `None` if there is no ledger or it is empty.
+pub fn read(path: &Path) -> Result<Option<(u64, SessionId)>, LedgerError> {
+    let io = |source| LedgerError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    let mut file = Flock::lock(file, FlockArg::LockShared)
+        .map_err(|(_, errno)| io(std::io::Error::from(errno)))?;
+    let mut text = String::new();
+    (&mut *file as &mut File)
+        .take(RECORD_LEN as u64 * 2)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    parse(&text).map_err(|what| LedgerError::Damaged {
+        path: path.to_path_buf(),
+        what,
+    })
+}
+
 /// The last number and session of a ledger's text; `None` for a new (empty) ledger.
 fn parse(text: &str) -> Result<Option<(u64, SessionId)>, String> {
     let line = text.trim_end_matches(['\n', ' ', '\0']);

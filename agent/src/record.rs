@@ -117,10 +117,6 @@ fn start_recorder(
         args.node_key.as_deref(),
         &crate::metadata::host_name(),
     )?;
-    // Numbered before anything is spooled, like the key: a session the ledger cannot
-    // number could later vanish from the store unnoticed.
-    let place = crate::ledger::take_next(&crate::ledger::path_for_key(&key_path), session_id)
-        .context("cannot number the session in the node's ledger; nothing was recorded")?;
     let chain = SessionChain::new(session_id, node_key);
     let writer = SpoolWriter::create(
         spool_dir,
@@ -131,6 +127,12 @@ fn start_recorder(
         },
     )
     .with_context(|| format!("cannot start recording into spool {}", spool_dir.display()))?;
+    // Numbered before the `start` is written, which carries the number; after the spool
+    // segment exists, so that a shipper that sees this number in the ledger also sees
+    // the segment and heads the session only once it is shipped. A session the ledger
+    // cannot number could vanish from the store unnoticed: it is not recorded.
+    let place = crate::ledger::take_next(&crate::ledger::path_for_key(&key_path), session_id)
+        .context("cannot number the session in the node's ledger; nothing was recorded")?;
     let start_time_ns = session_id
         .start_time_ns()
         .unwrap_or_else(schemas::time::now_ns);

@@ -5,6 +5,8 @@
 //! its new position the end of the longest run of acknowledged entries. A segment no agent
 //! holds any more is deleted once it is fully shipped. While the broker is away, chunks
 //! stay in the spool and the shipper retries with backoff; recording never waits on it.
+//!
+//! After each pass it also sends a signed ledger head when one is due ([`Heads`]).
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -14,11 +16,14 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use integrity::NodeKey;
 use kafka::{DeliveryHandler, KafkaOptions, LogContext};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use schemas::SessionId;
 use schemas::chunk::ChunkHeader;
 use schemas::data_dir::DataDir;
+use schemas::ledger::LedgerHead;
 use spool::{ScanItem, SegmentFile};
 
 use crate::cli::ShipArgs;
@@ -65,6 +70,54 @@ pub fn producer_defaults() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
+/// Ledger heads (DESIGN.md §6): the node's newest numbered session, signed with the
+/// node key, sent on the events topic for `replay verify --all` to hold the store against.
+struct Heads {
+    key: NodeKey,
+    ledger: PathBuf,
+    every: Duration,
+    /// The last head Kafka acknowledged, and when.
+    sent: Option<(u64, SessionId, Instant)>,
+}
+
+impl Heads {
+    /// Heads for the key at `key_path`; `None` when they are off or the node has no key.
+    fn open(key_path: &Path, every: Duration) -> anyhow::Result<Option<Heads>> {
+        if every.is_zero() {
+            return Ok(None);
+        }
+        let Some(key) = NodeKey::load(key_path)? else {
+            tracing::info!(key = %key_path.display(), "No node key: no ledger heads are sent (give --node-key to sign them).");
+            return Ok(None);
+        };
+        Ok(Some(Heads {
+            key,
+            ledger: crate::ledger::path_for_key(key_path),
+            every,
+            sent: None,
+        }))
+    }
+
+    /// The head to send now, if one is due. A head names a session only once none of its
+    /// spool segments is left, so that its own chunks reach Kafka first.
+    fn due(&self, spool: &Path) -> anyhow::Result<Option<(u64, SessionId, LedgerHead)>> {
+        let Some((n, id)) = crate::ledger::read(&self.ledger)? else {
+            return Ok(None);
+        };
+        let prefix = id.to_string();
+        let segments = spool::list_segments(spool)
+            .with_context(|| format!("cannot list spool {}", spool.display()))?;
+        if segments.iter().any(|s| s.stem.starts_with(&prefix)) {
+            return Ok(None);
+        }
+        let due = self
+            .sent
+            .is_none_or(|(sn, sid, at)| (sn, sid) != (n, id) || at.elapsed() >= self.every);
+        let now = schemas::time::now_ns();
+        Ok(due.then(|| (n, id, integrity::ledger::sign_head(&self.key, n, id, now))))
+    }
+}
+
 struct Shipper {
     metrics_file: Option<PathBuf>,
     cap: u64,
@@ -105,6 +158,11 @@ pub fn run(data_dir: Option<&Path>, args: ShipArgs) -> anyhow::Result<()> {
             tx: std::sync::Mutex::new(tx),
         }))
         .context("cannot create the Kafka producer (check -X / --kafka-config properties)")?;
+    let key_path = match &args.node_key {
+        Some(p) => p.clone(),
+        None => DataDir::resolve(data_dir)?.node_key(),
+    };
+    let mut heads = Heads::open(&key_path, Duration::from_secs(args.ledger_head_interval))?;
     let shipper = Shipper {
         metrics_file: args.metrics_file.clone(),
         cap: args.spool_max_bytes,
@@ -138,6 +196,8 @@ pub fn run(data_dir: Option<&Path>, args: ShipArgs) -> anyhow::Result<()> {
             tracing::warn!(
                 "Some chunks were not acknowledged; they stay in the spool and are retried in {backoff:?}."
             );
+        } else if let Some(h) = heads.as_mut() {
+            shipper.send_head(h, &stop);
         }
         if args.once && !pass.failed && pass.remaining == 0 {
             break;
@@ -300,6 +360,34 @@ impl Shipper {
             .payload(payload);
         kafka::send_waiting(&self.producer, record, Duration::from_millis(100))
             .context("cannot queue a chunk for Kafka")
+    }
+
+    /// Sends the ledger head that is due, if any; a failure is logged and retried after
+    /// the next pass (heads are evidence, never a reason to stop shipping).
+    fn send_head(&self, heads: &mut Heads, stop: &AtomicBool) {
+        let (n, id, head) = match heads.due(&self.spool) {
+            Ok(Some(due)) => due,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("Cannot make a ledger head: {e:#}");
+                return;
+            }
+        };
+        let payload = head.to_record();
+        let record = BaseRecord::with_opaque_to(&self.topic, 0)
+            .key(&head.key)
+            .payload(&payload);
+        let sent = kafka::send_waiting(&self.producer, record, Duration::from_millis(100))
+            .context("cannot queue a ledger head for Kafka")
+            .and_then(|()| self.await_reports(1, "ledger head", stop));
+        match sent {
+            Ok(1) => {
+                tracing::info!(session = %id, node_seq = n, "Sent a ledger head.");
+                heads.sent = Some((n, id, Instant::now()));
+            }
+            Ok(_) => tracing::warn!("Kafka did not take the ledger head; it is sent again later."),
+            Err(e) => tracing::warn!("{e:#}"),
+        }
     }
 
     fn mark_handled(&self, index: usize) {

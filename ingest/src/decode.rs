@@ -1,6 +1,7 @@
 //! Record bytes → rows, or the reason they are a dead letter.
 
 use schemas::chunk::seal::SealedChunk;
+use schemas::ledger::{self, LedgerHead};
 use schemas::{Chunk, DecodeErrorKind, EventKind, RowKind, SessionId};
 use store::{EventRow, SessionRow};
 
@@ -11,6 +12,12 @@ pub enum DecodeChunkError {
     /// the byte offset and what was wrong there.
     #[error(transparent)]
     Chunk(#[from] schemas::DecodeError),
+    /// A record marked as a ledger head that is not one.
+    #[error("{0}")]
+    LedgerHead(#[from] schemas::ledger::LedgerHeadError),
+    /// A ledger head whose JSON spans lines, which the `ledger/` objects cannot hold.
+    #[error("ledger head JSON holds a line break")]
+    MultilineHead,
     /// The session id is not a UUIDv7, so no event of the chunk can be dated.
     #[error("session id {session_id} is not a UUIDv7, so its events cannot be dated")]
     UndatedSession {
@@ -26,6 +33,8 @@ pub struct Rows {
     pub events: Vec<EventRow>,
     /// One per `start` and `end` event.
     pub sessions: Vec<SessionRow>,
+    /// Ledger heads: their time and their JSON, as received.
+    pub ledger: Vec<(i64, Vec<u8>)>,
 }
 
 /// Decodes a chunk into rows; on error `into` is left as it was.
@@ -33,6 +42,17 @@ pub struct Rows {
 /// A sealed chunk becomes one `sealed` row holding the chunk exactly as received: the
 /// ingester never holds a key, and a verifier hashes those bytes (`integrity/FORMAT.md`).
 pub fn decode_chunk(bytes: &[u8], into: &mut Rows) -> Result<(), DecodeChunkError> {
+    if LedgerHead::is_head(bytes) {
+        // Kept verbatim (its signature is checked by `replay verify`, which holds the trust
+        // file; the ingester holds no keys), once it is known to parse.
+        let head = LedgerHead::from_record(bytes)?;
+        let json = &bytes[ledger::MAGIC.len()..];
+        if json.contains(&b'\n') {
+            return Err(DecodeChunkError::MultilineHead);
+        }
+        into.ledger.push((head.time_ns, json.to_vec()));
+        return Ok(());
+    }
     let chunk = match Chunk::decode(bytes) {
         Ok(chunk) => chunk,
         Err(e) if e.kind == DecodeErrorKind::Sealed => return sealed_row(bytes, into),
@@ -82,6 +102,32 @@ fn start_time(id: SessionId) -> Result<i64, DecodeChunkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ledger_heads_are_kept_verbatim_and_bad_ones_are_dead_letters() {
+        let head = LedgerHead {
+            v: ledger::HEAD_VERSION,
+            key: "ed25519:AAAA".into(),
+            node_seq: 7,
+            session: SessionId::new_v7().to_string(),
+            time_ns: 1_795_823_188_000_000_000,
+            sig: "c2ln".into(),
+        };
+        let mut rows = Rows::default();
+        decode_chunk(&head.to_record(), &mut rows).unwrap();
+        assert_eq!(rows.ledger, vec![(head.time_ns, head.to_json())]);
+        assert!(rows.events.is_empty() && rows.sessions.is_empty());
+
+        let mut rows = Rows::default();
+        let err = decode_chunk(b"ATYL{\"v\":1", &mut rows).unwrap_err();
+        assert!(matches!(err, DecodeChunkError::LedgerHead(_)), "{err}");
+        let mut spread = ledger::MAGIC.to_vec();
+        spread.extend_from_slice(&head.to_json());
+        spread.insert(ledger::MAGIC.len() + 1, b'\n');
+        let err = decode_chunk(&spread, &mut rows).unwrap_err();
+        assert!(matches!(err, DecodeChunkError::MultilineHead), "{err}");
+        assert!(rows.ledger.is_empty());
+    }
 
     #[test]
     fn a_dead_letter_keeps_where_and_what_went_wrong() {

@@ -1,4 +1,5 @@
-//! Writing one batch to the store: `events/`, `sessions/` and `dead-letter/` objects.
+//! Writing one batch to the store: `events/`, `sessions/`, `ledger/` and `dead-letter/`
+//! objects.
 //!
 //! Every name derives from (source, partition, first offset) and the UTC date of the
 //! rows, so writing the same batch twice writes the same objects. Each batch writes at
@@ -114,6 +115,21 @@ pub fn write_batch(
         store.put(&key, &bytes)?;
         keys.push(key);
         written.sessions += rows.len() as u64;
+        written.objects += 1;
+    }
+
+    let mut ledger_by_date: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (time_ns, json) in batch.rows.ledger {
+        let lines = ledger_by_date
+            .entry(schemas::time::date(time_ns))
+            .or_default();
+        lines.extend_from_slice(&json);
+        lines.push(b'\n');
+    }
+    for (date, lines) in ledger_by_date {
+        let key = layout::ledger_key(&date, &stem);
+        store.put(&key, &lines)?;
+        keys.push(key);
         written.objects += 1;
     }
 

@@ -156,6 +156,19 @@ impl NodeKey {
         }
     }
 
+    /// Loads the key at `path`; `Ok(None)` if there is none (this node never recorded).
+    pub fn load(path: &Path) -> Result<Option<NodeKey>, KeyError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(path, &text).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(KeyError::Io {
+                op: "cannot read node key",
+                path: path.into(),
+                source,
+            }),
+        }
+    }
+
     fn parse(path: &Path, text: &str) -> Result<NodeKey, KeyError> {
         let seed = text
             .lines()

@@ -8,6 +8,7 @@
 //!   its versioned binary encoding. `chunk-format.md` next to this crate documents the bytes.
 //!   Sealing is part of it: [`chunk::seal`] holds sealed (encrypted) chunks and the
 //!   session's [`chunk::seal::DataKey`] (DESIGN.md §5).
+//! - [`ledger`]: the signed ledger head a node's shipper sends about its newest session.
 //! - [`arrow`]: the Arrow schemas of the `events` and `sessions` Parquet tables.
 //! - [`asciicast`]: asciicast v2 encoding and parsing, shared by `replay export` and tests.
 //! - [`data_dir`]: where the agent, the ingester and replay keep their files by default.
@@ -22,6 +23,7 @@ pub mod asciicast;
 pub mod chunk;
 pub mod data_dir;
 pub mod event;
+pub mod ledger;
 pub mod session;
 pub mod text;
 pub mod time;

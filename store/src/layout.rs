@@ -13,6 +13,8 @@
 pub const EVENTS: &str = "events";
 /// Top-level folder of the `sessions` table.
 pub const SESSIONS: &str = "sessions";
+/// Top-level folder of the nodes' signed ledger heads (JSON Lines, one head per line).
+pub const LEDGER: &str = "ledger";
 /// Top-level folder of records that could not be decoded, kept as received.
 pub const DEAD_LETTER: &str = "dead-letter";
 
@@ -74,6 +76,11 @@ pub fn events_key(date: &str, stem: &str) -> String {
 /// `sessions/date=YYYY-MM-DD/<stem>.parquet`
 pub fn sessions_key(date: &str, stem: &str) -> String {
     format!("{SESSIONS}/date={date}/{stem}.{PARQUET_EXT}")
+}
+
+/// `ledger/date=YYYY-MM-DD/<stem>.jsonl`
+pub fn ledger_key(date: &str, stem: &str) -> String {
+    format!("{LEDGER}/date={date}/{stem}.jsonl")
 }
 
 /// `dead-letter/date=YYYY-MM-DD/<stem>.<ext>`

@@ -3,9 +3,11 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use integrity::ledger::LedgerEntry;
+use anyhow::Context;
+use integrity::ledger::{HeadError, LedgerEntry, VerifiedHead, check_head};
 use integrity::{Expectations, Problem, Report, TrustSet, Unit};
 use schemas::SessionId;
+use schemas::ledger::LedgerHead;
 use search::{Provenance, SessionInfo};
 use serde_json::json;
 use store::ObjectStore;
@@ -117,7 +119,8 @@ pub fn run(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<()> {
         out.failure(None, &format!("unreadable object: {object}"))?;
     }
     if args.all {
-        for p in integrity::ledger::check(&ledger) {
+        let heads = ledger_heads(store.as_ref(), &trust, &mut out)?;
+        for p in integrity::ledger::check(&ledger, &heads) {
             out.failure(p.session(), &p.to_string())?;
         }
     }
@@ -138,6 +141,55 @@ pub fn run(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// The ledger heads of the store's `ledger/` objects whose signatures check out under the
+/// trust file. An object that cannot be read, or a head that is malformed or badly signed
+/// (forged), is a failure line of its own; heads by keys outside the trust file say
+/// nothing and are only counted.
+fn ledger_heads<W: Write>(
+    store: &dyn ObjectStore,
+    trust: &TrustSet,
+    out: &mut Lines<W>,
+) -> anyhow::Result<Vec<VerifiedHead>> {
+    let keys = store
+        .list(&format!("{}/", store::layout::LEDGER))
+        .with_context(|| format!("cannot list the ledger heads in {}", store.describe()))?;
+    let mut heads = Vec::new();
+    let mut untrusted = 0usize;
+    for key in keys {
+        let bytes = match store.get(&key) {
+            Ok(b) => b,
+            Err(e) => {
+                out.failure(None, &format!("unreadable object: {e}"))?;
+                continue;
+            }
+        };
+        for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let at = format!("{key} line {}", n + 1);
+            let head = match LedgerHead::from_json(line) {
+                Ok(h) => h,
+                Err(e) => {
+                    out.failure(None, &format!("{at}: {e}"))?;
+                    continue;
+                }
+            };
+            match check_head(&head, trust) {
+                Ok(v) => heads.push(v),
+                Err(HeadError::Untrusted(_)) => untrusted += 1,
+                Err(e) => out.failure(None, &format!("{at}: {e}"))?,
+            }
+        }
+    }
+    if untrusted > 0 {
+        eprintln!(
+            "replay: {untrusted} ledger head(s) are signed by keys outside the trust file and were not used"
+        );
+    }
+    Ok(heads)
 }
 
 /// The session's place in its node's ledger, when its `start` is numbered and verified

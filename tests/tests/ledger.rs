@@ -1,0 +1,196 @@
+//! Issue 16: a node's session ledger. Sessions recorded on one node are numbered, each
+//! `start` naming the one before; the shipper sends a signed ledger head naming the newest
+//! once its chunks are shipped; through a real broker and the ingester, `replay verify
+//! --all` then names a session deleted whole from the store, the newest one included, and
+//! fails a forged head.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use auditty_tests::broker::Broker;
+use auditty_tests::{Sandbox, show};
+use schemas::SessionId;
+use schemas::ledger::LedgerHead;
+use store::parquet_io::{
+    decode_events, decode_sessions, encode_events, encode_sessions, read_object_meta,
+};
+use store::{LocalStore, ObjectStore};
+
+fn replay(sb: &Sandbox, store: &Path, args: &[&str]) -> Output {
+    let mut c = sb.cmd("replay");
+    c.arg("--store").arg(store).args(args);
+    sb.output(&mut c)
+}
+
+/// A copy of the store at `from` in `to`.
+fn copy_store(from: &Path, to: &Path) {
+    for entry in walk(from) {
+        let target = to.join(entry.strip_prefix(from).expect("under the store"));
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&entry, &target).expect("copy");
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files.extend(walk(&p));
+        } else {
+            files.push(p);
+        }
+    }
+    files
+}
+
+/// Removes every row of `id` from the store, as someone with write access to the bucket
+/// would: each object holding some is rewritten without them (with the ingester's encoder
+/// and the object's own footer metadata), or deleted if nothing else is left in it.
+fn delete_session(store: &Path, id: SessionId) {
+    let s = LocalStore::new(store).expect("store");
+    let mut touched = 0;
+    for key in s.list("").expect("list") {
+        let bytes = s.get(&key).expect("get");
+        let rewritten = if key.starts_with("events/") {
+            let mut rows = decode_events(&key, &bytes, None).expect("decode");
+            let before = rows.len();
+            rows.retain(|r| r.session_id != id);
+            (rows.len() < before).then(|| {
+                let meta = read_object_meta(&key, &bytes).expect("footer");
+                (
+                    rows.is_empty(),
+                    encode_events(&mut rows, &meta).expect("encode"),
+                )
+            })
+        } else if key.starts_with("sessions/") {
+            let mut rows = decode_sessions(&key, &bytes).expect("decode");
+            let before = rows.len();
+            rows.retain(|r| r.session_id != id);
+            (rows.len() < before).then(|| {
+                let meta = read_object_meta(&key, &bytes).expect("footer");
+                (
+                    rows.is_empty(),
+                    encode_sessions(&mut rows, &meta).expect("encode"),
+                )
+            })
+        } else {
+            None
+        };
+        match rewritten {
+            Some((true, _)) => std::fs::remove_file(store.join(&key)).expect("delete"),
+            Some((false, bytes)) => s.put(&key, &bytes).expect("rewrite"),
+            None => continue,
+        }
+        touched += 1;
+    }
+    assert!(touched > 0, "nothing held {id}");
+}
+
+#[test]
+fn sessions_deleted_whole_are_named_by_their_successor_or_the_signed_head() {
+    let sb = Sandbox::new();
+    let broker = Broker::start(&sb.path().join("broker"));
+    broker.create_topic("events", 2);
+    for i in 1..=3 {
+        let script = format!("echo session-{i}");
+        sb.run(
+            sb.cmd("auditty-agent")
+                .args(["record", "-q", "--", "sh", "-c", &script]),
+        );
+    }
+    // Everything shipped, then one head naming the newest session.
+    let out = sb.output(
+        sb.cmd("auditty-agent")
+            .args(["ship", "--once", "--brokers", &broker.address()])
+            .args(["--topic", "events"])
+            .env("AUDITTY_LOG", "info"),
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Sent a ledger head"),
+        "{}",
+        show(&out)
+    );
+    let out = sb.output(
+        sb.cmd("auditty-ingest")
+            .args(["run", "--once", "--group", "ledger-test", "--source"])
+            .arg(broker.source("events")),
+    );
+    assert!(out.status.success(), "{}", show(&out));
+
+    let sessions = sb.sessions();
+    assert_eq!(sessions.len(), 3, "{sessions:#?}");
+    let ids: Vec<SessionId> = sessions
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").parse().expect("session id"))
+        .collect();
+    let out = replay(&sb, &sb.store(), &["verify", "--all"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let heads: Vec<PathBuf> = walk(&sb.store())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/ledger/"))
+        .collect();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    let line = std::fs::read(&heads[0]).expect("ledger object");
+    let head = LedgerHead::from_json(line.trim_ascii_end()).expect("a head");
+    assert_eq!(
+        (head.node_seq, head.session.as_str()),
+        (3, &*ids[2].to_string())
+    );
+
+    // The newest session deleted whole: only the head knows it.
+    let newest = sb.path().join("newest-deleted");
+    copy_store(&sb.store(), &newest);
+    delete_session(&newest, ids[2]);
+    let out = replay(&sb, &newest, &["verify", "--all"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let expected = format!(
+        "{}  FAILED: missing from the store: session #3 of node ",
+        ids[2]
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&expected))
+        .unwrap_or_else(|| panic!("no {expected:?}:\n{}", show(&out)));
+    assert!(
+        line.ends_with("named by the node's signed ledger head)"),
+        "{line}"
+    );
+
+    // The middle one: named by the session after it.
+    let middle = sb.path().join("middle-deleted");
+    copy_store(&sb.store(), &middle);
+    delete_session(&middle, ids[1]);
+    let out = replay(&sb, &middle, &["verify", "--all"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "{}  FAILED: missing from the store: session #2 of node ",
+            ids[1]
+        )),
+        "{}",
+        show(&out)
+    );
+
+    // A head claiming more sessions than the node signed does not check out.
+    let forged = sb.path().join("forged-head");
+    copy_store(&sb.store(), &forged);
+    let object = forged.join(heads[0].strip_prefix(sb.store()).expect("in the store"));
+    let mut fake = head.clone();
+    fake.node_seq = 4;
+    let mut text = std::fs::read(&object).expect("read");
+    text.extend_from_slice(&fake.to_json());
+    text.push(b'\n');
+    std::fs::write(&object, text).expect("write");
+    let out = replay(&sb, &forged, &["verify", "--all"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("line 2: ledger head with a bad signature"),
+        "{}",
+        show(&out)
+    );
+    assert!(!stdout.contains("#4"), "{}", show(&out));
+}
