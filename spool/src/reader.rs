@@ -364,6 +364,7 @@ mod tests {
             with_entry in any::<bool>(),
         ) {
             let mut data = data;
+            let garbage_len = data.len() as u64;
             if with_entry {
                 let len = 3u32.to_le_bytes();
                 data.extend_from_slice(&ENTRY_MAGIC);
@@ -380,6 +381,13 @@ mod tests {
             }
             if with_entry {
                 prop_assert!(scan.tail.is_none());
+                // Whatever the garbage before it, the valid entry at the end is found.
+                let found = scan.items.iter().any(|item| matches!(
+                    item,
+                    ScanItem::Entry { offset, payload, .. }
+                        if *offset == garbage_len && payload.as_slice() == b"abc"
+                ));
+                prop_assert!(found, "entry at {} not found: {:?}", garbage_len, scan.items);
             }
         }
     }

@@ -89,20 +89,36 @@ fn a_session_recorded_during_a_broker_outage_arrives_exactly_once_in_order() {
         .map(|seg| spool::scan_segment(&seg.path, 0).unwrap().items.len())
         .sum();
     assert!(spooled.len() > 5);
-    std::thread::sleep(Duration::from_secs(2));
+
+    // The outage is visible: a loud log line and the metrics.
+    let read_gauge = |name: &str| -> Option<u64> {
+        let text = std::fs::read_to_string(&metrics).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let gauge = |name: &str| -> u64 {
+        read_gauge(name).unwrap_or_else(|| {
+            panic!(
+                "{name} missing from the metrics:\n{}",
+                std::fs::read_to_string(&metrics).unwrap_or_default()
+            )
+        })
+    };
+    // Wait for the shipper to have seen the session's chunks (and failed to send them),
+    // rather than for a fixed time.
+    let deadline = Instant::now() + T;
+    while read_gauge("auditty_spool_full") != Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "the shipper never saw the full spool"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(
         !spool::list_segments(&sb.spool()).unwrap().is_empty(),
         "nothing may leave the spool while the broker is down"
     );
-
-    // The outage is visible: a loud log line and the metrics.
-    let gauge = |name: &str| -> u64 {
-        let text = std::fs::read_to_string(&metrics).unwrap_or_default();
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing from the metrics:\n{text}"))
-    };
     assert_eq!(gauge("auditty_spool_full"), 1);
     assert!(gauge("auditty_spool_bytes") > 1000);
     assert_eq!(gauge("auditty_chunks_shipped_total"), 0);
@@ -119,7 +135,14 @@ fn a_session_recorded_during_a_broker_outage_arrives_exactly_once_in_order() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // One more pass writes the metrics of the emptied spool.
-    std::thread::sleep(Duration::from_millis(600));
+    let deadline = Instant::now() + T;
+    while read_gauge("auditty_spool_bytes") != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "the metrics never showed the empty spool"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(gauge("auditty_spool_full"), 0);
     assert_eq!(gauge("auditty_spool_bytes"), 0);
     assert_eq!(
@@ -283,14 +306,12 @@ fn two_ingesters_in_one_group_share_the_partitions_without_duplicates() {
 
     for log in ["a.log", "b.log"] {
         let text = std::fs::read_to_string(sb.path().join(log)).unwrap();
-        let summary = text
+        let events: u64 = text
             .lines()
-            .find(|l| l.starts_with("auditty-ingest: "))
-            .unwrap_or_default();
-        assert!(
-            !summary.starts_with("auditty-ingest: 0 events"),
-            "{log} wrote nothing:\n{text}"
-        );
+            .find_map(|l| l.strip_prefix("auditty-ingest: "))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{log} has no summary line:\n{text}"));
+        assert!(events > 0, "{log} wrote nothing:\n{text}");
     }
     let rows = all_event_rows(sb.open_store().as_ref());
     assert_eq!(assert_exactly_once(&rows), 48_000);
@@ -365,9 +386,32 @@ fn garbage_records_become_dead_letters_and_the_pipeline_goes_on() {
             .any(|e| e.contains("exceeds --max-record-bytes")),
         "{errors:?}"
     );
-    for i in &infos {
-        assert_eq!(i["topic"], "mixed");
-        assert!(i["offset"].is_u64());
+    // Each dead letter names where it came from: the four junk records were the first
+    // four of the topic's only partition, in this order, and are kept byte for byte.
+    let originals = [&records[0].1, &records[1].1, &records[2].1, &records[3].1];
+    let reasons = [
+        "not an auditty chunk",
+        "truncated",
+        "unsupported chunk format version 7",
+        "exceeds --max-record-bytes",
+    ];
+    let mut by_offset: Vec<&serde_json::Value> = infos.iter().collect();
+    by_offset.sort_by_key(|i| i["offset"].as_u64());
+    for (n, i) in by_offset.iter().enumerate() {
+        assert_eq!(i["topic"], "mixed", "{i}");
+        assert_eq!(i["partition"], 0, "{i}");
+        assert_eq!(i["offset"], n as u64, "{i}");
+        let error = i["error"].as_str().unwrap();
+        assert!(error.contains(reasons[n]), "offset {n}: {error}");
+        let bin = bins
+            .iter()
+            .find(|k| k.ends_with(&format!("{:020}.bin", n)))
+            .unwrap_or_else(|| panic!("no dead letter for offset {n}: {bins:?}"));
+        assert_eq!(
+            &store.get(bin).unwrap(),
+            originals[n],
+            "offset {n} kept as received"
+        );
     }
     // The good session after the garbage is complete.
     let rows = all_event_rows(store.as_ref());

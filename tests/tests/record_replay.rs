@@ -325,11 +325,15 @@ fn a_damaged_segment_and_a_garbage_chunk_are_reported_and_the_rest_ingested() {
     let spool::ScanItem::Entry {
         offset: bad_at,
         end: bad_end,
-        ..
+        payload,
     } = scan.items[2].clone()
     else {
         panic!()
     };
+    // The events the damaged chunk holds: exactly these must be missing afterwards.
+    let header = schemas::chunk::ChunkHeader::parse(&payload).expect("a chunk header");
+    let lost = header.first_seq..header.first_seq + u64::from(header.event_count);
+    assert!(!lost.is_empty());
     let mut bytes = std::fs::read(&damaged.path).unwrap();
     bytes[bad_at as usize + 20] ^= 0x55;
     std::fs::write(&damaged.path, &bytes).unwrap();
@@ -374,6 +378,30 @@ fn a_damaged_segment_and_a_garbage_chunk_are_reported_and_the_rest_ingested() {
         assert!(text.contains("line-40"), "{text}");
         assert_eq!(s["ended"], true);
     }
+    let rows = auditty_tests::all_event_rows(sb.open_store().as_ref());
+    let damaged_id = header.session_id;
+    let mut seqs: Vec<u64> = rows
+        .iter()
+        .filter(|r| r.session_id == damaged_id)
+        .map(|r| r.seq)
+        .collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    let last = *seqs.last().expect("rows of the damaged session");
+    let missing: Vec<u64> = (0..=last)
+        .filter(|s| seqs.binary_search(s).is_err())
+        .collect();
+    assert_eq!(
+        missing,
+        lost.collect::<Vec<_>>(),
+        "exactly the damaged chunk's events"
+    );
+    let others: Vec<_> = rows
+        .iter()
+        .filter(|r| r.session_id != damaged_id)
+        .cloned()
+        .collect();
+    auditty_tests::assert_exactly_once(&others);
     let dead: Vec<String> = sb.open_store().list("dead-letter/").unwrap();
     assert_eq!(
         dead.iter().filter(|k| k.ends_with(".bin")).count(),
