@@ -64,6 +64,14 @@ pub struct RecordArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Record USER's session: the agent (run as root) keeps the node key, the ledger
+    /// and the spool to itself, mode 0600/0700, and runs the program as USER, with their
+    /// groups, home, login shell (unless a command is given) and an environment of their
+    /// own. The user can then neither read the key nor rewrite the spool. See the
+    /// README's threat model for how sshd, login shells and PAM start it.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
     /// Cut a chunk once it holds this many bytes of events.
     #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
     pub chunk_bytes: usize,

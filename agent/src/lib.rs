@@ -14,6 +14,9 @@
 //! - [`metadata`] gathers what the `start` event says about the session, and [`ledger`]
 //!   numbers it in the node's sequence of sessions.
 //!
+//! - [`runas`] is `record --user`: a root-started agent recording another user, who can
+//!   reach neither the node key nor the spool.
+//!
 //! Caller: `main.rs` (the binary). The end-to-end tests and the bench run the agent as a
 //! program, on PTYs of their own ([`terminal::pty`]).
 
@@ -25,4 +28,5 @@ pub mod metadata;
 pub mod record;
 pub mod recorder;
 pub mod relay;
+pub mod runas;
 pub mod ship;

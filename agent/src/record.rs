@@ -19,13 +19,16 @@ use integrity::{NodeKey, SessionChain};
 use terminal::RawMode;
 use terminal::pty::{self, WinSize};
 
+use crate::runas::{RunAs, protect_dir};
+
 /// Records one session; returns the exit code to leave with (the program's).
 pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
     let spool_dir = match &args.spool {
         Some(dir) => dir.clone(),
         None => DataDir::resolve(data_dir)?.spool(),
     };
-    let command = command_to_run(&args);
+    let runas = args.user.as_deref().map(RunAs::lookup).transpose()?;
+    let command = command_to_run(&args, runas.as_ref());
     if args.chunk_bytes == 0 || args.chunk_latency_ms == 0 {
         bail!("--chunk-bytes and --chunk-latency-ms must be greater than 0");
     }
@@ -37,14 +40,28 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
         .or_else(|| pty::get_size(stdout.as_raw_fd()))
         .unwrap_or_else(size_from_env);
 
+    if runas.is_some() {
+        protect_dir(&spool_dir)?;
+    }
     let session_id = SessionId::new_v7_at(schemas::time::now_ns());
-    let recorder = start_recorder(data_dir, &args, &spool_dir, session_id, &command, size)?;
-    let control = open_control(session_id);
+    let recorder = start_recorder(
+        data_dir,
+        &args,
+        &spool_dir,
+        session_id,
+        &command,
+        size,
+        runas.as_ref(),
+    )?;
+    let control = match runas {
+        Some(_) => None,
+        None => open_control(session_id),
+    };
     let signals = SignalFlags::install().context("cannot install signal handlers")?;
     let env = session_env(session_id, control.as_ref());
 
     let started = Instant::now();
-    let spawned = pty::spawn(&command[0], &command[1..], &env, size)
+    let spawned = spawn_program(&command, &env, size, runas.as_ref())
         .with_context(|| format!("cannot start {:?}", command[0]));
     let mut spawned = match spawned {
         Ok(s) => s,
@@ -79,16 +96,45 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
     Ok(report(session_id, &spool_dir, args.quiet, outcome, stats))
 }
 
-/// The command line to record: the one given, else the user's shell.
-fn command_to_run(args: &RecordArgs) -> Vec<OsString> {
-    if args.command.is_empty() {
-        vec![
-            std::env::var_os("SHELL")
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| OsString::from("/bin/sh")),
-        ]
-    } else {
-        args.command.clone()
+/// The command line to record: the one given, else the user's shell (the recorded
+/// user's login shell with `--user`).
+fn command_to_run(args: &RecordArgs, runas: Option<&RunAs>) -> Vec<OsString> {
+    if !args.command.is_empty() {
+        return args.command.clone();
+    }
+    let shell = match runas {
+        Some(r) => Some(r.shell.clone().into_os_string()),
+        None => std::env::var_os("SHELL"),
+    };
+    vec![
+        shell
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| OsString::from("/bin/sh")),
+    ]
+}
+
+/// Starts the program on a new PTY: as we are, or as the recorded user with an
+/// environment of their own.
+fn spawn_program(
+    command: &[OsString],
+    env: &[(&'static str, String)],
+    size: WinSize,
+    runas: Option<&RunAs>,
+) -> std::io::Result<pty::Spawned> {
+    match runas {
+        None => pty::spawn(&command[0], &command[1..], env, size),
+        Some(r) => {
+            let full = r.environment(env);
+            let full: Vec<(&str, String)> =
+                full.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            pty::spawn_as(
+                &command[0],
+                &command[1..],
+                &full,
+                size,
+                Some(&r.credentials()),
+            )
+        }
     }
 }
 
@@ -101,6 +147,7 @@ fn start_recorder(
     session_id: SessionId,
     command: &[OsString],
     size: WinSize,
+    runas: Option<&RunAs>,
 ) -> anyhow::Result<Recorder> {
     // Before anything is written: a session that should be sealed and cannot be is not
     // recorded in the clear instead.
@@ -117,6 +164,11 @@ fn start_recorder(
         args.node_key.as_deref(),
         &crate::metadata::host_name(),
     )?;
+    if runas.is_some()
+        && let Some(dir) = key_path.parent().filter(|d| !d.as_os_str().is_empty())
+    {
+        protect_dir(dir)?;
+    }
     let chain = SessionChain::new(session_id, node_key);
     let writer = SpoolWriter::create(
         spool_dir,
@@ -139,6 +191,10 @@ fn start_recorder(
     let mut start = crate::metadata::gather(start_time_ns, command, size);
     start.envelope = envelope;
     start.redacts_hidden_input = !args.no_redact_hidden_input;
+    if let Some(r) = runas {
+        start.user = r.name.clone();
+        start.uid = r.uid;
+    }
     start.node_seq = place.node_seq;
     start.prev_session = place.prev_session.map(|id| id.to_string());
     let policy = ChunkPolicy {

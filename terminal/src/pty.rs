@@ -21,6 +21,20 @@ pub struct Spawned {
     pub master: OwnedFd,
 }
 
+/// Who the spawned program runs as, when that is not who we are: a root-started agent
+/// recording a user (`auditty-agent record --user`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    /// User id, real, effective and saved.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Supplementary groups (as `initgroups` would set them).
+    pub groups: Vec<u32>,
+    /// Working directory (the user's home); `/` if it cannot be entered as the user.
+    pub dir: Option<std::path::PathBuf>,
+}
+
 /// Runs `program args` as the leader of a new session whose controlling terminal is a
 /// new PTY of the given size. The slave side is closed in this process once the child
 /// has it, so reads from the master fail with EIO when the program and its children are
@@ -35,6 +49,32 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    spawn_as(program, args, env, size, None)
+}
+
+/// [`spawn`], the program running as `creds` when given: groups, then group, then user
+/// are set in the child before `exec`, every id (real, effective, saved), and the child
+/// checks it cannot become root again. Needs root (or the capabilities to set ids). With
+/// `creds`, `env` is the program's whole environment: nothing of ours is inherited.
+pub fn spawn_as<I, S>(
+    program: &OsStr,
+    args: I,
+    env: &[(&str, String)],
+    size: WinSize,
+    creds: Option<&Credentials>,
+) -> io::Result<Spawned>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    // Everything the child needs is made before fork: after it only syscalls run.
+    let dir = creds
+        .and_then(|c| c.dir.as_ref())
+        .and_then(|d| std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).ok());
+    let ids = creds.map(|c| {
+        let groups: Vec<libc::gid_t> = c.groups.clone();
+        (c.uid, c.gid, groups)
+    });
     let mut master: RawFd = -1;
     let mut slave: RawFd = -1;
     let ws = size.to_libc();
@@ -58,6 +98,9 @@ where
     set_cloexec(slave.as_raw_fd())?;
 
     let mut cmd = Command::new(program);
+    if creds.is_some() {
+        cmd.env_clear();
+    }
     cmd.args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::from(slave.try_clone()?))
@@ -65,12 +108,21 @@ where
         .stderr(Stdio::from(slave));
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
             }
             if libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
                 return Err(io::Error::last_os_error());
+            }
+            cloexec_from_3();
+            if let Some((uid, gid, groups)) = &ids {
+                drop_to(*uid, *gid, groups)?;
+                let root = c"/";
+                let dir = dir.as_deref().unwrap_or(root);
+                if libc::chdir(dir.as_ptr()) < 0 && libc::chdir(root.as_ptr()) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             Ok(())
         });
@@ -79,6 +131,58 @@ where
     // `cmd` holds the last slave handles; dropping it closes them here.
     drop(cmd);
     Ok(Spawned { child, master })
+}
+
+/// In the child, between fork and exec: every descriptor from 3 up is closed by `exec`,
+/// whatever opened it, so that the program gets its terminal and nothing else (the
+/// agent's caller may have left descriptors open without close-on-exec). Marking rather
+/// than closing keeps `std`'s own exec-error pipe working until `exec`.
+fn cloexec_from_3() {
+    // SAFETY: syscalls only.
+    unsafe {
+        let all = libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+        if all == 0 {
+            return;
+        }
+        // Kernels before 5.11: one descriptor at a time.
+        let max = match libc::sysconf(libc::_SC_OPEN_MAX) {
+            n if n > 0 => n.min(1 << 16) as libc::c_int,
+            _ => 1024,
+        };
+        for fd in 3..max {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
+/// In the child, between fork and exec: becomes `uid`/`gid` with `groups` for good.
+/// Only async-signal-safe calls.
+fn drop_to(uid: u32, gid: u32, groups: &[libc::gid_t]) -> io::Result<()> {
+    let fail = || Err(io::Error::last_os_error());
+    // SAFETY: plain syscalls on values prepared before fork; `groups` outlives the call.
+    unsafe {
+        if libc::setgroups(groups.len(), groups.as_ptr()) < 0 {
+            return fail();
+        }
+        if libc::setresgid(gid, gid, gid) < 0 {
+            return fail();
+        }
+        if libc::setresuid(uid, uid, uid) < 0 {
+            return fail();
+        }
+        if uid != 0 && (libc::setuid(0) == 0 || libc::geteuid() != uid || libc::getegid() != gid) {
+            return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        }
+    }
+    Ok(())
 }
 
 fn set_cloexec(fd: RawFd) -> io::Result<()> {
@@ -118,6 +222,40 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_program_runs_as_the_given_user_with_only_the_given_environment() {
+        let creds = Credentials {
+            uid: 65534,
+            gid: 65534,
+            groups: vec![65534, 4],
+            dir: Some("/nonexistent-home".into()),
+        };
+        let result = spawn_as(
+            OsStr::new("/bin/sh"),
+            [
+                "-c",
+                "id -u; id -g; id -G; pwd; echo home=$HOME; echo leak=$CARGO",
+            ],
+            &[("HOME", "/nonexistent-home".to_string())],
+            WinSize { cols: 80, rows: 24 },
+            Some(&creds),
+        );
+        if !nix::unistd::geteuid().is_root() {
+            // Without root the ids cannot be set, and that must be an error, never a
+            // program running as us.
+            assert!(result.is_err());
+            return;
+        }
+        let Spawned { mut child, master } = result.unwrap();
+        let out = String::from_utf8_lossy(&read_all(master)).to_string();
+        assert!(child.wait().unwrap().success(), "{out}");
+        let lines: Vec<&str> = out.lines().map(str::trim).collect();
+        assert_eq!(lines[..3], ["65534", "65534", "65534 4"], "{out}");
+        assert_eq!(lines[3], "/", "an unenterable home falls back to /: {out}");
+        assert_eq!(lines[4], "home=/nonexistent-home");
+        assert_eq!(lines[5], "leak=", "nothing of our environment: {out}");
     }
 
     #[test]
