@@ -14,6 +14,8 @@ use super::{Fields, INDEX_VERSION, IndexError, Manifest, day_dir, store_objects}
 
 /// Characters of output around the match a snippet shows.
 const SNIPPET_CHARS: usize = 160;
+/// Most words a prefix (`word*`) is expanded to for marking snippets.
+const PREFIX_TERMS: usize = 64;
 
 /// A search, as `replay search` takes it.
 #[derive(Debug, Clone, Default)]
@@ -233,13 +235,56 @@ fn search_day(index: &Index, q: &SearchQuery) -> Result<Vec<Hit>, IndexError> {
     let searcher = index.reader()?.searcher();
     let top = TopDocs::with_limit(q.limit.max(1)).order_by_fast_field::<i64>("time", Order::Desc);
     let found = searcher.search(&query, &top)?;
-    let snippets = Snippets::new(&searcher, query.as_ref(), &f)?;
+    // tantivy highlights the terms a query names, and a prefix's regex names none: the
+    // snippets are made from the query and the words the prefixes stand for here.
+    let (_, prefixes) = split_prefixes(&q.text);
+    let mut marked: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Should, query.box_clone())];
+    for (_, word) in &prefixes {
+        for field in [f.cmd, f.output] {
+            for term in prefix_terms(&searcher, field, word)? {
+                marked.push((
+                    Occur::Should,
+                    Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
+                ));
+            }
+        }
+    }
+    let marked = BooleanQuery::new(marked);
+    let snippets = Snippets::new(&searcher, &marked, &f)?;
     let mut hits = Vec::with_capacity(found.len());
     for (_, addr) in found {
         let doc: TantivyDocument = searcher.doc(addr)?;
         hits.push(to_hit(&f, &doc, &snippets));
     }
     Ok(hits)
+}
+
+/// The words of `field` in this day's index that start with `prefix`, at most
+/// [`PREFIX_TERMS`] of them (a short prefix stands for many words; enough to mark them).
+fn prefix_terms(searcher: &Searcher, field: Field, prefix: &str) -> Result<Vec<Term>, IndexError> {
+    let mut words = std::collections::BTreeSet::new();
+    for segment in searcher.segment_readers() {
+        let inverted = segment.inverted_index(field)?;
+        let mut stream = inverted
+            .terms()
+            .range()
+            .ge(prefix.as_bytes())
+            .into_stream()
+            .map_err(|e| IndexError::Tantivy(e.into()))?;
+        while words.len() < PREFIX_TERMS && stream.advance() {
+            let Some(word) = std::str::from_utf8(stream.key())
+                .ok()
+                .filter(|w| w.starts_with(prefix))
+            else {
+                break;
+            };
+            words.insert(word.to_string());
+        }
+    }
+    Ok(words
+        .iter()
+        .map(|w| Term::from_field_text(field, w))
+        .collect())
 }
 
 /// Snippet generators for the output and, when the match is in the command, the command.

@@ -187,9 +187,18 @@ fn commands_are_found_by_command_output_prefix_and_field() {
         "{h:?}"
     );
 
-    assert_eq!(
-        search(&f.dir, &q("passw*")).unwrap()[0].session,
-        f.b.to_string()
+    // A prefix's match is marked too: the words it stood for.
+    let hits = search(&f.dir, &q("passw*")).unwrap();
+    assert_eq!(hits[0].session, f.b.to_string());
+    let h = &hits[0];
+    assert!(!h.highlighted.is_empty(), "{h:?}");
+    assert_eq!(&h.snippet[h.highlighted[0].clone()], "passwd", "{h:?}");
+    let h = &search(&f.dir, &q("cmd:prin*")).unwrap()[0];
+    assert!(
+        h.highlighted
+            .iter()
+            .any(|r| h.snippet[r.clone()].starts_with("printf")),
+        "{h:?}"
     );
     assert_eq!(
         search(&f.dir, &q("output:\"passwd hosts\"")).unwrap().len(),
