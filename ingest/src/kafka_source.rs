@@ -381,6 +381,7 @@ impl Ingester<'_> {
             )
         })?;
         self.notify(&sessions, &keys)?;
+        crate::failpoint::hit(crate::failpoint::AFTER_WRITE_BEFORE_COMMIT);
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&self.config.topic, partition, Offset::Offset(p.next_offset))
             .context("cannot build the commit")?;

@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod decode;
+pub mod failpoint;
 pub mod kafka_source;
 pub mod output;
 pub mod run;

@@ -132,6 +132,7 @@ impl SpoolSource {
                 fallback_date: date,
             };
             summary.written += write_batch(store, batch)?.0;
+            crate::failpoint::hit(crate::failpoint::AFTER_WRITE_BEFORE_COMMIT);
             spool::write_position(&seg.path, CONSUMER, end)?;
             summary.segments += 1;
         }

@@ -252,6 +252,73 @@ fn an_ingester_killed_again_and_again_still_stores_every_event_exactly_once() {
     );
 }
 
+/// A failpoint kills the ingester (SIGKILL) exactly after a batch's objects are durable
+/// and before its offset is committed, the instant exactly-once output is hardest to
+/// keep: the restart finds the uncommitted batch, cuts at the same place, rewrites the
+/// same objects byte for byte, and the store holds every event once.
+#[test]
+fn an_ingester_killed_between_a_durable_write_and_its_commit_resumes_exactly_once() {
+    use std::os::unix::process::ExitStatusExt;
+    let sb = Sandbox::new();
+    let broker = Broker::start(&sb.path().join("broker"));
+    broker.create_topic("fp", 2);
+    let (sessions, per_session) = (10u64, 3_000u64);
+    let mut records = Vec::new();
+    for _ in 0..sessions {
+        let (id, chunks) = session_chunks(per_session, 50);
+        records.extend(keyed(id, chunks));
+    }
+    broker.produce("fp", &records);
+    let args = ["--once", "--max-batch-events", "2000"];
+
+    let mut c = sb.cmd("auditty-ingest");
+    c.args(["run", "--source", &broker.source("fp"), "--group", "fp"])
+        .args(args)
+        .env("AUDITTY_FAILPOINT", "after-write-before-commit@3");
+    let status = sb.spawn_logged(c, "killed.log").wait().expect("wait");
+    let log = std::fs::read_to_string(sb.path().join("killed.log")).unwrap();
+    assert_eq!(status.signal(), Some(9), "{status}\n{log}");
+    assert!(
+        log.contains("failpoint after-write-before-commit: killing the process"),
+        "{log}"
+    );
+    let store = sb.open_store();
+    let before: std::collections::BTreeMap<String, Vec<u8>> = store
+        .list("")
+        .unwrap()
+        .into_iter()
+        .map(|k| {
+            let bytes = store.get(&k).unwrap();
+            (k, bytes)
+        })
+        .collect();
+    assert!(before.keys().filter(|k| k.starts_with("events/")).count() >= 3);
+
+    wait_ok(
+        ingester(&sb, &broker, "fp", "fp", &args, "resumed.log"),
+        "ingester after the kill",
+        T,
+    );
+    let log = std::fs::read_to_string(sb.path().join("resumed.log")).unwrap();
+    assert!(
+        log.contains("already stored but was not committed: cutting at the same place"),
+        "the restart must meet the batch written but not committed:\n{log}"
+    );
+    for (key, bytes) in &before {
+        assert_eq!(
+            &store.get(key).unwrap(),
+            bytes,
+            "{key} was rewritten with different bytes"
+        );
+    }
+    let rows = all_event_rows(store.as_ref());
+    assert_eq!(
+        assert_exactly_once(&rows) as u64,
+        sessions * per_session,
+        "every event, once"
+    );
+}
+
 #[test]
 fn two_ingesters_in_one_group_share_the_partitions_without_duplicates() {
     let sb = Sandbox::new();
