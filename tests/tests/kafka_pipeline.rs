@@ -252,6 +252,93 @@ fn an_ingester_killed_again_and_again_still_stores_every_event_exactly_once() {
     );
 }
 
+/// The broker is SIGKILLed mid-session while the shipper has chunks in flight, and comes
+/// back while the session still runs: every (session, seq) reaches the store exactly
+/// once, in order, and the session verifies complete.
+#[test]
+fn the_broker_killed_with_chunks_in_flight_mid_session_loses_and_duplicates_nothing() {
+    let sb = Sandbox::new();
+    let mut broker = Broker::start(&sb.path().join("broker"));
+    broker.create_topic("flight", 3);
+    let metrics = sb.path().join("ship.prom");
+    let mut ship = sb.cmd("auditty-agent");
+    ship.args(["ship", "--brokers", &broker.address(), "--topic", "flight"])
+        .args(["--poll-interval-ms", "20", "--metrics-file"])
+        .arg(&metrics);
+    let mut shipper = sb.spawn_logged(ship, "ship.log");
+    let shipped = || -> u64 {
+        std::fs::read_to_string(&metrics)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("auditty_chunks_shipped_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    // About 5 s of output in small chunks.
+    let script = "for i in $(seq 1 2500); do echo line-$i; [ $((i % 25)) = 0 ] && sleep 0.05; done";
+    let mut session = sb
+        .cmd("auditty-agent")
+        .args([
+            "record",
+            "-q",
+            "--chunk-latency-ms",
+            "20",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + T;
+    while shipped() < 10 {
+        assert!(Instant::now() < deadline, "nothing was shipped");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    broker.stop(); // SIGKILL
+    let at_kill = shipped();
+    assert!(
+        session.try_wait().unwrap().is_none(),
+        "the kill must fall while the session runs"
+    );
+    assert!(!spool::list_segments(&sb.spool()).unwrap().is_empty());
+    std::thread::sleep(Duration::from_millis(800));
+    broker.resume();
+    assert!(session.wait().unwrap().success());
+    let deadline = Instant::now() + T;
+    while !spool::list_segments(&sb.spool()).unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the shipper never emptied the spool; log:\n{}",
+            std::fs::read_to_string(sb.path().join("ship.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let total = shipped();
+    assert!(at_kill < total, "chunks were still to ship at the kill");
+    terminate(&mut shipper);
+    wait_ok(shipper, "shipper", T);
+    wait_ok(
+        ingester(&sb, &broker, "flight", "g", &["--once"], "ingest.log"),
+        "ingester",
+        T,
+    );
+    let rows = all_event_rows(sb.open_store().as_ref());
+    let n = assert_exactly_once(&rows);
+    let sessions = sb.sessions();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["events"].as_u64(), Some(n as u64));
+    let id = sessions[0]["id"].as_str().unwrap();
+    let out = sb.output(sb.cmd("replay").args(["verify", id]));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("complete"),
+        "{}",
+        auditty_tests::show(&out)
+    );
+    eprintln!("broker killed with {at_kill} of {total} chunks shipped; {n} events stored once");
+}
+
 /// A failpoint kills the ingester (SIGKILL) exactly after a batch's objects are durable
 /// and before its offset is committed, the instant exactly-once output is hardest to
 /// keep: the restart finds the uncommitted batch, cuts at the same place, rewrites the
