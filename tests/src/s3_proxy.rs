@@ -29,6 +29,8 @@ pub struct Logged {
     pub response_bytes: u64,
     /// Bytes of the request body.
     pub request_body_bytes: u64,
+    /// The upstream answered but the answer was dropped ([`Fault::LoseResponse`]).
+    pub lost: bool,
 }
 
 impl Logged {
@@ -48,6 +50,9 @@ pub enum Fault {
     Status(u16),
     /// Hold the request this long without answering, then drop the connection.
     Stall(Duration),
+    /// Forward the request (the write lands), then drop the connection without the
+    /// answer: the client cannot tell whether its write happened.
+    LoseResponse,
 }
 
 #[derive(Default)]
@@ -207,8 +212,17 @@ fn serve(conn: TcpStream, upstream: u16, shared: &Mutex<Shared>) -> std::io::Res
         status: 0,
         response_bytes: 0,
         request_body_bytes: body.len() as u64,
+        lost: false,
     };
     let response = match fault {
+        Some(Fault::LoseResponse) => {
+            let resp = forward(upstream, &lines, &body)?;
+            entry.status = status_of(&resp);
+            entry.lost = true;
+            shared.lock().expect("proxy state").log.push(entry);
+            let _ = client.shutdown(std::net::Shutdown::Both);
+            return Ok(());
+        }
         Some(Fault::Stall(d)) => {
             std::thread::sleep(d);
             None
@@ -233,11 +247,7 @@ fn serve(conn: TcpStream, upstream: u16, shared: &Mutex<Shared>) -> std::io::Res
         None => Some(forward(upstream, &lines, &body)?),
     };
     if let Some(resp) = &response {
-        entry.status = std::str::from_utf8(&resp[..resp.len().min(16)])
-            .ok()
-            .and_then(|t| t.split_whitespace().nth(1))
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
+        entry.status = status_of(resp);
         entry.response_bytes = resp.len() as u64;
     }
     shared.lock().expect("proxy state").log.push(entry);
@@ -247,6 +257,15 @@ fn serve(conn: TcpStream, upstream: u16, shared: &Mutex<Shared>) -> std::io::Res
     client.flush()?;
     let _ = client.shutdown(std::net::Shutdown::Both);
     Ok(())
+}
+
+/// The status code of an HTTP response; 0 if it has none.
+fn status_of(resp: &[u8]) -> u16 {
+    std::str::from_utf8(&resp[..resp.len().min(16)])
+        .ok()
+        .and_then(|t| t.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Sends the request upstream with `Connection: close` and returns its whole response,

@@ -366,6 +366,106 @@ fn s3_faults_are_retried_and_nothing_is_lost_or_duplicated() {
     assert_eq!(assert_exactly_once(&all_event_rows(store.as_ref())), total);
 }
 
+/// A PUT that lands but whose answer is lost (the proxy forwards it, then drops the
+/// connection), and the ingester killed before it learns anything: the restart writes the
+/// same batch again, S3 refuses to replace the object (conditional put), the store finds
+/// the bytes identical and takes that as done, and every event is stored once.
+#[test]
+fn a_write_that_landed_but_lost_its_answer_is_rewritten_identically() {
+    let sb = Sandbox::new();
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let proxy = S3Proxy::start(moto.port());
+    let broker = Broker::start(&sb.path().join("broker"));
+    broker.create_topic("sessions", 1);
+    let (id, chunks) = session_chunks(300, 10);
+    broker.produce("sessions", &keyed(id, chunks));
+
+    proxy.inject(
+        &["PUT"],
+        vec![Fault::LoseResponse, Fault::Stall(Duration::from_secs(30))],
+    );
+    let mut first = kafka_ingester(
+        &sb,
+        &broker,
+        &proxy.endpoint(),
+        &["-X", "session.timeout.ms=6000"],
+        "ingest1.log",
+    );
+    let deadline = Instant::now() + T;
+    while proxy.faults_left() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the ingester never retried the lost write; log:\n{}",
+            std::fs::read_to_string(sb.path().join("ingest1.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Its retry is stalled: kill it before it can learn anything.
+    first.kill().expect("kill -9 the ingester");
+    let _ = first.wait();
+    let lost: Vec<_> = proxy.log().into_iter().filter(|r| r.lost).collect();
+    assert_eq!(lost.len(), 1);
+    assert_eq!(lost[0].status, 200, "the write landed");
+    let key = lost[0]
+        .target
+        .split('?')
+        .next()
+        .and_then(|p| p.strip_prefix(&format!("/{BUCKET}/{PREFIX}/")))
+        .map(percent_decoded)
+        .expect("an object key");
+    let store = open_store(&moto);
+    let landed = store.get(&key).expect("the object the lost write left");
+    // The dead member's session (6 s) must expire before a new one gets the partition.
+    std::thread::sleep(Duration::from_secs(7));
+
+    proxy.clear_log();
+    let c = kafka_ingester(
+        &sb,
+        &broker,
+        &proxy.endpoint(),
+        &["--once", "-X", "session.timeout.ms=6000"],
+        "ingest2.log",
+    );
+    wait_ok(&sb, c, "ingester after the lost answer", "ingest2.log");
+    let refused: Vec<_> = proxy
+        .log()
+        .into_iter()
+        .filter(|r| {
+            r.method == "PUT" && percent_decoded(&r.target).contains(&key) && r.status == 412
+        })
+        .collect();
+    assert!(
+        !refused.is_empty(),
+        "the rewrite of {key} should meet the landed object"
+    );
+    assert_eq!(store.get(&key).unwrap(), landed, "identical bytes, kept");
+    assert_eq!(assert_exactly_once(&all_event_rows(store.as_ref())), 300);
+}
+
+/// A request path with `%XX` escapes undone.
+fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(v) if b[i] == b'%' => {
+                out.push(v);
+                i += 3;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// About 300 bytes of terminal output that compresses like real output (not to nothing).
 fn output(session: usize, seq: u64) -> Vec<u8> {
     let mut x = (session as u64) << 20 | seq;
