@@ -165,6 +165,11 @@ pub struct ShipArgs {
     #[arg(long, default_value_t = 200, value_name = "MS")]
     pub poll_interval_ms: u64,
 
+    /// With --once: give up, and exit 1, when no broker has answered for this long
+    /// (without --once the shipper keeps retrying, saying once that it cannot reach them).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub broker_wait: u64,
+
     /// Node key that signs the ledger heads (the recorder's). Default:
     /// <data dir>/node.key; without one, no heads are sent.
     #[arg(long, value_name = "FILE")]

@@ -119,6 +119,8 @@ impl Heads {
 }
 
 struct Shipper {
+    /// With --once: stop waiting for reports once no broker answered this long.
+    give_up: Option<Duration>,
     metrics_file: Option<PathBuf>,
     cap: u64,
     shipped: Cell<u64>,
@@ -164,6 +166,7 @@ pub fn run(data_dir: Option<&Path>, args: ShipArgs) -> anyhow::Result<()> {
     };
     let mut heads = Heads::open(&key_path, Duration::from_secs(args.ledger_head_interval))?;
     let shipper = Shipper {
+        give_up: args.once.then(|| Duration::from_secs(args.broker_wait)),
         metrics_file: args.metrics_file.clone(),
         cap: args.spool_max_bytes,
         shipped: Cell::new(0),
@@ -192,10 +195,24 @@ pub fn run(data_dir: Option<&Path>, args: ShipArgs) -> anyhow::Result<()> {
             .set(shipper.failures.get() + u64::from(pass.failed));
         shipper.shipped.set(total);
         shipper.report();
-        if pass.failed {
-            tracing::warn!(
-                "Some chunks were not acknowledged; they stay in the spool and are retried in {backoff:?}."
+        let unreachable = shipper.producer.context().reachability().unreachable_for();
+        if args.once
+            && let Some(down) = unreachable.filter(|d| d.as_secs() >= args.broker_wait)
+        {
+            anyhow::bail!(
+                "gave up after {} s: no Kafka broker of {} answered (--broker-wait); the \
+                 chunks stay in the spool for the next run",
+                down.as_secs(),
+                args.brokers
             );
+        }
+        if pass.failed {
+            // Unreachable brokers were said once already, by the client context.
+            if unreachable.is_none() {
+                tracing::warn!(
+                    "Some chunks were not acknowledged; they stay in the spool and are retried in {backoff:?}."
+                );
+            }
         } else if let Some(h) = heads.as_mut() {
             shipper.send_head(h, &stop);
         }
@@ -416,7 +433,15 @@ impl Shipper {
                 self.report();
                 last_report = Instant::now();
             }
-            if received < n && last_note.elapsed() > Duration::from_secs(10) {
+            let unreachable = self.producer.context().reachability().unreachable_for();
+            if self.give_up.is_some_and(|limit| unreachable >= Some(limit)) {
+                // --once: the caller gives up; what is not acknowledged stays spooled.
+                break;
+            }
+            if received < n
+                && unreachable.is_none()
+                && last_note.elapsed() > Duration::from_secs(10)
+            {
                 tracing::warn!(
                     file = path,
                     chunks = n - received,

@@ -84,6 +84,12 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 3000, value_name = "MS")]
     pub idle_exit_ms: u64,
 
+    /// Kafka with --once: give up, and exit 1, when no broker has answered for this long
+    /// (without --once the ingester keeps retrying, saying once that it cannot reach
+    /// them).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub broker_wait: u64,
+
     /// Kafka: after a session's start or end is durably stored, send a JSON notification
     /// (event, session id, user, host, times, exit status, object keys) to this topic.
     #[arg(long, value_name = "TOPIC")]

@@ -49,6 +49,8 @@ pub struct KafkaSourceConfig {
     pub max_record_bytes: usize,
     /// With `Some`, exit once no record arrived for this long (after partitions were assigned).
     pub exit_when_idle: Option<Duration>,
+    /// With `Some`, fail once no broker has answered for this long.
+    pub give_up_unreachable: Option<Duration>,
     /// Topic for session start/end notifications.
     pub notify_topic: Option<String>,
 }
@@ -161,13 +163,26 @@ pub fn run(
             // from the assignment, not from the start.
             last_record = Instant::now();
         }
+        let reach = consumer.context().reachability();
         match polled {
             Some(Ok(msg)) => {
+                reach.reached();
                 last_record = Instant::now();
                 ingester.take(&msg)?;
             }
+            Some(Err(e)) if kafka::is_unreachable(&e) => reach.unreachable(&e.to_string()),
             Some(Err(e)) => tracing::warn!("Kafka consumer error: {e}"),
             None => {}
+        }
+        if let (Some(limit), Some(down)) = (config.give_up_unreachable, reach.unreachable_for())
+            && down >= limit
+        {
+            anyhow::bail!(
+                "gave up after {} s: no Kafka broker of {} answered (--broker-wait; without \
+                 --once the ingester keeps retrying)",
+                down.as_secs(),
+                config.options.brokers
+            );
         }
         ingester.flush_old()?;
         if let Some(idle) = config.exit_when_idle

@@ -145,6 +145,7 @@ fn run_kafka(
         max_batch_age: Duration::from_millis(args.max_batch_age_ms),
         max_record_bytes: args.max_record_bytes,
         exit_when_idle: args.once.then(|| Duration::from_millis(args.idle_exit_ms)),
+        give_up_unreachable: args.once.then(|| Duration::from_secs(args.broker_wait)),
         notify_topic: args.notify_topic.clone(),
     };
     tracing::info!(%brokers, %topic, group = %args.group, store = %store_url, "Consuming.");

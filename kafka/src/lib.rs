@@ -14,7 +14,8 @@
 //! (consumer group member).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
@@ -120,32 +121,118 @@ impl KafkaOptions {
 /// what is particular to one client: delivery reports ([`DeliveryHandler`]) for a
 /// producer, rebalances ([`RebalanceHandler`]) for a consumer. With `()`, a producer only
 /// warns about messages Kafka did not take (for producers that rely on `flush`).
+///
+/// Brokers that cannot be reached are said once, in one line, when it starts, and once
+/// when one answers again ([`Reachability`]), not in an error per retry every few
+/// milliseconds as librdkafka reports them.
 #[derive(Clone, Debug, Default)]
 pub struct LogContext<H = ()> {
     handler: H,
+    reach: Arc<Reachability>,
 }
 
 impl<H> LogContext<H> {
     /// A context around `handler`.
     pub fn new(handler: H) -> LogContext<H> {
-        LogContext { handler }
+        LogContext {
+            handler,
+            reach: Arc::default(),
+        }
     }
 
     /// The handler given to [`LogContext::new`].
     pub fn handler(&self) -> &H {
         &self.handler
     }
+
+    /// Whether the brokers answer.
+    pub fn reachability(&self) -> &Reachability {
+        &self.reach
+    }
 }
 
 impl<H: Send + Sync> ClientContext for LogContext<H> {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        // librdkafka logs each failed connection attempt too; `error` below says it once.
+        if fac == "FAIL" && is_connection_failure(message) {
+            tracing::debug!(facility = fac, "librdkafka: {message}");
+            return;
+        }
         log(level, fac, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        // A client-level error (e.g. all brokers down) is a warning: the client retries.
+        if is_unreachable(&error) {
+            self.reach.unreachable(reason);
+            return;
+        }
+        // Any other client-level error is a warning: the client retries.
         tracing::warn!("Kafka: {error}: {reason}");
     }
+}
+
+/// Whether any broker answers, as a client's errors and successes tell.
+#[derive(Debug, Default)]
+pub struct Reachability {
+    down_since: Mutex<Option<Instant>>,
+}
+
+impl Reachability {
+    /// No broker could be reached: logged once, until one is reached again.
+    pub fn unreachable(&self, reason: &str) {
+        let Ok(mut down) = self.down_since.lock() else {
+            return;
+        };
+        if down.is_none() {
+            *down = Some(Instant::now());
+            tracing::error!(
+                "Cannot reach the Kafka brokers: {reason}. Retrying until they answer."
+            );
+        }
+    }
+
+    /// A broker answered (a delivery, a message, an assignment).
+    pub fn reached(&self) {
+        let Ok(mut down) = self.down_since.lock() else {
+            return;
+        };
+        if let Some(since) = down.take() {
+            tracing::info!(
+                "The Kafka brokers answer again, after {:.1} s.",
+                since.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    /// How long no broker has answered; `None` while they answer.
+    pub fn unreachable_for(&self) -> Option<Duration> {
+        self.down_since.lock().ok()?.map(|since| since.elapsed())
+    }
+}
+
+/// Whether `error` says that no broker could be reached (as opposed to a broker that
+/// answered with an error).
+pub fn is_unreachable(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::Resolve
+        )
+    )
+}
+
+/// librdkafka's log line of a failed connection attempt.
+fn is_connection_failure(message: &str) -> bool {
+    [
+        "Connect to ",
+        "Connection refused",
+        "Failed to resolve",
+        "Connection reset",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
 
 /// What a producer does with the delivery report of each message.
@@ -168,6 +255,9 @@ impl DeliveryHandler for () {
 impl<H: DeliveryHandler> ProducerContext for LogContext<H> {
     type DeliveryOpaque = H::Opaque;
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: H::Opaque) {
+        if result.is_ok() {
+            self.reach.reached();
+        }
         self.handler.delivered(result, opaque);
     }
 }
@@ -180,6 +270,9 @@ pub trait RebalanceHandler: Send + Sync + 'static {
 
 impl<H: RebalanceHandler> ConsumerContext for LogContext<H> {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if !matches!(rebalance, Rebalance::Error(_)) {
+            self.reach.reached();
+        }
         self.handler.pre_rebalance(rebalance);
     }
 }

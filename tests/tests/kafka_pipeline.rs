@@ -586,6 +586,89 @@ fn garbage_records_become_dead_letters_and_the_pipeline_goes_on() {
     assert_eq!(kinds, ["session_start", "session_end"]);
 }
 
+/// A broker nobody can reach, tried as a new user would: both daemons say within a
+/// moment, once, what they cannot reach; with `--once` they give up after
+/// `--broker-wait` and exit non-zero; the spooled chunks stay.
+#[test]
+fn an_unreachable_broker_is_said_once_and_once_gives_up() {
+    let sb = Sandbox::new();
+    let nobody = format!("127.0.0.1:{}", auditty_tests::moto::free_port());
+    sb.run(
+        sb.cmd("auditty-agent")
+            .args(["record", "-q", "--", "sh", "-c", "echo spooled"]),
+    );
+    let wait_for_exit = |mut c: Child, log: &str| -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + T;
+        loop {
+            if let Some(status) = c.try_wait().expect("wait") {
+                let text = std::fs::read_to_string(sb.path().join(log)).unwrap_or_default();
+                return (status, text);
+            }
+            assert!(Instant::now() < deadline, "{log}: never gave up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let mut ingest = sb.cmd("auditty-ingest");
+    ingest
+        .args([
+            "run",
+            "--once",
+            "--group",
+            "g",
+            "--broker-wait",
+            "2",
+            "--source",
+        ])
+        .arg(format!("kafka://{nobody}/t"));
+    let (status, log) = wait_for_exit(sb.spawn_logged(ingest, "ingest.log"), "ingest.log");
+    assert!(!status.success(), "{log}");
+    assert_eq!(
+        log.matches("Cannot reach the Kafka brokers").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains(&nobody) && log.contains("gave up after"),
+        "{log}"
+    );
+
+    let mut ship = sb.cmd("auditty-agent");
+    ship.args(["ship", "--once", "--broker-wait", "2", "--brokers", &nobody]);
+    let (status, log) = wait_for_exit(sb.spawn_logged(ship, "ship.log"), "ship.log");
+    assert!(!status.success(), "{log}");
+    assert_eq!(
+        log.matches("Cannot reach the Kafka brokers").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains("gave up after") && log.contains("stay in the spool"),
+        "{log}"
+    );
+    assert!(
+        log.lines().count() < 10,
+        "a few lines, not one per retry:\n{log}"
+    );
+    assert!(!spool::list_segments(&sb.spool()).unwrap().is_empty());
+
+    // Without --once: the same one line, however long it keeps retrying.
+    let mut daemon = sb.cmd("auditty-agent");
+    daemon.args(["ship", "--brokers", &nobody, "--poll-interval-ms", "20"]);
+    let mut d = sb.spawn_logged(daemon, "daemon.log");
+    std::thread::sleep(Duration::from_secs(3));
+    terminate(&mut d);
+    let (_, log) = wait_for_exit(d, "daemon.log");
+    assert_eq!(
+        log.matches("Cannot reach the Kafka brokers").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        !log.contains("librdkafka"),
+        "no raw librdkafka retries:\n{log}"
+    );
+}
+
 #[test]
 fn the_shipper_refuses_nonsense_options_clearly() {
     let sb = Sandbox::new();
