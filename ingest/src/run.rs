@@ -62,9 +62,11 @@ pub fn run(data_dir: Option<&Path>, args: RunArgs) -> anyhow::Result<()> {
         Some(s) => args.s3.store_url(s)?,
         None => StoreUrl::Local(resolve()?.store()),
     };
-    let store = store_url
-        .open()
-        .with_context(|| format!("cannot open store {store_url}"))?;
+    let store = store_url.open().map_err(|e| match e {
+        // It names the store and the action already.
+        e @ store::StoreError::Remote { .. } => anyhow::Error::new(e),
+        e => anyhow::Error::new(e).context(format!("cannot open store {store_url}")),
+    })?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))

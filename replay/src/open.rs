@@ -38,9 +38,11 @@ impl StoreArgs {
     /// Opens the store.
     pub fn open(&self) -> anyhow::Result<(StoreUrl, Box<dyn ObjectStore>)> {
         let url = self.url()?;
-        let store = url
-            .open()
-            .with_context(|| format!("cannot open store {url}"))?;
+        let store = url.open().map_err(|e| match e {
+            // It names the store and the action already.
+            e @ store::StoreError::Remote { .. } => anyhow::Error::new(e),
+            e => anyhow::Error::new(e).context(format!("cannot open store {url}")),
+        })?;
         Ok((url, store))
     }
 }

@@ -249,7 +249,9 @@ impl S3Store {
     {
         let status = err.raw_response().map(|r| r.status().as_u16());
         let code = err.code().map(str::to_string);
+        // The whole chain, for sorting the error; what is shown is one line of it.
         let message = DisplayErrorContext(&err).to_string();
+        let shown = short_message(&err, status, &message);
         let transient = match &err {
             SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
             SdkError::DispatchFailure(d) => {
@@ -266,7 +268,7 @@ impl S3Store {
             _ => false,
         };
         if transient {
-            return AttemptError::Transient(message);
+            return AttemptError::Transient(shown);
         }
         let hint = if message.contains("credentials") || message.contains("Credentials") {
             "no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
@@ -294,7 +296,7 @@ impl S3Store {
         AttemptError::Permanent(StoreError::Remote {
             op,
             key: self.describe_key(key),
-            message,
+            message: shown,
             hint,
         })
     }
@@ -685,5 +687,32 @@ impl ObjectStore for S3Store {
 
     fn describe(&self) -> String {
         self.url.clone()
+    }
+}
+
+/// One line saying what S3 (or the SDK) answered: `HTTP 404 NoSuchBucket: message` for
+/// an answer, the innermost cause for a request that never got one. The SDK's own
+/// rendering (`full`) is the whole chain with Debug structures, screens long.
+fn short_message<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    status: Option<u16>,
+    full: &str,
+) -> String {
+    let http = status.map(|s| format!("HTTP {s}"));
+    match (err.code(), err.message(), http) {
+        (Some(code), Some(m), h) => format!("{} {code}: {m}", h.unwrap_or_default()).trim().to_string(),
+        (Some(code), None, h) => format!("{} {code}", h.unwrap_or_default()).trim().to_string(),
+        (None, _, Some(h)) => h,
+        (None, _, None) if full.contains("credentials") => "no AWS credentials found".to_string(),
+        (None, _, None) => {
+            let mut cause = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(s) = source {
+                cause = s.to_string();
+                source = s.source();
+            }
+            let line = cause.lines().next().unwrap_or_default();
+            line.chars().take(200).collect()
+        }
     }
 }

@@ -228,10 +228,10 @@ fn serve(conn: TcpStream, upstream: u16, shared: &Mutex<Shared>) -> std::io::Res
             None
         }
         Some(Fault::Status(code)) => {
-            let (name, reason) = if code == 503 {
-                ("SlowDown", "Service Unavailable")
-            } else {
-                ("InternalError", "Internal Server Error")
+            let (name, reason) = match code {
+                503 => ("SlowDown", "Service Unavailable"),
+                403 => ("AccessDenied", "Forbidden"),
+                _ => ("InternalError", "Internal Server Error"),
             };
             let body = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{name}</Code><Message>injected by the test proxy</Message></Error>"

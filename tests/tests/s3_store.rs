@@ -174,6 +174,68 @@ fn clear_errors_for_a_missing_bucket_and_an_unreachable_endpoint() {
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--s3-endpoint"), "{err}");
+    // Each failure is one line naming the store (bucket and prefix), the action and what
+    // to do; never the SDK's debug structures.
+    let one_line = |out: &std::process::Output, wanted: &[&str]| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err.lines().filter(|l| !l.contains("no index at")).collect();
+        assert_eq!(lines.len(), 1, "one line:\n{err}");
+        for w in wanted {
+            assert!(lines[0].contains(w), "{w:?} missing from {:?}", lines[0]);
+        }
+        assert!(
+            !err.contains("ErrorMetadata") && !err.contains("DispatchFailure"),
+            "{err}"
+        );
+    };
+    let out = sb.output(
+        cmd(&sb, "replay")
+            .args(store_args(&moto.endpoint()))
+            .arg("ls"),
+    );
+    one_line(
+        &out,
+        &[
+            "cannot open s3://audit/fleet/a",
+            "HTTP 404",
+            "does not exist",
+        ],
+    );
+
+    // No credentials at all.
+    let out = sb.output(
+        sb.cmd("replay")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AUDITTY_DATA_DIR", sb.data_dir())
+            .env("HOME", sb.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .args(store_args(&moto.endpoint()))
+            .args(["--s3-give-up-after", "2", "ls"]),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    one_line(
+        &out,
+        &[
+            "s3://audit/fleet/a",
+            "no AWS credentials",
+            "AWS_ACCESS_KEY_ID",
+        ],
+    );
+
+    // Access denied, on a bucket that exists.
+    moto.create_bucket(BUCKET);
+    let proxy = S3Proxy::start(moto.port());
+    proxy.inject(&[], vec![Fault::Status(403); 8]);
+    let out = sb.output(
+        cmd(&sb, "replay")
+            .args(store_args(&proxy.endpoint()))
+            .args(["--s3-give-up-after", "2", "ls"]),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    one_line(&out, &["s3://audit/fleet/a", "HTTP 403", "access denied"]);
 }
 
 fn kafka_ingester(
