@@ -406,6 +406,71 @@ fn an_ingester_killed_between_a_durable_write_and_its_commit_resumes_exactly_onc
     );
 }
 
+/// Rebalances while records keep arriving: a second member joins, then the first leaves,
+/// both while the producer is still sending. Every event is stored exactly once.
+#[test]
+fn members_join_and_leave_while_data_flows_and_nothing_is_lost_or_doubled() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let sb = Sandbox::new();
+    let broker = Broker::start(&sb.path().join("broker"));
+    broker.create_topic("flow", 4);
+    let (rounds, per_round, per_session) = (16usize, 2usize, 1_000u64);
+    let produced = AtomicUsize::new(0);
+    let args = ["--max-batch-events", "1500", "--max-batch-age-ms", "300"];
+    let holds_partitions = |log: &str| {
+        let text = std::fs::read_to_string(sb.path().join(log)).unwrap_or_default();
+        text.lines()
+            .rfind(|l| l.contains("Assigned partitions") || l.contains("Revoked partitions"))
+            .is_some_and(|l| l.contains("Assigned") && !l.contains("partitions=[]"))
+    };
+    let wait_until = |what: &str, ok: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + T;
+        while !ok() {
+            assert!(Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let mut a = ingester(&sb, &broker, "flow", "moving", &args, "a.log");
+    wait_until("member a holds partitions", &|| holds_partitions("a.log"));
+    let ((joined_at, left_at), mut b) = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for _ in 0..rounds {
+                let mut records = Vec::new();
+                for _ in 0..per_round {
+                    let (id, chunks) = session_chunks(per_session, 50);
+                    records.extend(keyed(id, chunks));
+                }
+                broker.produce("flow", &records);
+                produced.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(400));
+            }
+        });
+        wait_until("a stored something", &|| {
+            !sb.open_store().list("events/").unwrap().is_empty()
+        });
+        let b = ingester(&sb, &broker, "flow", "moving", &args, "b.log");
+        let joined_at = produced.load(Ordering::SeqCst);
+        wait_until("member b holds partitions", &|| holds_partitions("b.log"));
+        terminate(&mut a);
+        let left_at = produced.load(Ordering::SeqCst);
+        wait_ok(a, "member a leaving", T);
+        ((joined_at, left_at), b)
+    });
+    assert!(
+        joined_at < rounds && left_at < rounds,
+        "the rebalances must happen while records arrive: rounds {joined_at} and {left_at} of {rounds}"
+    );
+    let total = rounds * per_round * per_session as usize;
+    wait_until("every event stored", &|| {
+        all_event_rows(sb.open_store().as_ref()).len() >= total
+    });
+    terminate(&mut b);
+    wait_ok(b, "member b", T);
+    let rows = all_event_rows(sb.open_store().as_ref());
+    assert_eq!(assert_exactly_once(&rows), total);
+    eprintln!("b joined after {joined_at} and a left after {left_at} of {rounds} rounds");
+}
+
 #[test]
 fn two_ingesters_in_one_group_share_the_partitions_without_duplicates() {
     let sb = Sandbox::new();
