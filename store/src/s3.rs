@@ -700,8 +700,12 @@ fn short_message<E: ProvideErrorMetadata + std::error::Error + 'static>(
 ) -> String {
     let http = status.map(|s| format!("HTTP {s}"));
     match (err.code(), err.message(), http) {
-        (Some(code), Some(m), h) => format!("{} {code}: {m}", h.unwrap_or_default()).trim().to_string(),
-        (Some(code), None, h) => format!("{} {code}", h.unwrap_or_default()).trim().to_string(),
+        (Some(code), Some(m), h) => format!("{} {code}: {m}", h.unwrap_or_default())
+            .trim()
+            .to_string(),
+        (Some(code), None, h) => format!("{} {code}", h.unwrap_or_default())
+            .trim()
+            .to_string(),
         (None, _, Some(h)) => h,
         (None, _, None) if full.contains("credentials") => "no AWS credentials found".to_string(),
         (None, _, None) => {

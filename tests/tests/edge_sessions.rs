@@ -1,6 +1,6 @@
-//! Issue 16: sessions at the edges, end to end through the real agent and ingester:
-//! output that is not UTF-8, a thousand resizes in a second, twenty agents recording at
-//! once into one spool.
+//! Issue 16: sessions at the edges, end to end through the real agent and ingester: a
+//! session across midnight UTC, output that is not UTF-8, a thousand resizes in a second,
+//! twenty agents recording at once into one spool.
 
 use std::time::{Duration, Instant};
 
@@ -159,4 +159,54 @@ fn twenty_agents_recording_at_once_into_one_spool_lose_and_mix_nothing() {
         .collect();
     numbers.sort_unstable();
     assert_eq!(numbers, (1..=20).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_session_across_midnight_utc_is_stored_under_both_dates_and_found_whole() {
+    let sb = Sandbox::new();
+    // The agent's clock (wall and monotonic) starts two seconds before midnight.
+    let out = sb.output(
+        std::process::Command::new("faketime")
+            .arg("2026-12-31 23:59:58")
+            .arg(auditty_tests::bin("auditty-agent"))
+            .args(["record", "-q", "--", "sh", "-c"])
+            .arg("echo before-midnight; sleep 3; echo after-midnight")
+            .envs(sb.env()),
+    );
+    assert!(
+        out.status.success(),
+        "faketime (scripts/install-test-deps installs it): {}",
+        show(&out)
+    );
+    sb.ingest();
+    let keys = sb.open_store().list("events/").unwrap();
+    for date in ["date=2026-12-31", "date=2027-01-01"] {
+        assert!(keys.iter().any(|k| k.contains(date)), "{date}: {keys:?}");
+    }
+    let sessions = sb.sessions();
+    assert_eq!(sessions.len(), 1);
+    let id = sessions[0]["id"].as_str().unwrap().to_string();
+    assert!(
+        sessions[0]["start"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-12-31T23:59:5")
+    );
+    let text = sb.run(sb.cmd("replay").args(["export", &id, "--format", "text"]));
+    assert!(
+        text.contains("before-midnight") && text.contains("after-midnight"),
+        "{text}"
+    );
+    let out = sb.output(sb.cmd("replay").args(["verify", "--all"]));
+    assert!(out.status.success(), "{}", show(&out));
+    // The index files the session under its start date and finds what it printed the
+    // next day (a program's output is dated at the session's start: no command dates it).
+    sb.run(sb.cmd("replay").arg("index"));
+    let hits = sb.run(sb.cmd("replay").args(["search", "after", "--json"]));
+    assert!(hits.contains(&id), "{hits}");
+    let listed = sb.run(
+        sb.cmd("replay")
+            .args(["ls", "--since", "2026-12-31", "--json"]),
+    );
+    assert!(listed.contains(&id), "{listed}");
 }
