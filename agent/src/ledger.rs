@@ -23,6 +23,9 @@ const MAGIC: &str = "auditty-ledger-v1";
 /// Record length: magic, a 20-digit number and a hyphenated UUID fit, with room to spare.
 const RECORD_LEN: usize = 96;
 
+/// The newest entry of a ledger: its number and session.
+pub type Newest = (u64, SessionId);
+
 /// Where a new session stands in its node's sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Place {
@@ -76,17 +79,7 @@ pub fn take_next(path: &Path, session: SessionId) -> Result<Place, LedgerError> 
         .mode(0o600)
         .open(path)
         .map_err(io)?;
-    let mut file = Flock::lock(file, FlockArg::LockExclusive)
-        .map_err(|(_, errno)| io(std::io::Error::from(errno)))?;
-    let mut text = String::new();
-    (&mut *file as &mut File)
-        .take(RECORD_LEN as u64 * 2)
-        .read_to_string(&mut text)
-        .map_err(io)?;
-    let last = parse(&text).map_err(|what| LedgerError::Damaged {
-        path: path.to_path_buf(),
-        what,
-    })?;
+    let (file, last) = lock_and_read(path, file, FlockArg::LockExclusive)?;
     let place = Place {
         node_seq: last.map_or(1, |(n, _)| n.saturating_add(1)),
         prev_session: last.map(|(_, id)| id),
@@ -99,7 +92,7 @@ pub fn take_next(path: &Path, session: SessionId) -> Result<Place, LedgerError> 
 
 /// The newest number and session of the ledger at `path` (read under a shared lock);
 /// `None` if there is no ledger or it is empty.
-pub fn read(path: &Path) -> Result<Option<(u64, SessionId)>, LedgerError> {
+pub fn read(path: &Path) -> Result<Option<Newest>, LedgerError> {
     let io = |source| LedgerError::Io {
         path: path.to_path_buf(),
         source,
@@ -109,21 +102,35 @@ pub fn read(path: &Path) -> Result<Option<(u64, SessionId)>, LedgerError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(e)),
     };
-    let mut file = Flock::lock(file, FlockArg::LockShared)
-        .map_err(|(_, errno)| io(std::io::Error::from(errno)))?;
+    Ok(lock_and_read(path, file, FlockArg::LockShared)?.1)
+}
+
+/// Locks the ledger `file` (at `path`) as `how` says and reads its newest entry; the lock
+/// holds until the returned file is dropped.
+fn lock_and_read(
+    path: &Path,
+    file: File,
+    how: FlockArg,
+) -> Result<(Flock<File>, Option<Newest>), LedgerError> {
+    let io = |source| LedgerError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = Flock::lock(file, how).map_err(|(_, errno)| io(std::io::Error::from(errno)))?;
     let mut text = String::new();
     (&mut *file as &mut File)
         .take(RECORD_LEN as u64 * 2)
         .read_to_string(&mut text)
         .map_err(io)?;
-    parse(&text).map_err(|what| LedgerError::Damaged {
+    let last = parse(&text).map_err(|what| LedgerError::Damaged {
         path: path.to_path_buf(),
         what,
-    })
+    })?;
+    Ok((file, last))
 }
 
 /// The last number and session of a ledger's text; `None` for a new (empty) ledger.
-fn parse(text: &str) -> Result<Option<(u64, SessionId)>, String> {
+fn parse(text: &str) -> Result<Option<Newest>, String> {
     let line = text.trim_end_matches(['\n', ' ', '\0']);
     if line.is_empty() {
         return Ok(None);

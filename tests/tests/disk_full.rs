@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use auditty_tests::{Sandbox, all_event_rows, assert_exactly_once, show};
+use auditty_tests::{Sandbox, all_event_rows, assert_exactly_once, files_under, show};
 
 /// A tmpfs of `size` mounted at `dir` for the life of the value.
 struct Tmpfs(PathBuf);
@@ -126,7 +126,7 @@ fn a_full_store_commits_nothing_unwritten_and_resumes_with_room() {
     assert!(err.contains("No space left on device"), "{err}");
     // Nothing half-written is left in the store, and the spool still holds everything
     // not durably stored.
-    let leftovers: Vec<_> = walk(&store)
+    let leftovers: Vec<_> = files_under(&store)
         .into_iter()
         .filter(|p| !p.to_string_lossy().ends_with(".parquet"))
         .collect();
@@ -142,17 +142,4 @@ fn a_full_store_commits_nothing_unwritten_and_resumes_with_room() {
     let sessions: std::collections::BTreeSet<_> = rows.iter().map(|r| r.session_id).collect();
     assert_eq!(sessions.len(), 3);
     assert!(spool::list_segments(&sb.spool()).unwrap().is_empty());
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files.extend(walk(&p));
-        } else {
-            files.push(p);
-        }
-    }
-    files
 }

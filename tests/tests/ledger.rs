@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use auditty_tests::broker::Broker;
-use auditty_tests::{Sandbox, show};
+use auditty_tests::{Sandbox, copy_tree, files_under, show};
 use schemas::SessionId;
 use schemas::ledger::LedgerHead;
 use store::parquet_io::{
@@ -20,28 +20,6 @@ fn replay(sb: &Sandbox, store: &Path, args: &[&str]) -> Output {
     let mut c = sb.cmd("replay");
     c.arg("--store").arg(store).args(args);
     sb.output(&mut c)
-}
-
-/// A copy of the store at `from` in `to`.
-fn copy_store(from: &Path, to: &Path) {
-    for entry in walk(from) {
-        let target = to.join(entry.strip_prefix(from).expect("under the store"));
-        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
-        std::fs::copy(&entry, &target).expect("copy");
-    }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for e in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files.extend(walk(&p));
-        } else {
-            files.push(p);
-        }
-    }
-    files
 }
 
 /// Removes every row of `id` from the store, as someone with write access to the bucket
@@ -127,7 +105,7 @@ fn sessions_deleted_whole_are_named_by_their_successor_or_the_signed_head() {
         .collect();
     let out = replay(&sb, &sb.store(), &["verify", "--all"]);
     assert!(out.status.success(), "{}", show(&out));
-    let heads: Vec<PathBuf> = walk(&sb.store())
+    let heads: Vec<PathBuf> = files_under(&sb.store())
         .into_iter()
         .filter(|p| p.to_string_lossy().contains("/ledger/"))
         .collect();
@@ -141,7 +119,7 @@ fn sessions_deleted_whole_are_named_by_their_successor_or_the_signed_head() {
 
     // The newest session deleted whole: only the head knows it.
     let newest = sb.path().join("newest-deleted");
-    copy_store(&sb.store(), &newest);
+    copy_tree(&sb.store(), &newest);
     delete_session(&newest, ids[2]);
     let out = replay(&sb, &newest, &["verify", "--all"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
@@ -161,7 +139,7 @@ fn sessions_deleted_whole_are_named_by_their_successor_or_the_signed_head() {
 
     // The middle one: named by the session after it.
     let middle = sb.path().join("middle-deleted");
-    copy_store(&sb.store(), &middle);
+    copy_tree(&sb.store(), &middle);
     delete_session(&middle, ids[1]);
     let out = replay(&sb, &middle, &["verify", "--all"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
@@ -176,7 +154,7 @@ fn sessions_deleted_whole_are_named_by_their_successor_or_the_signed_head() {
 
     // A head claiming more sessions than the node signed does not check out.
     let forged = sb.path().join("forged-head");
-    copy_store(&sb.store(), &forged);
+    copy_tree(&sb.store(), &forged);
     let object = forged.join(heads[0].strip_prefix(sb.store()).expect("in the store"));
     let mut fake = head.clone();
     fake.node_seq = 4;

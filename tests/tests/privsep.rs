@@ -54,25 +54,35 @@ fn a_root_started_session_keeps_the_key_and_the_spool_from_the_user() {
         },
     );
     pty.wait_for("$", T);
-    pty.type_line("echo who=$(id -un):$(id -u):$(id -g)");
-    pty.wait_for("who=", T);
-    pty.type_line(&format!(
-        "cat {} >/dev/null 2>&1; echo key-read=$?",
-        key.display()
-    ));
-    pty.type_line(&format!(
-        "touch {}/forged 2>/dev/null; echo spool-write=$?",
-        spool.display()
-    ));
-    pty.type_line(&format!(
-        "ls {} >/dev/null 2>&1; echo spool-list=$?",
-        spool.display()
-    ));
+    // Each answer is printed as `R<name>=…`, which the echoed command line never shows,
+    // and awaited before the next command is typed (no typeahead mixed into the output).
+    fn ask(pty: &mut PtySession, name: &str, value: &str) {
+        pty.type_line(&format!("printf 'R%s\\n' \"{name}={value}\""));
+        pty.wait_for(&format!("R{name}="), T);
+    }
+    ask(&mut pty, "who", "$(id -un):$(id -u):$(id -g)");
+    let k = key.display();
+    ask(
+        &mut pty,
+        "key-read",
+        &format!("$(cat {k} >/dev/null 2>&1; echo $?)"),
+    );
+    let sp = spool.display();
+    ask(
+        &mut pty,
+        "spool-write",
+        &format!("$(touch {sp}/forged 2>/dev/null; echo $?)"),
+    );
+    ask(
+        &mut pty,
+        "spool-list",
+        &format!("$(ls {sp} >/dev/null 2>&1; echo $?)"),
+    );
     // Listed into a file first: inside `$( )` the shell holds the substitution's pipe.
-    pty.type_line("ls /proc/$$/fd > ~/fds.txt; echo fds=$(tr '\\n' , < ~/fds.txt)");
-    pty.type_line("echo leak=[$AUDITTY_DATA_DIR] home=$HOME");
-    pty.type_line("echo done-$((6*7))");
-    pty.wait_for("done-42", T);
+    pty.type_line("ls /proc/$$/fd > ~/fds.txt");
+    pty.settle(Duration::from_millis(300));
+    ask(&mut pty, "fds", "$(tr '\\n' , < ~/fds.txt)");
+    ask(&mut pty, "leak", "[$AUDITTY_DATA_DIR] home=$HOME");
     let screen = pty.rows().join("\n");
     pty.type_line("exit");
     assert!(pty.wait(T).success(), "{screen}");
@@ -86,16 +96,16 @@ fn a_root_started_session_keeps_the_key_and_the_spool_from_the_user() {
             .to_string()
     };
     assert_eq!(
-        line("who="),
-        format!("who={USER}:{}:{}", user.uid, user.gid),
+        line("Rwho="),
+        format!("Rwho={USER}:{}:{}", user.uid, user.gid),
         "{screen}"
     );
-    assert_eq!(line("key-read="), "key-read=1", "{screen}");
-    assert_eq!(line("spool-write="), "spool-write=1", "{screen}");
-    assert_eq!(line("spool-list="), "spool-list=2", "{screen}");
+    assert_eq!(line("Rkey-read="), "Rkey-read=1", "{screen}");
+    assert_eq!(line("Rspool-write="), "Rspool-write=1", "{screen}");
+    assert_eq!(line("Rspool-list="), "Rspool-list=2", "{screen}");
     // bash keeps a copy of its terminal at 255; nothing else but the three standard ones.
-    let fds = line("fds=");
-    let fds: Vec<&str> = fds["fds=".len()..]
+    let fds = line("Rfds=");
+    let fds: Vec<&str> = fds["Rfds=".len()..]
         .split(',')
         .filter(|f| !f.is_empty())
         .collect();
@@ -104,8 +114,8 @@ fn a_root_started_session_keeps_the_key_and_the_spool_from_the_user() {
         "descriptors leaked into the user's shell: {fds:?}"
     );
     assert_eq!(
-        line("leak="),
-        format!("leak=[] home={}", user.dir.display()),
+        line("Rleak="),
+        format!("Rleak=[] home={}", user.dir.display()),
         "{screen}"
     );
     let mode =

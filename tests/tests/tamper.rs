@@ -96,7 +96,7 @@ impl Fixture {
     /// A fresh copy of the ingested store.
     fn case(&self, name: &str) -> Case {
         let dir = self.sb.path().join("cases").join(name);
-        copy_dir(&self.sb.store(), &dir);
+        auditty_tests::copy_tree(&self.sb.store(), &dir);
         Case { dir }
     }
 
@@ -333,19 +333,6 @@ impl Case {
         }
         assert_eq!(counts.len(), 1, "one end row");
         counts[0]
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy file");
-        }
     }
 }
 
