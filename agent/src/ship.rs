@@ -342,11 +342,7 @@ impl Shipper {
         let acked = self.await_reports(sent, &path, stop)?;
         let end = if acked == 0 { from } else { ends[acked - 1] };
         if end > from {
-            // A segment shipped to its end and no longer written is removed below, which
-            // needs no room; its position would need some, in a spool that may be full.
-            if scan.in_use || end < scan.end || acked < sent {
-                spool::write_position(&seg.path, CONSUMER, end)?;
-            }
+            spool::commit_position(seg, &scan, end, CONSUMER)?;
             pass.shipped += acked as u64;
         }
         if acked < sent {

@@ -133,13 +133,7 @@ impl SpoolSource {
             };
             summary.written += write_batch(store, batch)?.0;
             crate::failpoint::hit(crate::failpoint::AFTER_WRITE_BEFORE_COMMIT);
-            // A segment consumed to its end and no longer written is removed just below,
-            // which commits as surely as a position would; writing one first would need
-            // room in a spool that may be full (a crash in between re-reads the segment
-            // and rewrites the same objects).
-            if scan.in_use || end < scan.end {
-                spool::write_position(&seg.path, CONSUMER, end)?;
-            }
+            spool::commit_position(seg, &scan, end, CONSUMER)?;
             summary.segments += 1;
         }
         match spool::finish_segment(seg, &scan, end, CONSUMER)? {

@@ -81,6 +81,23 @@ pub enum Finish {
     },
 }
 
+/// Records that `consumer` has taken `segment` (scanned as `scan`) up to `end`, unless
+/// [`finish_segment`] will remove it right after (no writer holds it and `end` reaches
+/// the last valid entry): removing commits as surely, and a position file would need room
+/// in a spool that may be full. A crash in between re-reads the segment, as after any
+/// crash before a position is written.
+pub fn commit_position(
+    segment: &SegmentFile,
+    scan: &Scan,
+    end: u64,
+    consumer: &str,
+) -> Result<(), SpoolError> {
+    if !scan.in_use && end >= scan.end {
+        return Ok(());
+    }
+    write_position(&segment.path, consumer, end)
+}
+
 /// Deletes a segment (and the consumer's position file) if no writer holds it and the
 /// consumer has everything up to the last valid entry; a torn tail is cut off first, so
 /// it is never misread.
@@ -191,6 +208,40 @@ mod tests {
         assert!(
             std::fs::read_dir(dir.path()).unwrap().next().is_none(),
             "position file removed too"
+        );
+    }
+
+    #[test]
+    fn a_position_is_written_only_for_a_segment_that_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SpoolWriter::create(dir.path(), "s", SpoolOptions::default()).unwrap();
+        w.append(b"abc").unwrap();
+        w.append(b"defg").unwrap();
+        let seg = list_segments(dir.path()).unwrap().remove(0);
+        let scan = scan_segment(&seg.path, 0).unwrap();
+        commit_position(&seg, &scan, scan.end, "ingested").unwrap();
+        assert_eq!(
+            read_position(&seg.path, "ingested").unwrap(),
+            scan.end,
+            "in use"
+        );
+        w.finish().unwrap();
+        let scan = scan_segment(&seg.path, 0).unwrap();
+        let first_end = match &scan.items[0] {
+            crate::ScanItem::Entry { end, .. } => *end,
+            other => panic!("{other:?}"),
+        };
+        commit_position(&seg, &scan, first_end, "shipped").unwrap();
+        assert_eq!(
+            read_position(&seg.path, "shipped").unwrap(),
+            first_end,
+            "partly consumed"
+        );
+        commit_position(&seg, &scan, scan.end, "shipped").unwrap();
+        assert_eq!(
+            read_position(&seg.path, "shipped").unwrap(),
+            first_end,
+            "finished: left to finish_segment"
         );
     }
 

@@ -22,8 +22,8 @@ mod reader;
 mod writer;
 
 pub use consumer::{
-    Finish, Wording, finish_segment, read_position, report_damage, report_torn_tail,
-    scan_from_position, write_position,
+    Finish, Wording, commit_position, finish_segment, read_position, report_damage,
+    report_torn_tail, scan_from_position, write_position,
 };
 pub use reader::{Scan, ScanItem, SegmentFile, Tail, cut_torn_tail, list_segments, scan_segment};
 pub use writer::{SpoolOptions, SpoolWriter, dir_size};
