@@ -194,15 +194,22 @@ impl Acc {
         }
     }
 
-    /// Whether a `start` row was read (from either table).
-    fn has_start(&self) -> bool {
-        self.chained_start.is_some() || self.listed_start.is_some()
+    /// The `start` and `end` rows shown: the chained ones, else the `sessions/` copies.
+    fn shown(&self) -> (Option<&MetaRow>, Option<&MetaRow>) {
+        (
+            self.chained_start.as_ref().or(self.listed_start.as_ref()),
+            self.chained_end.as_ref().or(self.listed_end.as_ref()),
+        )
     }
 
-    /// The start's wall time and the end's elapsed time, as [`Acc::into_info`] takes them.
+    /// Whether a `start` row was read (from either table).
+    fn has_start(&self) -> bool {
+        self.shown().0.is_some()
+    }
+
+    /// The shown start's wall time and end's elapsed time.
     fn start_and_end(&self) -> (Option<i64>, Option<u64>) {
-        let start = self.chained_start.as_ref().or(self.listed_start.as_ref());
-        let end = self.chained_end.as_ref().or(self.listed_end.as_ref());
+        let (start, end) = self.shown();
         (start.map(|(t, _)| *t), end.map(|(e, _)| elapsed_u64(*e)))
     }
 
@@ -231,10 +238,9 @@ impl Acc {
         let (start_ns, end_elapsed) = self.start_and_end();
         let start_time_ns = start_ns.or(self.first_seen_ns).unwrap_or(0);
         let duration_ns = end_elapsed.unwrap_or(self.max_elapsed_ns);
-        let start = (self.chained_start.or(self.listed_start))
-            .and_then(|(_, m)| SessionStart::from_bytes(&m).ok());
-        let end = (self.chained_end.or(self.listed_end))
-            .and_then(|(_, m)| SessionEnd::from_bytes(&m).ok());
+        let (start_row, end_row) = self.shown();
+        let start = start_row.and_then(|(_, m)| SessionStart::from_bytes(m).ok());
+        let end = end_row.and_then(|(_, m)| SessionEnd::from_bytes(m).ok());
         let bytes = match &end {
             Some(e) if self.sealed && self.io_bytes == 0 => {
                 e.input_bytes.saturating_add(e.output_bytes)
