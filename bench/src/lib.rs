@@ -20,6 +20,15 @@ pub fn bin_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// Our binary `name` in `dir`, or an error saying how to build it (`build`).
+pub fn binary(dir: &Path, name: &str, build: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    if !path.exists() {
+        bail!("{} is missing: build it first ({build})", path.display());
+    }
+    Ok(path)
+}
+
 /// Runs a command to completion; returns its wall time and user+system CPU seconds.
 pub fn timed(cmd: &mut Command) -> anyhow::Result<(Duration, f64)> {
     let started = Instant::now();

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use auditty_tests::broker::Broker;
 use auditty_tests::synthetic;
 use clap::Parser;
@@ -74,13 +73,7 @@ fn main() -> anyhow::Result<()> {
         args.sessions = 10;
     }
     let bin_dir = auditty_bench::bin_dir(args.bin_dir.clone())?;
-    let ingest = bin_dir.join("auditty-ingest");
-    if !ingest.exists() {
-        bail!(
-            "{} is missing: build it first (cargo build --release --bins)",
-            ingest.display()
-        );
-    }
+    let ingest = auditty_bench::binary(&bin_dir, "auditty-ingest", "cargo build --release --bins")?;
     let work = tempfile::Builder::new()
         .prefix("auditty-bench-kafka-")
         .tempdir()?;

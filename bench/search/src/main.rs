@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use clap::Parser;
 
 use generate::{Made, Rng};
@@ -86,13 +85,7 @@ fn main() -> anyhow::Result<()> {
         (args.sessions, args.searches, args.listings, args.plays) = (200, 12, 4, 3);
     }
     let bin_dir = auditty_bench::bin_dir(args.bin_dir.clone())?;
-    let bin = bin_dir.join("replay");
-    if !bin.exists() {
-        bail!(
-            "{} is missing: build it first (cargo build --release -p replay)",
-            bin.display()
-        );
-    }
+    let bin = auditty_bench::binary(&bin_dir, "replay", "cargo build --release -p replay")?;
     let temp = tempfile::Builder::new()
         .prefix("auditty-bench-search-")
         .tempdir()?;
