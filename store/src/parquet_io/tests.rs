@@ -557,3 +557,54 @@ fn kinds_are_stored_as_text_and_unknown_ones_read_back_verbatim() {
     assert_eq!(back, rows);
     assert_eq!(back[2].to_event(), None);
 }
+
+/// What fuzzing found in the Parquet crate's Thrift reader (third_party/parquet): an `events`
+/// object whose first page header, or whose footer, holds an unknown field that is a list
+/// claiming 2^31-1 elements. Unpatched, each took seconds of CPU (the footer one then read as
+/// a valid object); patched, the size is refused against the input left.
+mod thrift_skip {
+    use super::*;
+
+    const FOOTER: &[u8] = include_bytes!(
+        "../../../fuzz/regressions/parquet_read/thrift-skip-list-of-bools-in-footer.parquet"
+    );
+    const PAGE_BOOLS: &[u8] =
+        include_bytes!("../../../fuzz/regressions/parquet_read/thrift-skip-list-of-bools.parquet");
+    const PAGE_DOUBLES: &[u8] = include_bytes!(
+        "../../../fuzz/regressions/parquet_read/thrift-skip-list-of-doubles.parquet"
+    );
+
+    const KEY: &str = "events/date=2026-11-30/p0-0-1.parquet";
+
+    fn assert_refused<T: std::fmt::Debug>(what: &str, r: Result<T, StoreError>) {
+        match r {
+            Err(StoreError::Parquet { key, message }) => {
+                assert_eq!(key, KEY, "{what}");
+                assert!(message.contains("Unexpected EOF"), "{what}: {message}");
+            }
+            other => panic!("{what}: expected the list to be refused, got {other:?}"),
+        }
+    }
+
+    fn assert_rows_refused(bytes: &[u8]) {
+        assert_refused("decode_events", decode_events(KEY, bytes, None));
+        assert_refused("decode_events (one session)", decode_events(KEY, bytes, Some(sid(1))));
+        assert_refused("scan_events", scan_events(KEY, bytes, None, |_| ()));
+        assert_refused("decode_sessions", decode_sessions(KEY, bytes));
+    }
+
+    #[test]
+    fn a_huge_list_in_the_footer_is_refused_by_every_reader() {
+        assert_rows_refused(FOOTER);
+        assert_refused("read_object_meta", read_object_meta(KEY, FOOTER));
+    }
+
+    #[test]
+    fn a_huge_list_in_a_page_header_is_refused() {
+        for bytes in [PAGE_BOOLS, PAGE_DOUBLES] {
+            assert_rows_refused(bytes);
+            // The footer is intact: the object's metadata still reads.
+            assert!(read_object_meta(KEY, bytes).is_ok());
+        }
+    }
+}
