@@ -21,6 +21,7 @@ pub mod s3_proxy;
 pub mod synthetic;
 
 use search::render::Screen;
+use store::ObjectStore as _;
 use terminal::pty::{self, WinSize};
 
 /// The directory holding the workspace's built binaries (`target/debug`).
@@ -214,6 +215,107 @@ impl Sandbox {
         s.wait_for("$", Duration::from_secs(30));
         s
     }
+}
+
+/// Removes every row of `id` from the store, as someone with write access to the bucket
+/// would: each object holding some is rewritten without them (with the ingester's encoder
+/// and the object's own footer metadata), or deleted if nothing else is left in it.
+pub fn delete_session(store: &Path, id: schemas::SessionId) {
+    let s = store::LocalStore::new(store).expect("store");
+    let mut touched = 0;
+    for key in s.list("").expect("list") {
+        let bytes = s.get(&key).expect("get");
+        let rewritten = if key.starts_with("events/") {
+            let mut rows = store::parquet_io::decode_events(&key, &bytes, None).expect("decode");
+            let before = rows.len();
+            rows.retain(|r| r.session_id != id);
+            (rows.len() < before).then(|| {
+                let meta = store::parquet_io::read_object_meta(&key, &bytes).expect("footer");
+                (
+                    rows.is_empty(),
+                    store::parquet_io::encode_events(&mut rows, &meta).expect("encode"),
+                )
+            })
+        } else if key.starts_with("sessions/") {
+            let mut rows = store::parquet_io::decode_sessions(&key, &bytes).expect("decode");
+            let before = rows.len();
+            rows.retain(|r| r.session_id != id);
+            (rows.len() < before).then(|| {
+                let meta = store::parquet_io::read_object_meta(&key, &bytes).expect("footer");
+                (
+                    rows.is_empty(),
+                    store::parquet_io::encode_sessions(&mut rows, &meta).expect("encode"),
+                )
+            })
+        } else {
+            None
+        };
+        match rewritten {
+            Some((true, _)) => std::fs::remove_file(store.join(&key)).expect("delete"),
+            Some((false, bytes)) => s.put(&key, &bytes).expect("rewrite"),
+            None => continue,
+        }
+        touched += 1;
+    }
+    assert!(touched > 0, "nothing held {id}");
+}
+
+/// Rewrites a session's `events` rows: `edit` gets them by seq and may change, drop
+/// or reorder them. Each row goes back into the object that held its seq, re-encoded
+/// with the ingester's encoder and that object's own footer metadata; other
+/// sessions' rows and objects are left as they were.
+pub fn edit_event_rows(
+    store: &Path,
+    id: schemas::SessionId,
+    edit: impl FnOnce(&mut Vec<store::EventRow>),
+) {
+    let local = store::LocalStore::new(store).expect("open the store");
+    let mut objects = Vec::new();
+    let mut home: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    let mut mine = Vec::new();
+    for (i, key) in local.list("events/").expect("list").into_iter().enumerate() {
+        let bytes = local.get(&key).expect("get");
+        let meta = store::parquet_io::read_object_meta(&key, &bytes).expect("footer metadata");
+        let (ours, others): (Vec<store::EventRow>, Vec<store::EventRow>) =
+            store::parquet_io::decode_events(&key, &bytes, None)
+                .expect("decode events")
+                .into_iter()
+                .partition(|r| r.session_id == id);
+        for r in &ours {
+            home.insert(r.seq, i);
+        }
+        mine.extend(ours);
+        objects.push((key, meta, others));
+    }
+    let touched: std::collections::BTreeSet<usize> = home.values().copied().collect();
+    let first = *touched.first().expect("the session has rows");
+    mine.sort_by_key(|r| r.seq);
+    edit(&mut mine);
+    for r in mine {
+        let i = home.get(&r.seq).copied().unwrap_or(first);
+        objects[i].2.push(r);
+    }
+    for i in touched {
+        let (key, meta, rows) = &mut objects[i];
+        let bytes = store::parquet_io::encode_events(rows, meta).expect("encode events");
+        local.put(key, &bytes).expect("write the altered object");
+    }
+}
+
+/// An SSH ed25519 key made by ssh-keygen: (private key file, public key line).
+pub fn ssh_key(dir: &Path, name: &str) -> (PathBuf, String) {
+    std::fs::create_dir_all(dir).expect("key dir");
+    let path = dir.join(name);
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C"])
+        .arg(format!("{name}@auditty-test"))
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .expect("run ssh-keygen");
+    assert!(out.status.success(), "ssh-keygen: {}", show(&out));
+    let public = std::fs::read_to_string(path.with_extension("pub")).expect("public key");
+    (path, public.trim().to_string())
 }
 
 /// Every file below `dir` (none if it does not exist), for checks over a store or spool.

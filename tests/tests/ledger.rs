@@ -8,61 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use auditty_tests::broker::Broker;
-use auditty_tests::{Sandbox, copy_tree, files_under, show};
+use auditty_tests::{Sandbox, copy_tree, delete_session, files_under, show};
 use schemas::SessionId;
 use schemas::ledger::LedgerHead;
-use store::parquet_io::{
-    decode_events, decode_sessions, encode_events, encode_sessions, read_object_meta,
-};
-use store::{LocalStore, ObjectStore};
 
 fn replay(sb: &Sandbox, store: &Path, args: &[&str]) -> Output {
     let mut c = sb.cmd("replay");
     c.arg("--store").arg(store).args(args);
     sb.output(&mut c)
-}
-
-/// Removes every row of `id` from the store, as someone with write access to the bucket
-/// would: each object holding some is rewritten without them (with the ingester's encoder
-/// and the object's own footer metadata), or deleted if nothing else is left in it.
-fn delete_session(store: &Path, id: SessionId) {
-    let s = LocalStore::new(store).expect("store");
-    let mut touched = 0;
-    for key in s.list("").expect("list") {
-        let bytes = s.get(&key).expect("get");
-        let rewritten = if key.starts_with("events/") {
-            let mut rows = decode_events(&key, &bytes, None).expect("decode");
-            let before = rows.len();
-            rows.retain(|r| r.session_id != id);
-            (rows.len() < before).then(|| {
-                let meta = read_object_meta(&key, &bytes).expect("footer");
-                (
-                    rows.is_empty(),
-                    encode_events(&mut rows, &meta).expect("encode"),
-                )
-            })
-        } else if key.starts_with("sessions/") {
-            let mut rows = decode_sessions(&key, &bytes).expect("decode");
-            let before = rows.len();
-            rows.retain(|r| r.session_id != id);
-            (rows.len() < before).then(|| {
-                let meta = read_object_meta(&key, &bytes).expect("footer");
-                (
-                    rows.is_empty(),
-                    encode_sessions(&mut rows, &meta).expect("encode"),
-                )
-            })
-        } else {
-            None
-        };
-        match rewritten {
-            Some((true, _)) => std::fs::remove_file(store.join(&key)).expect("delete"),
-            Some((false, bytes)) => s.put(&key, &bytes).expect("rewrite"),
-            None => continue,
-        }
-        touched += 1;
-    }
-    assert!(touched > 0, "nothing held {id}");
 }
 
 #[test]

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use auditty_tests::broker::Broker;
 use auditty_tests::moto::{Moto, s3_env};
-use auditty_tests::{Sandbox, all_event_rows, show};
+use auditty_tests::{Sandbox, all_event_rows, show, ssh_key};
 use envelope::KmsOptions;
 use envelope::testsuite::create_kms_key;
 use schemas::chunk::seal::SealedChunk;
@@ -327,22 +327,6 @@ fn only_session(sb: &Sandbox) -> serde_json::Value {
     let sessions = sb.sessions();
     assert_eq!(sessions.len(), 1, "{sessions:#?}");
     sessions.into_iter().next().expect("one session")
-}
-
-/// An SSH ed25519 key made by ssh-keygen: (private key file, public key line).
-fn ssh_key(dir: &Path, name: &str) -> (PathBuf, String) {
-    std::fs::create_dir_all(dir).expect("key dir");
-    let path = dir.join(name);
-    let out = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C"])
-        .arg(format!("{name}@auditty-test"))
-        .arg("-f")
-        .arg(&path)
-        .output()
-        .expect("run ssh-keygen");
-    assert!(out.status.success(), "ssh-keygen: {}", show(&out));
-    let public = std::fs::read_to_string(path.with_extension("pub")).expect("public key");
-    (path, public.trim().to_string())
 }
 
 /// How messages show an SSH key: `ssh-ed25519 SHA256:… (comment)`, with the fingerprint

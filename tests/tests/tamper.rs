@@ -7,7 +7,7 @@
 //!
 //! Each case works on a fresh copy of the store, so the cases are independent.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -15,9 +15,7 @@ use std::time::Duration;
 use auditty_tests::{Sandbox, show};
 use integrity::{NodeKey, SessionChain};
 use schemas::{EventKind, RowKind, SessionEnd, SessionId, SessionStart};
-use store::parquet_io::{
-    decode_events, decode_sessions, encode_events, encode_sessions, read_object_meta,
-};
+use store::parquet_io::{decode_events, decode_sessions, encode_sessions, read_object_meta};
 use store::{EventRow, LocalStore, ObjectStore, SessionRow};
 use terminal::pty::WinSize;
 
@@ -192,41 +190,9 @@ impl Case {
         rows
     }
 
-    /// Rewrites a session's `events` rows: `edit` gets them by seq and may change, drop
-    /// or reorder them. Each row goes back into the object that held its seq, re-encoded
-    /// with the ingester's encoder and that object's own footer metadata; other
-    /// sessions' rows and objects are left as they were.
+    /// Rewrites a session's `events` rows ([`auditty_tests::edit_event_rows`]).
     fn edit_events(&self, id: SessionId, edit: impl FnOnce(&mut Vec<EventRow>)) {
-        let store = self.store();
-        let mut objects = Vec::new();
-        let mut home: HashMap<u64, usize> = HashMap::new();
-        let mut mine = Vec::new();
-        for (i, key) in store.list("events/").expect("list").into_iter().enumerate() {
-            let bytes = store.get(&key).expect("get");
-            let meta = read_object_meta(&key, &bytes).expect("footer metadata");
-            let (ours, others): (Vec<EventRow>, Vec<EventRow>) = decode_events(&key, &bytes, None)
-                .expect("decode events")
-                .into_iter()
-                .partition(|r| r.session_id == id);
-            for r in &ours {
-                home.insert(r.seq, i);
-            }
-            mine.extend(ours);
-            objects.push((key, meta, others));
-        }
-        let touched: std::collections::BTreeSet<usize> = home.values().copied().collect();
-        let first = *touched.first().expect("the session has rows");
-        mine.sort_by_key(|r| r.seq);
-        edit(&mut mine);
-        for r in mine {
-            let i = home.get(&r.seq).copied().unwrap_or(first);
-            objects[i].2.push(r);
-        }
-        for i in touched {
-            let (key, meta, rows) = &mut objects[i];
-            let bytes = encode_events(rows, meta).expect("encode events");
-            store.put(key, &bytes).expect("write the altered object");
-        }
+        auditty_tests::edit_event_rows(&self.dir, id, edit);
     }
 
     /// Drops the `sessions` rows for which `drop` holds, rewriting the objects that held
