@@ -45,6 +45,7 @@ pub fn gather(start_time_ns: i64, command: &[OsString], size: WinSize) -> Sessio
         // The recorder sets these once the ledger has numbered the session.
         node_seq: 0,
         prev_session: None,
+        import: None,
     }
 }
 

@@ -67,6 +67,19 @@ impl PublicKey {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// Whether `signature` is this key's ed25519 signature of `message` (strict: no
+    /// small-order keys, no malleable signatures). Any bytes may be passed; a signature
+    /// that is not 64 bytes long is simply not valid.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        let Ok(sig) = <[u8; 64]>::try_from(signature) else {
+            return false;
+        };
+        ed25519_dalek::VerifyingKey::from_bytes(&self.0).is_ok_and(|vk| {
+            vk.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&sig))
+                .is_ok()
+        })
+    }
 }
 
 impl fmt::Display for PublicKey {
@@ -183,6 +196,15 @@ impl NodeKey {
     /// The public half.
     pub fn public(&self) -> PublicKey {
         PublicKey(self.key.verifying_key().to_bytes())
+    }
+
+    /// The ed25519 signature of `message`, for signers outside this crate (reviews of
+    /// sessions: the `review` crate). The message must start with a domain string of its
+    /// own, such as `auditty-review-v1\0`, so that no signature made for one purpose
+    /// (checkpoints, ledger heads, reviews) is valid for another.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.key.sign(message).to_bytes()
     }
 
     pub(crate) fn signing_key(&self) -> &SigningKey {
@@ -318,6 +340,17 @@ mod tests {
         assert_eq!(t.get(&k), Some("web-1"));
         let e = TrustSet::parse(&path, "# keys\n\ned25519:AAAA web\n").unwrap_err();
         assert!(e.to_string().contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn signatures_verify_under_their_key_only() {
+        let a = NodeKey::from_seed([7; 32]);
+        let b = NodeKey::from_seed([8; 32]);
+        let sig = a.sign(b"auditty-test\0message");
+        assert!(a.public().verifies(b"auditty-test\0message", &sig));
+        assert!(!a.public().verifies(b"auditty-test\0massage", &sig));
+        assert!(!b.public().verifies(b"auditty-test\0message", &sig));
+        assert!(!a.public().verifies(b"auditty-test\0message", &sig[..63]));
     }
 
     proptest! {

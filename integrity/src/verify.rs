@@ -152,6 +152,13 @@ pub enum Problem {
     },
     /// The session has no checkpoint at all.
     Unsigned,
+    /// The session has no checkpoint because it was recorded by another tool and imported
+    /// (`replay import`): it was never signed at capture. Not evidence of tampering, but
+    /// nothing vouches for its rows either.
+    NotSignedAtCapture {
+        /// Where it came from, for messages: format and digest of the imported file.
+        source: String,
+    },
     /// The session has no rows.
     Empty,
     /// The `sessions/` table's copy of the `start` or `end` differs from the chained
@@ -261,6 +268,10 @@ impl fmt::Display for Problem {
                 )
             }
             Problem::Unsigned => write!(f, "unsigned: no checkpoints (recorded without integrity)"),
+            Problem::NotSignedAtCapture { source } => write!(
+                f,
+                "not signed at capture: imported from {source}; nothing vouches for its rows"
+            ),
             Problem::Empty => write!(f, "no events stored"),
             Problem::SessionsTableDiffers => write!(
                 f,
@@ -296,11 +307,14 @@ impl Report {
 
     /// One word for listings: `complete`, `open` (what is there verifies, but the session
     /// never ended), `untrusted` (intact as signed, but by keys not in the trust file),
-    /// `unsigned` or `FAILED`.
+    /// `unsigned`, `imported` (recorded by another tool: never signed at capture, and no
+    /// gap or conflict among its rows) or `FAILED`.
     pub fn state(&self) -> &'static str {
         let only = |allowed: fn(&Problem) -> bool| self.problems.iter().all(allowed);
         if self.problems.is_empty() {
             "complete"
+        } else if only(|p| matches!(p, Problem::NotSignedAtCapture { .. })) {
+            "imported"
         } else if only(Problem::is_open_only) {
             "open"
         } else if only(|p| matches!(p, Problem::Unsigned | Problem::NeverEnded { .. })) {
@@ -321,10 +335,15 @@ impl Report {
 }
 
 /// What the verifier knows beyond the rows.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Expectations {
     /// `event_count` of the session's end row in `sessions/`, if there is one.
     pub end_event_count: Option<u64>,
+    /// The session's `start` says it was imported from another recorder's file (this
+    /// describes it: format and digest). A session without checkpoints is then
+    /// [`Problem::NotSignedAtCapture`] rather than [`Problem::Unsigned`]; one with
+    /// checkpoints is judged by them as any other.
+    pub imported: Option<String>,
 }
 
 /// A unit since the last checkpoint.
@@ -446,7 +465,10 @@ fn judge_ending(report: &mut Report, walked: &Walked, expect: Expectations) {
     let next = walked.next;
     let last_seq = next.saturating_sub(1);
     if walked.checkpoints == 0 {
-        report.problems.push(Problem::Unsigned);
+        report.problems.push(match expect.imported {
+            Some(source) => Problem::NotSignedAtCapture { source },
+            None => Problem::Unsigned,
+        });
     }
     match (walked.end_seq, expect.end_event_count) {
         (None, Some(expected)) if expected > next => report
@@ -748,6 +770,7 @@ mod tests {
             &trust(),
             Expectations {
                 end_event_count: Some(16),
+                ..Default::default()
             },
         );
         assert_eq!(
@@ -818,6 +841,38 @@ mod tests {
             .collect();
         let r = run(&plain, &trust());
         assert!(r.problems.contains(&Problem::Unsigned));
+    }
+
+    #[test]
+    fn imported_sessions_say_so_unless_rows_are_missing() {
+        let sid = SessionId::from_bytes(SID);
+        let unit = |seq: u64, kind: EventKind| unit_of_row(&kind.into(), seq, seq, seq, b"x");
+        let rows = vec![
+            unit(0, EventKind::Start),
+            unit(1, EventKind::Output),
+            unit(2, EventKind::End),
+        ];
+        let imported = Expectations {
+            imported: Some("ttyrec file sha256 ab12".into()),
+            ..Default::default()
+        };
+        let r = verify(sid, rows.clone(), &trust(), imported.clone());
+        assert_eq!(r.state(), "imported");
+        assert_eq!(
+            r.problems[0].to_string(),
+            "not signed at capture: imported from ttyrec file sha256 ab12; nothing vouches for its rows"
+        );
+        // A gap in an imported session is still a failure.
+        let r = verify(
+            sid,
+            vec![rows[0].clone(), rows[2].clone()],
+            &trust(),
+            imported,
+        );
+        assert_eq!(r.state(), "FAILED");
+        // Without the import marker the same rows are merely unsigned.
+        let r = verify(sid, rows, &trust(), Expectations::default());
+        assert_eq!(r.state(), "unsigned");
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Lists, plays, exports and verifies recorded terminal sessions, and lists the commands
-/// run in them.
+/// Lists, plays, exports and verifies recorded terminal sessions, lists the commands
+/// run in them, and imports other recorders' files.
 #[derive(Parser, Debug)]
 #[command(name = "replay", version, about, long_about = None, after_help = "Exit status: 0 done, 1 nothing found, 2 the job could not run.")]
 pub struct Cli {
@@ -33,6 +33,12 @@ pub struct Cli {
     #[command(flatten)]
     pub keys: envelope::IdentityArgs,
 
+    /// Do not record this run in the store's access log. Without it, play, export,
+    /// search, commands, review (and report) refuse to run when the access event cannot
+    /// be written (a read-only store): see "Reviews and the access log" in the README.
+    #[arg(long, global = true)]
+    pub no_access_log: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -43,7 +49,7 @@ pub struct Cli {
 pub enum Command {
     /// List recorded sessions, oldest first.
     #[command(
-        after_help = "Columns: session id, user, host, start (UTC), duration, exit status (\"-\" while\nrunning or when cut off: the agent never wrote an end), size of input+output, SEALED\n(encrypted for recipients), INTEGRITY (complete, open = never ended, untrusted = signed\nby a key not in the trust file, unsigned, FAILED: see `replay verify`), command.\n\nWith an index (`replay index`), sessions are listed from it without reading the store;\nINTEGRITY is then the state computed when the session was last indexed, with the trust\nfile then in force (`replay verify` recomputes it). --scan reads the store instead.\nWithout an index, the store is read.\n\nExamples:\n  replay ls --user alice --since 2026-11-01\n  replay ls --limit 20 --json"
+        after_help = "Columns: session id, user, host, start (UTC), duration, exit status (\"-\" while\nrunning or when cut off: the agent never wrote an end), size of input+output, SEALED\n(encrypted for recipients), INTEGRITY (complete, open = never ended, untrusted = signed\nby a key not in the trust file, unsigned, imported = brought in by `replay import`, not\nsigned at capture, FAILED: see `replay verify`), command.\n\nWith an index (`replay index`), sessions are listed from it without reading the store;\nINTEGRITY is then the state computed when the session was last indexed, with the trust\nfile then in force (`replay verify` recomputes it). --scan reads the store instead.\nWithout an index, the store is read.\n\nExamples:\n  replay ls --user alice --since 2026-11-01\n  replay ls --limit 20 --json"
     )]
     Ls(LsArgs),
     /// Play a session in this terminal with its original timing.
@@ -51,15 +57,17 @@ pub enum Command {
         after_help = "Keys while playing: space pauses and resumes, n jumps to the next command or marker,\np to the previous one, . (while paused) shows the next bit of output, q (or Ctrl-C) quits.\nA jump draws the screen up to that moment at once.\n\nExamples:\n  replay play 01a21f3b\n  replay play 01a21f3b --speed 4 --idle-limit 2\n  replay play 01a21f3b --at 12:34\n  replay play 01a21f3b --at-command 7      # N as `replay commands` numbers them"
     )]
     Play(PlayArgs),
-    /// Write a session as asciicast v2 (plays in asciinema) or plain text.
+    /// Write a session as asciicast (plays in asciinema), JSON lines or plain text, or as
+    /// an evidence bundle that `replay verify --bundle` checks offline.
     #[command(
-        after_help = "Examples:\n  replay export 01a21f3b -o session.cast && asciinema play session.cast\n  replay export 01a21f3b --format text"
+        after_help = "Formats:\n  asciicast     asciicast v2, plays in every asciinema (`asciinema play FILE`)\n  asciicast-v3  asciicast v3 (asciinema 3): intervals between events, term type in the\n                header, the exit status as a last `x` event\n  jsonl         one JSON object per stored event: session, seq, kind, elapsed_ns, time\n                (UTC, ns), data (text) or data_base64 (when not UTF-8)\n  text          what the screen showed, rendered through a terminal emulator\n  bundle        one uncompressed .tar for a recipient without auditty: README.txt,\n                MANIFEST.sha256 (sha256sum -c), session.json (metadata), session.cast,\n                transcript.txt, rows.jsonl (the stored rows, lossless), proof/ (signed\n                checkpoints, signing keys, chain head) and, for a sealed session opened\n                with --identity/--kms, data-key.txt (that session's key only). Sealed and\n                no key given: rows and proof only, contents left out, as the README says.\n\nSealed sessions need --identity (or --kms) for every format but bundle.\n\nExamples:\n  replay export 01a21f3b -o session.cast && asciinema play session.cast\n  replay export 01a21f3b --format asciicast-v3 -o session-v3.cast\n  replay export 01a21f3b --format jsonl | jq -r 'select(.kind==\"input\") | .data'\n  replay export 01a21f3b --format text\n  replay export 01a21f3b --format bundle -o evidence.tar && replay verify --bundle evidence.tar"
     )]
     Export(ExportArgs),
     /// Check that sessions are complete and untampered: recompute each hash chain and
     /// check the signed checkpoints against the trust file. Needs no decryption key.
+    /// With --bundle, check an evidence bundle offline instead (no store, no network).
     #[command(
-        after_help = "Reports per session: complete, or each problem: gap at seq N, altered at seq N,\nbad signature, unknown signature (key not in the trust file), never ended (agent killed,\nstill running, or tail removed), truncated, unsigned.\n\nExit status: 0 every session is complete, 1 any session is not (or was not found),\n2 the check could not run.\n\nExamples:\n  replay verify 01a21f3b\n  replay verify --all --trust /etc/auditty/trusted-keys"
+        after_help = "Reports per session: complete, or each problem: gap at seq N, altered at seq N,\nbad signature, unknown signature (key not in the trust file), never ended (agent killed,\nstill running, or tail removed), truncated, unsigned, imported (`replay import`: not signed\nat capture; the source format and SHA-256 are named).\n\n--bundle FILE (from `replay export --format bundle`) reads only that file: it recomputes\nthe hash chain from the bundled rows and checks the checkpoint signatures with the keys\nthey name (proof/keys.txt), says whether each key is in the trust file (--trust, else\n<data dir>/trusted-keys; a key that is not, or no trust file at all, fails the check),\nchecks every member against MANIFEST.sha256, refuses unknown and missing members, and\nderives the asciicast, transcript, metadata, README, proof files and manifest again from\nthe rows, comparing them, and the tar framing, byte for byte. Each change is reported\nwith the member it is in.\n\nExit status: 0 every session (or the bundle) is complete and trusted, 1 any is not (or\nwas not found), 2 the check could not run.\n\nExamples:\n  replay verify 01a21f3b\n  replay verify --all --trust /etc/auditty/trusted-keys\n  replay verify --bundle evidence.tar --trust node-keys.txt"
     )]
     Verify(VerifyArgs),
     /// List the commands run in a session, as the user saw them: read off the rendered
@@ -80,6 +88,97 @@ pub enum Command {
         after_help = "Query syntax: words (all required), \"a phrase\", word* (prefix), OR, -word, and fields:\ncmd:WORD, output:WORD, user:NAME, host:NAME (exact). Words are searched in the\ncommand and its output.\n\nText: one line per hit, newest first: session id (8 characters), user, host, wall time\n(UTC), offset into the session, the command; then an indented snippet with the match in\n[brackets] (bold on a terminal). --json: one object per line with id, user, host, time,\noffset_ns, index, command, exit_status and snippet.\n\nExit status: 0 something matched, 1 nothing matched, 2 the search could not run (no\nindex, bad query).\n\nExamples:\n  replay search 'cmd:\"rm -rf\"'\n  replay search 'passw*' --user alice --since 2026-11-01\n  replay search 'output:denied host:db1' --json | jq -r .id"
     )]
     Search(SearchArgs),
+    /// A compliance report over the sessions of a period: who did what, when, where and
+    /// from where, what the rules flagged, whether the records are intact, who reviewed
+    /// and who watched them. HTML (one self-contained file), CSV (a directory of tables)
+    /// or JSON (schemas/report.schema.json).
+    #[command(
+        after_help = "Header of evidence: period and filters, generator and schema version, objects read and
+their BLAKE3 digest, integrity verdicts (complete, altered, gap, never-ended, unsigned,
+untrusted, imported, unreadable), sessions missing from a node's ledger, sealed sessions,
+the oldest record in the store, the rules in force, review cadence.
+
+Then one row per session (user, run-as, source address, host, start and end UTC,
+duration, how it ended, commands, input recorded or redacted, sealed, integrity,
+highest finding, last review), one per command of the sessions this reader can open
+(offset, wall time, command, exit status, rule hits, `replay play ID --at …`), the
+findings, summaries per user, host and rule, baseline deviations (a user's first
+session on a host, a new source address, a start outside their usual hours), reviews,
+sessions awaiting review longer than --review-max-age, and the access log of the period.
+
+Findings come from rules: the built-in set (history tampering, log wiping, download and
+execute, reverse shells, privilege and account changes, defence impairment, persistence,
+destructive commands; `replay report --print-rules` shows it) laid under --rules FILE
+(same TOML layout: a rule of the same name replaces the built-in one). Every rule is a
+heuristic: a lead for a reviewer, not a verdict.
+
+Sealed sessions are reported by their metadata; their commands and findings need
+--identity (or --kms). The run is recorded in the access log.
+
+The session table is also plain SQL over the Parquet tables (schemas/report.md), for
+Athena, Trino or DuckDB over the same bucket.
+
+Exit status: 0 written, 2 it could not be made.
+
+Examples:
+  replay report --since 2026-07-01 --until 2026-09-30 --out q3.html
+  replay report --host db1 --flagged --format json --out flagged.json
+  replay report --since 2026-11-01 --format csv --out report-nov/
+  replay report --rules site-rules.toml --user alice --out alice.html"
+    )]
+    Report(ReportArgs),
+    /// Record a review of a session: who decided what (ok or escalate) and when, signed
+    /// with the reviewer's key when one is configured.
+    #[command(
+        after_help = "The review is one JSON object in the store's reviews/ folder (schemas/reviews-and-access.md):\nsession (full id; a unique prefix is resolved, an unknown id refused), reviewer (--reviewer,\nelse the login name), decision, comment, time (UTC), host and auditty version.\n\nWith --reviewer-key FILE (or AUDITTY_REVIEWER_KEY) it is signed with that ed25519 key\n(`replay review-key` makes one); `replay reviews` then shows it as verified when the key is\nin the reviewers' trust file, untrusted when not, and BAD when the object was changed.\n\nExamples:\n  replay review 01a21f3b --decision ok\n  replay review 01a21f3b --decision escalate --comment 'curl | sh as root, ask alice'\n  AUDITTY_REVIEWER_KEY=~/.config/auditty/reviewer.key replay review 01a21f3b --decision ok"
+    )]
+    Review(ReviewArgs),
+    /// Create a reviewer's signing key (if FILE does not exist yet) and print its public
+    /// key line for the reviewers' trust file.
+    #[command(
+        after_help = "The key file has the node-key format (`AUDITTY-NODE-KEY-1 BASE64`, mode 0600). Stdout is\none line, `ed25519:BASE64 NAME`: add it to the reviewers' trust file of every auditor who\nchecks reviews (<data dir>/trusted-reviewers, or --reviewer-trust FILE). Keep reviewer\nkeys out of the node trust file (--trust): a reviewer key must not vouch for recordings.\n\nExamples:\n  replay review-key --reviewer-key ~/.config/auditty/reviewer.key\n  replay review-key --reviewer-key k.key >> /etc/auditty/trusted-reviewers"
+    )]
+    ReviewKey(ReviewKeyArgs),
+    /// List the reviews in the store, oldest first, with what each signature proves.
+    #[command(
+        after_help = "Text: one line per review: time (UTC), session id, decision, reviewer@host, signature,\ncomment. Signature: verified (NAME) = signed by a key in the reviewers' trust file (NAME\nis its comment there), untrusted (KEY) = signed by a key not in it, unsigned, or BAD =\nthe review was changed after it was signed.\n\n--json: one object per line (JSON Lines): session_id, reviewer, decision, comment, time,\ntime_ns, host, signature (verified|untrusted|unsigned|bad), signer_key, signer, key (the\nstore object).\n\nObjects that cannot be read, or that were changed or renamed after they were written,\nare named on stderr.\n\nExit status: 0 reviews listed, 1 none found, or any review has a bad signature or any\nobject is unreadable or changed, 2 the store could not be read.\n\nExamples:\n  replay reviews\n  replay reviews --session 01a21f3b --json"
+    )]
+    Reviews(ReviewsArgs),
+    /// List the access log: who played, exported, searched, listed the commands of,
+    /// reported on or reviewed which recordings, when, from which host.
+    #[command(
+        after_help = "Every play, export, search, commands, report and review run writes one JSON object\nto the store's access/ folder before it shows anything (schemas/reviews-and-access.md).\n\nText: one line per event, oldest first: time (UTC), user@host, action, sessions (full\nids, comma-separated, or -), detail (the query of a search, the format of an export,\nthe filters of a report, the decision of a review; control characters escaped).\n\n--json: one object per line (JSON Lines): time, time_ns, user, host, action, sessions,\ndetail, key (the store object).\n\nObjects that cannot be read, or that were changed or renamed after they were written,\nare named on stderr. Reading the access log is not itself logged.\n\nExit status: 0 events listed, 1 none found, or an object unreadable or changed, 2 the\nstore could not be read.\n\nExamples:\n  replay access-log --since 2026-11-01\n  replay access-log --session 01a21f3b      # who watched this recording\n  replay access-log --user bob --json | jq -r .action"
+    )]
+    AccessLog(AccessLogArgs),
+    /// Import recordings made by other tools as sessions in the store: asciicast v1, v2
+    /// and v3, ttyrec, util-linux `script` (timing file + typescript), sudo I/O log
+    /// directories and tlog JSON.
+    #[command(
+        after_help = "The format is told from each file's content, never its name. A directory is walked:\nsudo I/O log directories in it are imported whole, a script timing file is paired with\nthe typescript beside it (or the logs an advanced timing file names), and files of no\nformat we read are skipped. Each imported session is an ordinary session (ls, play,\nexport, commands, index, search), marked as imported with its format and the SHA-256\nof what was read; `verify` and `ls` show it as \"imported\" (not signed at capture).\n\nA malformed file is rejected whole with the line or byte offset of the problem, and\nnothing of it is stored. Importing the same bytes again is a no-op (said on stderr).\nUser and host come from the recording when it has them (sudo, tlog, asciicast env),\nelse from --user/--host; the start from the recording, else --start, else the file's\nmodification time less the recording's duration.\n\nStdout: one line per imported session: id, format, source.\n\nExit status: 0 everything imported (or already was), 2 something could not be\nimported (each named on stderr; the rest was imported).\n\nExamples:\n  replay import demo.cast old.json\n  replay import /var/log/sudo-io          # every session sudo logged\n  replay import session.tm session.typescript --user alice --host web-1\n  replay import ~/ttyrecs --size 120x40"
+    )]
+    Import(ImportArgs),
+}
+
+/// Options of `import`.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Files and directories to import.
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
+    /// User of recordings that do not name theirs (ttyrec, script, most asciicast).
+    #[arg(long, default_value = "unknown")]
+    pub user: String,
+    /// Host of recordings that do not name theirs (all but sudo and tlog).
+    #[arg(long, default_value = "unknown")]
+    pub host: String,
+    /// Start of recordings that do not date themselves (asciicast without a timestamp):
+    /// RFC 3339 or a UTC date. Default: the file's modification time less the
+    /// recording's duration.
+    #[arg(long, value_name = "TIME")]
+    pub start: Option<String>,
+    /// Terminal size of recordings that do not say (ttyrec): COLSxROWS.
+    #[arg(long, value_name = "COLSxROWS", default_value = "80x24", value_parser = parse_size)]
+    pub size: (u16, u16),
 }
 
 /// Options of `index`.
@@ -101,6 +200,83 @@ pub struct IndexArgs {
     /// opens. The index then holds their text in clear.
     #[arg(long)]
     pub index_sealed_text: bool,
+}
+
+/// Options of `report`.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Sessions that started at or after this time: RFC 3339 or a UTC date.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Sessions that started at or before this time: RFC 3339 or a UTC date (the whole
+    /// day).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only sessions of this user (exact).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only sessions on this host (exact).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only sessions with at least one finding.
+    #[arg(long)]
+    pub flagged: bool,
+    /// html: one self-contained page; csv: a directory of tables; json: one document.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+    /// Where to write: a file (html, json) or a directory (csv). Default: stdout (html,
+    /// json).
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Overwrite --out if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Rules file (TOML) laid over the built-in rules.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// Leave the built-in rules out (only --rules apply).
+    #[arg(long)]
+    pub no_default_rules: bool,
+    /// Print the built-in rules file and exit.
+    #[arg(long)]
+    pub print_rules: bool,
+    /// Flag sessions not reviewed within this many days of their end.
+    #[arg(long, value_name = "DAYS", default_value_t = 7.0, value_parser = parse_days)]
+    pub review_max_age_days: f64,
+    /// Trust file of the reviewers' keys. Default: <data dir>/trusted-reviewers.
+    #[arg(long, value_name = "FILE")]
+    pub reviewer_trust: Option<PathBuf>,
+}
+
+/// Report formats.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ReportFormat {
+    /// One self-contained HTML page (charts inline, nothing fetched); prints to PDF.
+    Html,
+    /// A directory of CSV tables (layout in schemas/report.md).
+    Csv,
+    /// One JSON document (schemas/report.schema.json).
+    Json,
+}
+
+impl ReportFormat {
+    /// The name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportFormat::Html => "html",
+            ReportFormat::Csv => "csv",
+            ReportFormat::Json => "json",
+        }
+    }
+}
+
+fn parse_days(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(d) if d.is_finite() && d > 0.0 && d <= 36_500.0 => Ok(d),
+        _ => Err(format!(
+            "{s:?} is not a number of days (more than 0, e.g. 7 or 0.5)"
+        )),
+    }
 }
 
 /// Options of `search`.
@@ -146,11 +322,15 @@ pub struct CommandsArgs {
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// Session ids or unique prefixes.
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    #[arg(required_unless_present_any = ["all", "bundle"], conflicts_with_all = ["all", "bundle"])]
     pub sessions: Vec<String>,
     /// Verify every session in the store.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "bundle")]
     pub all: bool,
+    /// Check an evidence bundle (`replay export --format bundle`) offline instead of the
+    /// store.
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
     /// One JSON object per session instead of text.
     #[arg(long)]
     pub json: bool,
@@ -211,10 +391,21 @@ pub struct PlayArgs {
 /// Export formats.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum ExportFormat {
-    /// asciicast v2: `asciinema play FILE`.
+    /// asciicast v2: `asciinema play FILE` (any asciinema version).
     Asciicast,
+    /// asciicast v3 (asciinema 3.0 and later): times as intervals, the terminal type in
+    /// the header, and the exit status as a final `x` event.
+    #[value(name = "asciicast-v3")]
+    AsciicastV3,
+    /// JSON Lines: one object per event (session, seq, kind, elapsed_ns, time, and data
+    /// as text, or data_base64 when it is not UTF-8); schemas/export-events.schema.json.
+    Jsonl,
     /// What the user saw, as plain text (rendered through a terminal emulator).
     Text,
+    /// An evidence bundle (one .tar file) for someone without auditty: asciicast,
+    /// transcript, metadata, the stored rows, their signed checkpoints and keys, a
+    /// manifest of digests and a README. `replay verify --bundle FILE` checks it offline.
+    Bundle,
 }
 
 /// Options of `export`.
@@ -231,9 +422,92 @@ pub struct ExportArgs {
     /// Overwrite FILE if it exists.
     #[arg(long)]
     pub force: bool,
-    /// Cap pauses longer than this many seconds (asciicast only).
+    /// Cap pauses longer than this many seconds (asciicast and asciicast-v3 only).
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub idle_limit: Option<Duration>,
+}
+
+fn parse_size(s: &str) -> Result<(u16, u16), String> {
+    schemas::event::parse_size(s.as_bytes())
+        .ok_or_else(|| format!("{s:?} is not COLSxROWS with both above 0 (e.g. 80x24)"))
+}
+
+/// A review's decision.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ReviewDecision {
+    /// Seen; nothing to follow up.
+    Ok,
+    /// Needs someone else to look at it.
+    Escalate,
+}
+
+/// Options of `review`.
+#[derive(Args, Debug)]
+pub struct ReviewArgs {
+    /// Session id or a unique prefix of it.
+    pub session: String,
+    /// What the review decided.
+    #[arg(long, value_enum)]
+    pub decision: ReviewDecision,
+    /// A comment kept with the review.
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
+    /// Who reviewed. Default: the login name of the user running this.
+    #[arg(long, value_name = "NAME")]
+    pub reviewer: Option<String>,
+    /// Sign the review with this reviewer key (`replay review-key` makes one).
+    #[arg(long, env = "AUDITTY_REVIEWER_KEY", value_name = "FILE")]
+    pub reviewer_key: Option<PathBuf>,
+}
+
+/// Options of `review-key`.
+#[derive(Args, Debug)]
+pub struct ReviewKeyArgs {
+    /// The key file: created (mode 0600) if it does not exist, else read.
+    #[arg(long, env = "AUDITTY_REVIEWER_KEY", value_name = "FILE")]
+    pub reviewer_key: PathBuf,
+    /// The name written after the key (the trust file's comment, shown by `replay
+    /// reviews`). Default: the login name.
+    #[arg(long, value_name = "NAME")]
+    pub reviewer: Option<String>,
+}
+
+/// Options of `reviews`.
+#[derive(Args, Debug)]
+pub struct ReviewsArgs {
+    /// Only reviews of this session (id or prefix).
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// One JSON object per review and line (JSON Lines) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Trust file of reviewer keys (lines `ed25519:BASE64 NAME`, as `replay review-key`
+    /// prints them). Default: <data dir>/trusted-reviewers (none trusted if missing).
+    #[arg(long, env = "AUDITTY_REVIEWER_TRUST", value_name = "FILE")]
+    pub reviewer_trust: Option<PathBuf>,
+}
+
+/// Options of `access-log`.
+#[derive(Args, Debug)]
+pub struct AccessLogArgs {
+    /// Only events at or after this time: RFC 3339 or a UTC date.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only events at or before this time: RFC 3339 or a UTC date (the whole day).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only events that showed this session (id or prefix).
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// Only events of this user (exact).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only events of this action (play, export, search, commands, report, review).
+    #[arg(long)]
+    pub action: Option<String>,
+    /// One JSON object per event and line (JSON Lines) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {

@@ -3,11 +3,16 @@
 //! - [`open`]: `--store`/data dir → the store; id or unique prefix → a session's events.
 //! - [`stream`]: playback timing as iterator adapters (`cap_idle`, `speed`), shared by
 //!   `play` and `export`.
+//! - [`bundle`]: evidence bundles: `export --format bundle` writes them, `verify --bundle`
+//!   checks them offline.
+//! - [`access`]: the access log every command that shows recordings writes first.
 //! - [`cmd`]: one module per subcommand (`ls`, `play`, `export`, `verify`,
 //!   `commands`, `index`, `search`).
 //!
 //! Exit codes: 0 done, 1 nothing found, 2 the job could not run.
 
+pub mod access;
+pub mod bundle;
 pub mod cli;
 pub mod cmd;
 pub mod open;

@@ -8,6 +8,7 @@ use replay::cmd::Failure;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init("warn", logging::Style::Compact);
+    replay::access::set_enabled(!cli.no_access_log);
     let store = replay::open::StoreArgs {
         data_dir: cli.data_dir.dir.clone(),
         store: cli.store.clone(),
@@ -23,6 +24,12 @@ fn main() -> ExitCode {
         Command::Commands(args) => replay::cmd::commands::run(&store, args),
         Command::Index(args) => replay::cmd::index::run(&store, args),
         Command::Search(args) => replay::cmd::search::run(&store, args),
+        Command::Report(args) => replay::cmd::report::run(&store, args),
+        Command::Review(args) => replay::cmd::review::run(&store, args),
+        Command::ReviewKey(args) => replay::cmd::review::key(args),
+        Command::Reviews(args) => replay::cmd::reviews::run(&store, args),
+        Command::AccessLog(args) => replay::cmd::access_log::run(&store, args),
+        Command::Import(args) => replay::cmd::import::run(&store, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use schemas::chunk::seal::DataKey;
 use schemas::data_dir::DataDir;
-use schemas::{Event, RowKind};
+use schemas::{Event, RowKind, SessionId};
 use search::{CatalogError, SessionInfo};
 use store::parquet_io::EventRef;
 use store::{ObjectStore, StoreError, StoreUrl};
@@ -145,6 +146,22 @@ pub fn unseal(
     rows: &[store::EventRow],
     keys: &envelope::IdentityArgs,
 ) -> anyhow::Result<Vec<Event>> {
+    let key = session_key(info, keys)?;
+    let id = info.id;
+    let (events, unopened) = open_rows(id, rows.iter().map(Row::from), &key);
+    for u in unopened {
+        // Shown as a gap rather than refusing the whole session; `replay verify` says
+        // exactly what happened.
+        eprintln!(
+            "replay: session {id}: the sealed chunk at seq {}..{} does not open ({}); skipped, run `replay verify {id}`",
+            u.seq, u.seq_last, u.reason
+        );
+    }
+    Ok(events)
+}
+
+/// The data key of a sealed session, unwrapped with the `--identity` keys (or KMS).
+pub fn session_key(info: &SessionInfo, keys: &envelope::IdentityArgs) -> anyhow::Result<DataKey> {
     let id = info.id;
     let Some(envelope) = info.start.as_ref().and_then(|s| s.envelope.as_ref()) else {
         anyhow::bail!(
@@ -152,20 +169,74 @@ pub fn unseal(
         );
     };
     let identities = keys.identities()?;
-    let key = envelope::open_envelope(
+    Ok(envelope::open_envelope(
         &id.to_string(),
         envelope,
         &identities,
         keys.kms_options().as_ref(),
-    )?;
+    )?)
+}
+
+/// What [`open_rows`] needs of a stored row.
+#[derive(Clone, Copy, Debug)]
+pub struct Row<'a> {
+    /// First seq.
+    pub seq: u64,
+    /// Last seq (sealed chunks).
+    pub seq_last: u64,
+    /// Nanoseconds since the start.
+    pub elapsed_ns: u64,
+    /// What it holds.
+    pub kind: &'a RowKind,
+    /// Its bytes.
+    pub data: &'a [u8],
+}
+
+impl<'a> From<&'a store::EventRow> for Row<'a> {
+    fn from(r: &'a store::EventRow) -> Row<'a> {
+        Row {
+            seq: r.seq,
+            seq_last: r.seq_last,
+            elapsed_ns: r.elapsed_ns,
+            kind: &r.kind,
+            data: &r.data,
+        }
+    }
+}
+
+/// A sealed row that [`open_rows`] could not open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unopened {
+    /// First seq of the chunk.
+    pub seq: u64,
+    /// Last seq of the chunk.
+    pub seq_last: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// The events of a session's rows (any order), sealed chunks opened with `key`, in seq
+/// order without duplicates; and the sealed rows that did not open (or belong to another
+/// session). Plaintext rows of kinds this build does not know are left out.
+pub fn open_rows<'a>(
+    id: SessionId,
+    rows: impl IntoIterator<Item = Row<'a>>,
+    key: &DataKey,
+) -> (Vec<Event>, Vec<Unopened>) {
     let mut events = Vec::new();
+    let mut unopened = Vec::new();
     for row in rows {
-        if row.kind != RowKind::Sealed {
-            events.extend(row.to_event());
+        if *row.kind != RowKind::Sealed {
+            events.extend(row.kind.event().map(|kind| Event {
+                seq: row.seq,
+                elapsed_ns: row.elapsed_ns,
+                kind,
+                data: row.data.to_vec(),
+            }));
             continue;
         }
-        let opened = schemas::chunk::seal::SealedChunk::parse(&row.data)
-            .and_then(|c| c.open(&key))
+        let opened = schemas::chunk::seal::SealedChunk::parse(row.data)
+            .and_then(|c| c.open(key))
             .map_err(|e| e.to_string())
             .and_then(|c| {
                 if c.session_id == id {
@@ -176,15 +247,14 @@ pub fn unseal(
             });
         match opened {
             Ok(evs) => events.extend(evs),
-            // Shown as a gap rather than refusing the whole session; `replay verify` says
-            // exactly what happened.
-            Err(e) => eprintln!(
-                "replay: session {id}: the sealed chunk at seq {}..{} does not open ({e}); skipped, run `replay verify {id}`",
-                row.seq, row.seq_last
-            ),
+            Err(reason) => unopened.push(Unopened {
+                seq: row.seq,
+                seq_last: row.seq_last,
+                reason,
+            }),
         }
     }
     events.sort_by_key(|e| e.seq);
     events.dedup_by_key(|e| e.seq);
-    Ok(events)
+    (events, unopened)
 }

@@ -1,13 +1,20 @@
-//! asciicast v2, the format asciinema plays (<https://docs.asciinema.org>).
+//! asciicast v2, the format asciinema plays (<https://docs.asciinema.org>), and v3 in
+//! [`v3`].
 //!
 //! [`Encoder`] turns raw session bytes into asciicast lines. Events keep raw bytes, so the
 //! encoder owns the UTF-8 carry-over: a character split across two reads is held back
 //! until its last byte arrives, and bytes that are not UTF-8 become U+FFFD.
-//! [`parse_v2`] reads a file back with errors that name the line.
+//! [`parse_v2`] reads a file back with errors that name the line. [`v3::EncoderV3`] and
+//! [`v3::parse_v3`] do the same for asciicast v3; both parsers return [`CastEvent`]s
+//! with absolute times.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+pub mod v3;
+
+pub use v3::{EncoderV3, HeaderV3, TermV3, parse_v3};
 
 /// The header line of an asciicast v2 file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -43,7 +50,7 @@ pub struct HeaderV2 {
 pub struct CastEvent {
     /// Seconds since the start.
     pub time: f64,
-    /// `o` output, `i` input, `r` resize, `m` marker.
+    /// `o` output, `i` input, `r` resize, `m` marker (v3 also `x`: exit status).
     pub code: String,
     /// The text.
     pub data: String,
@@ -170,44 +177,44 @@ pub fn parse_v2(text: &str) -> Result<(HeaderV2, Vec<CastEvent>), ParseError> {
         });
     }
     let mut events = Vec::new();
-    let mut last = 0f64;
     for (i, l) in lines {
-        let line = i + 1;
-        let bad = |m: String| ParseError { line, message: m };
-        let v: serde_json::Value =
-            serde_json::from_str(l).map_err(|e| bad(format!("not JSON: {e}")))?;
-        let arr = v
-            .as_array()
-            .ok_or_else(|| bad("an event must be a JSON array".into()))?;
-        if arr.len() != 3 {
-            return Err(bad(format!(
-                "an event has 3 elements, this one has {}",
-                arr.len()
-            )));
-        }
-        let time = arr[0]
-            .as_f64()
-            .ok_or_else(|| bad("event time is not a number".into()))?;
-        if !(time >= 0.0 && time.is_finite()) {
-            return Err(bad(format!("event time {time} is negative or not finite")));
-        }
-        let code = arr[1]
-            .as_str()
-            .ok_or_else(|| bad("event code is not a string".into()))?;
-        let data = arr[2]
-            .as_str()
-            .ok_or_else(|| bad("event data is not a string".into()))?;
-        if code == "r" && crate::event::parse_size(data.as_bytes()).is_none() {
-            return Err(bad(format!("resize data {data:?} is not COLSxROWS")));
-        }
-        last = last.max(time);
-        events.push(CastEvent {
-            time,
-            code: code.to_string(),
-            data: data.to_string(),
-        });
+        let (time, code, data) = check_event(l, i + 1)?;
+        events.push(CastEvent { time, code, data });
     }
     Ok((header, events))
+}
+
+/// One event line of v2 or v3: `[time, code, data]`, with a time that is a finite number
+/// of 0 or more (absolute in v2, an interval in v3) and, for a resize, `COLSxROWS` data.
+fn check_event(l: &str, line: usize) -> Result<(f64, String, String), ParseError> {
+    let bad = |m: String| ParseError { line, message: m };
+    let v: serde_json::Value =
+        serde_json::from_str(l).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let arr = v
+        .as_array()
+        .ok_or_else(|| bad("an event must be a JSON array".into()))?;
+    if arr.len() != 3 {
+        return Err(bad(format!(
+            "an event has 3 elements, this one has {}",
+            arr.len()
+        )));
+    }
+    let time = arr[0]
+        .as_f64()
+        .ok_or_else(|| bad("event time is not a number".into()))?;
+    if !(time >= 0.0 && time.is_finite()) {
+        return Err(bad(format!("event time {time} is negative or not finite")));
+    }
+    let code = arr[1]
+        .as_str()
+        .ok_or_else(|| bad("event code is not a string".into()))?;
+    let data = arr[2]
+        .as_str()
+        .ok_or_else(|| bad("event data is not a string".into()))?;
+    if code == "r" && crate::event::parse_size(data.as_bytes()).is_none() {
+        return Err(bad(format!("resize data {data:?} is not COLSxROWS")));
+    }
+    Ok((time, code.to_string(), data.to_string()))
 }
 
 #[cfg(test)]
@@ -413,31 +420,40 @@ mod tests {
     /// clone has no such folder beside it: the suite then passes without running and says
     /// so (`scripts/test` prints that, since cargo hides what passing tests print), unless
     /// `AUDITTY_REQUIRE_SHARED_TESTDATA=1`.
-    #[test]
-    fn upstream_conformance_files_parse_or_fail_with_a_line() {
+    /// The `asciicast/` folder of the shared test data, or `None` (said on stdout) when a
+    /// plain clone has none and none is required.
+    pub(super) fn shared_testdata() -> Option<PathBuf> {
         let workspace = manifest_dir().join("..");
         let explicit = std::env::var_os(SHARED_TESTDATA_VAR).filter(|v| !v.is_empty());
         let base = match &explicit {
             Some(dir) => workspace.join(dir).join("asciicast"),
             None => workspace.join("../shared/testdata/asciicast"),
         };
-        if !base.is_dir() {
-            let required = std::env::var(REQUIRE_SHARED_TESTDATA_VAR).is_ok_and(|v| v == "1");
-            assert!(
-                explicit.is_none(),
-                "{SHARED_TESTDATA_VAR} is set, but {} is not a directory",
-                base.display()
-            );
-            assert!(
-                !required,
-                "{REQUIRE_SHARED_TESTDATA_VAR}=1, but the upstream conformance data is missing at {}",
-                base.display()
-            );
-            println!(
-                "asciicast upstream conformance suite: not run (no ../shared/testdata/asciicast; set {SHARED_TESTDATA_VAR})"
-            );
-            return;
+        if base.is_dir() {
+            return Some(base);
         }
+        let required = std::env::var(REQUIRE_SHARED_TESTDATA_VAR).is_ok_and(|v| v == "1");
+        assert!(
+            explicit.is_none(),
+            "{SHARED_TESTDATA_VAR} is set, but {} is not a directory",
+            base.display()
+        );
+        assert!(
+            !required,
+            "{REQUIRE_SHARED_TESTDATA_VAR}=1, but the upstream conformance data is missing at {}",
+            base.display()
+        );
+        println!(
+            "asciicast upstream conformance suite: not run (no ../shared/testdata/asciicast; set {SHARED_TESTDATA_VAR})"
+        );
+        None
+    }
+
+    #[test]
+    fn upstream_conformance_files_parse_or_fail_with_a_line() {
+        let Some(base) = shared_testdata() else {
+            return;
+        };
         let dir = base.join("v2");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             panic!("conformance data missing at {}", dir.display());

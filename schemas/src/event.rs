@@ -26,6 +26,16 @@ impl SessionId {
         SessionId(uuid::Uuid::new_v7(ts))
     }
 
+    /// A UUIDv7 whose timestamp is `unix_ns` truncated to milliseconds, like
+    /// [`SessionId::new_v7_at`], and whose other 74 bits come from `seed` (e.g. a digest of
+    /// an imported file) instead of randomness: the same seed and time give the same id.
+    pub fn derived_v7(unix_ns: i64, seed: &[u8; 32]) -> Self {
+        let ms = u64::try_from(unix_ns.max(0) / 1_000_000).unwrap_or(0);
+        let mut rand = [0u8; 10];
+        rand.copy_from_slice(&seed[..10]);
+        SessionId(uuid::Builder::from_unix_timestamp_millis(ms, &rand).into_uuid())
+    }
+
     /// The session's start time in nanoseconds since the epoch (millisecond precision), if
     /// this is a UUIDv7.
     pub fn start_time_ns(&self) -> Option<i64> {
@@ -256,6 +266,11 @@ mod tests {
         let id = SessionId::new_v7_at(t);
         assert_eq!(id.start_time_ns(), Some(1_795_823_188_123_000_000));
         assert_eq!(SessionId::from_bytes([0; 16]).start_time_ns(), None);
+        let a = SessionId::derived_v7(t, &[7; 32]);
+        assert_eq!(a, SessionId::derived_v7(t, &[7; 32]));
+        assert_ne!(a, SessionId::derived_v7(t, &[8; 32]));
+        assert_eq!(a.start_time_ns(), Some(1_795_823_188_123_000_000));
+        assert_eq!(a.0.get_version_num(), 7);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //!   session's [`chunk::seal::DataKey`] (DESIGN.md §5).
 //! - [`ledger`]: the signed ledger head a node's shipper sends about its newest session.
 //! - [`arrow`]: the Arrow schemas of the `events` and `sessions` Parquet tables.
-//! - [`asciicast`]: asciicast v2 encoding and parsing, shared by `replay export` and tests.
+//! - [`asciicast`]: asciicast v2 and v3 encoding and parsing, shared by `replay export` and tests.
 //! - [`data_dir`]: where the agent, the ingester and replay keep their files by default.
 //! - [`time`]: UTC calendar helpers for partition dates and listings.
 //!
@@ -30,4 +30,4 @@ pub mod time;
 
 pub use chunk::{Chunk, DecodeError, DecodeErrorKind};
 pub use event::{Event, EventKind, RowKind, SessionId};
-pub use session::{EndReason, Envelope, SessionEnd, SessionStart};
+pub use session::{EndReason, Envelope, ImportSource, SessionEnd, SessionStart};

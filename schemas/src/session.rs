@@ -48,6 +48,30 @@ pub struct SessionStart {
     /// The node's session numbered `node_seq - 1`, as text; `None` for the first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prev_session: Option<String>,
+    /// Set when the session was recorded by another tool and brought in with `replay
+    /// import`: it was never signed at capture (DESIGN.md §6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub import: Option<ImportSource>,
+}
+
+/// Where an imported session came from: the other recorder's format and the digest of
+/// what was imported, so that an auditor can hold the store against the original file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImportSource {
+    /// The format read: `asciicast-v1`, `asciicast-v2`, `asciicast-v3`, `ttyrec`,
+    /// `script`, `sudo-iolog` or `tlog`.
+    pub format: String,
+    /// SHA-256 of the imported bytes, lowercase hex: of the file itself for a one-file
+    /// format (what `sha256sum FILE` prints); for a `script` pair or a sudo I/O log
+    /// directory, the digest defined by the `import` crate over its files.
+    pub sha256: String,
+    /// Bytes read.
+    pub bytes: u64,
+    /// What the original recording said that the start metadata has no field for (sudo's
+    /// run-as user and working directory, tlog's recording id, the terminal's name…).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub details: std::collections::BTreeMap<String, String>,
 }
 
 fn is_zero(n: &u64) -> bool {

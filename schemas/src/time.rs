@@ -44,6 +44,18 @@ pub fn now_ns() -> i64 {
     }
 }
 
+/// An offset into a session as `MM:SS.mmm`, or `H:MM:SS` from an hour on (what `replay
+/// play --at` takes back).
+pub fn offset_text(ns: u64) -> String {
+    let ms = ns / 1_000_000;
+    let secs = ms / 1000;
+    if secs >= 3600 {
+        format!("{}:{:02}:{:02}", secs / 3600, secs % 3600 / 60, secs % 60)
+    } else {
+        format!("{:02}:{:02}.{:03}", secs / 60, secs % 60, ms % 1000)
+    }
+}
+
 /// A duration as `1h02m03s`, `4m05s` or `6.7s`, for listings.
 pub fn human_duration(ns: u64) -> String {
     let secs = ns / 1_000_000_000;
@@ -58,6 +70,15 @@ pub fn human_duration(ns: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn offsets_read_as_minutes_or_hours() {
+        use super::offset_text;
+        assert_eq!(offset_text(0), "00:00.000");
+        assert_eq!(offset_text(61_234_999_999), "01:01.234");
+        assert_eq!(offset_text(3_599_999_000_000), "59:59.999");
+        assert_eq!(offset_text(3_723_000_000_000), "1:02:03");
+    }
+
     use super::*;
 
     #[test]

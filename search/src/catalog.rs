@@ -283,10 +283,15 @@ fn each_object(
     store: &dyn ObjectStore,
     keys: &[String],
     warnings: &mut Vec<StoreError>,
+    seen: &mut dyn FnMut(&str, &[u8]),
     mut use_it: impl FnMut(&str, &[u8]) -> Result<(), StoreError>,
 ) {
     for key in keys {
-        if let Err(e) = store.get(key).and_then(|bytes| use_it(key, &bytes)) {
+        let used = store.get(key).and_then(|bytes| {
+            seen(key, &bytes);
+            use_it(key, &bytes)
+        });
+        if let Err(e) = used {
             tracing::warn!(key = %key, error = %e, "skipping an object that cannot be read");
             warnings.push(e);
         }
@@ -310,21 +315,32 @@ pub fn list_sessions(
 /// included, in no particular order), in the same single pass over the store.
 pub fn list_sessions_observing(
     store: &dyn ObjectStore,
+    observe: impl FnMut(&EventRef<'_>),
+) -> Result<(Vec<SessionInfo>, Vec<StoreError>), StoreError> {
+    list_sessions_observing_objects(store, observe, &mut |_, _| {})
+}
+
+/// [`list_sessions_observing`], also calling `seen` with the key and bytes of every object
+/// it reads (`sessions/` then `events/`, each in key order), decodable or not: a report
+/// digests what it was made from without reading the store twice.
+pub fn list_sessions_observing_objects(
+    store: &dyn ObjectStore,
     mut observe: impl FnMut(&EventRef<'_>),
+    seen: &mut dyn FnMut(&str, &[u8]),
 ) -> Result<(Vec<SessionInfo>, Vec<StoreError>), StoreError> {
     let session_keys = objects(store, layout::SESSIONS)?;
     let event_keys = objects(store, layout::EVENTS)?;
     let mut warnings = Vec::new();
     let mut accs: HashMap<SessionId, Acc> = HashMap::new();
 
-    each_object(store, &session_keys, &mut warnings, |key, bytes| {
+    each_object(store, &session_keys, &mut warnings, seen, |key, bytes| {
         for row in parquet_io::decode_sessions(key, bytes)? {
             accs.entry(row.session_id).or_default().session_row(&row);
         }
         Ok(())
     });
 
-    each_object(store, &event_keys, &mut warnings, |key, bytes| {
+    each_object(store, &event_keys, &mut warnings, seen, |key, bytes| {
         parquet_io::scan_events(key, bytes, None, |r| {
             accs.entry(r.session_id).or_default().account(&r);
             observe(&r);

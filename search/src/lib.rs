@@ -26,8 +26,9 @@ pub mod render;
 
 pub use catalog::{
     OpenedSession, Provenance, SessionInfo, find_and_open_session, find_and_open_session_observing,
-    find_session, list_sessions, list_sessions_observing, open_session, resolve_session,
-    session_events, session_events_with_warnings,
+    find_session, list_sessions, list_sessions_observing, list_sessions_observing_objects,
+    open_session, open_sessions_observing, resolve_session, session_events,
+    session_events_with_warnings,
 };
 pub use commands::{Command, extract_commands};
 pub use error::CatalogError;

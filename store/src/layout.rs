@@ -4,7 +4,13 @@
 //! events/date=YYYY-MM-DD/<source>-<partition>-<first offset, 20 digits>.parquet
 //! sessions/date=YYYY-MM-DD/<same stem>.parquet
 //! dead-letter/date=YYYY-MM-DD/<same stem>.<ext>
+//! reviews/date=YYYY-MM-DD/<time ns, 20 digits>-<digest, 16 hex>.json
+//! access/date=YYYY-MM-DD/<time ns, 20 digits>-<digest, 16 hex>.json
 //! ```
+//!
+//! `reviews/` and `access/` hold one small JSON object per review and per access event
+//! (the `review` crate writes and reads them; `schemas/reviews-and-access.md`). Nothing
+//! that reads sessions lists them: readers list `events/`, `sessions/` and `ledger/` only.
 //!
 //! Names derive only from (source, partition, first offset) so that re-processing the same
 //! offsets after a crash rewrites the same objects instead of adding duplicates.
@@ -17,6 +23,10 @@ pub const SESSIONS: &str = "sessions";
 pub const LEDGER: &str = "ledger";
 /// Top-level folder of records that could not be decoded, kept as received.
 pub const DEAD_LETTER: &str = "dead-letter";
+/// Top-level folder of review decisions (one JSON object each; the `review` crate).
+pub const REVIEWS: &str = "reviews";
+/// Top-level folder of the access log: one JSON object per `replay` read of recordings.
+pub const ACCESS: &str = "access";
 
 /// Suffix of the Parquet objects.
 pub const PARQUET_EXT: &str = "parquet";

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use schemas::text::escape_controls;
-use schemas::time::rfc3339;
+use schemas::time::{offset_text, rfc3339};
 use search::Command;
 use serde_json::json;
 
@@ -15,6 +15,7 @@ pub fn run(store_args: &StoreArgs, args: CommandsArgs) -> anyhow::Result<()> {
     let (_, store) = store_args.open()?;
     let session = open_session(store.as_ref(), &args.session, &store_args.keys)?;
     let commands = commands(&session);
+    crate::access::record_opened(store.as_ref(), "commands", &session)?;
     let start_ns = session.info.start_time_ns;
     let mut out = std::io::stdout().lock();
     for c in &commands {
@@ -43,17 +44,6 @@ pub fn commands(session: &OpenSession) -> Vec<Command> {
         (80, 24)
     };
     search::extract_commands(&session.events, size)
-}
-
-/// `MM:SS.mmm` into the session, or `H:MM:SS` from an hour on.
-pub fn offset_text(ns: u64) -> String {
-    let ms = ns / 1_000_000;
-    let secs = ms / 1000;
-    if secs >= 3600 {
-        format!("{}:{:02}:{:02}", secs / 3600, secs % 3600 / 60, secs % 60)
-    } else {
-        format!("{:02}:{:02}.{:03}", secs / 60, secs % 60, ms % 1000)
-    }
 }
 
 fn wall_time(start_ns: i64, elapsed_ns: u64) -> String {
@@ -87,14 +77,6 @@ fn to_json(c: &Command, start_ns: i64) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn offsets_read_as_minutes_or_hours() {
-        assert_eq!(offset_text(0), "00:00.000");
-        assert_eq!(offset_text(61_234_999_999), "01:01.234");
-        assert_eq!(offset_text(3_599_999_000_000), "59:59.999");
-        assert_eq!(offset_text(3_723_000_000_000), "1:02:03");
-    }
 
     #[test]
     fn a_text_line_escapes_the_command() {

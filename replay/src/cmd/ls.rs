@@ -204,6 +204,8 @@ pub fn to_json(s: &SessionInfo, integrity: &str) -> serde_json::Value {
         "sealed": s.sealed,
         "sealed_for": start.and_then(|m| m.envelope.as_ref()).map(|e| &e.recipients),
         "integrity": integrity,
+        // Set for sessions brought in by `replay import`: format, sha256, bytes.
+        "import": start.and_then(|m| m.import.as_ref()),
         "metadata": s.provenance.as_str(),
     })
 }

@@ -1,10 +1,15 @@
 //! One module per subcommand.
 
+pub mod access_log;
 pub mod commands;
 pub mod export;
+pub mod import;
 pub mod index;
 pub mod ls;
 pub mod play;
+pub mod report;
+pub mod review;
+pub mod reviews;
 pub mod search;
 pub mod verify;
 

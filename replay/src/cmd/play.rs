@@ -63,6 +63,7 @@ pub fn run(store_args: &StoreArgs, args: PlayArgs) -> anyhow::Result<()> {
     let session = open_session(store.as_ref(), &args.session, &store_args.keys)?;
     let marks = jump_points(&session);
     let start_ns = start_offset(&session, &args, &marks)?;
+    crate::access::record_opened(store.as_ref(), "play", &session)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [

@@ -11,9 +11,9 @@ use serde_json::json;
 
 use crate::cli::SearchArgs;
 use crate::cmd::Failure;
-use crate::cmd::commands::offset_text;
 use crate::cmd::index::index_dir;
 use crate::open::StoreArgs;
+use schemas::time::offset_text;
 
 const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 
@@ -37,6 +37,7 @@ pub fn run(store_args: &StoreArgs, args: SearchArgs) -> anyhow::Result<()> {
         }
     };
     note_if_stale(store_args, &dir);
+    crate::access::record_search(store_args, &args, &hits)?;
     print_hits(&hits, args.json)?;
     if hits.is_empty() {
         return Err(Failure::NotFound(format!("nothing matches {:?}", args.query)).into());

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use anyhow::Context;
-use integrity::ledger::{HeadError, LedgerEntry, VerifiedHead, check_head};
+use integrity::ledger::{HeadError, LedgerEntry, check_head};
 use integrity::{Expectations, Problem, Report, TrustSet, Unit};
 use schemas::SessionId;
 use schemas::ledger::LedgerHead;
@@ -90,6 +90,9 @@ fn collect(
 /// failure line of its own), and, with `--all`, a session that a node's ledger numbers
 /// but the store lacks (named by the session after it).
 pub fn run(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.bundle {
+        return bundle(store_args, path, args.json);
+    }
     let (_, store) = store_args.open()?;
     let (trust_path, trust) = trust(store_args)?;
     let (checked, unreadable) = collect(store.as_ref(), &args)?;
@@ -119,9 +122,8 @@ pub fn run(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<()> {
         out.failure(None, &format!("unreadable object: {object}"))?;
     }
     if args.all {
-        let heads = ledger_heads(store.as_ref(), &trust, &mut out)?;
-        for p in integrity::ledger::check(&ledger, &heads) {
-            out.failure(p.session(), &p.to_string())?;
+        for (session, problem) in ledger_problems(store.as_ref(), &trust, &ledger)? {
+            out.failure(session, &problem)?;
         }
     }
     if trust.is_empty() {
@@ -143,25 +145,27 @@ pub fn run(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The ledger heads of the store's `ledger/` objects whose signatures check out under the
-/// trust file. An object that cannot be read, or a head that is malformed or badly signed
-/// (forged), is a failure line of its own; heads by keys outside the trust file say
-/// nothing and are only counted.
-fn ledger_heads<W: Write>(
+/// Everything the nodes' ledgers say is wrong, given the verified places of the sessions
+/// read (`entries`): sessions a ledger numbers but the store lacks (with the session after
+/// the gap, when one names it), and ledger objects that cannot be read or heads that are
+/// malformed or badly signed (forged). Heads by keys outside the trust file say nothing;
+/// their count is noted on stderr.
+pub fn ledger_problems(
     store: &dyn ObjectStore,
     trust: &TrustSet,
-    out: &mut Lines<W>,
-) -> anyhow::Result<Vec<VerifiedHead>> {
+    entries: &[LedgerEntry],
+) -> anyhow::Result<Vec<(Option<SessionId>, String)>> {
     let keys = store
         .list(&format!("{}/", store::layout::LEDGER))
         .with_context(|| format!("cannot list the ledger heads in {}", store.describe()))?;
+    let mut problems = Vec::new();
     let mut heads = Vec::new();
     let mut untrusted = 0usize;
     for key in keys {
         let bytes = match store.get(&key) {
             Ok(b) => b,
             Err(e) => {
-                out.failure(None, &format!("unreadable object: {e}"))?;
+                problems.push((None, format!("unreadable object: {e}")));
                 continue;
             }
         };
@@ -173,14 +177,14 @@ fn ledger_heads<W: Write>(
             let head = match LedgerHead::from_json(line) {
                 Ok(h) => h,
                 Err(e) => {
-                    out.failure(None, &format!("{at}: {e}"))?;
+                    problems.push((None, format!("{at}: {e}")));
                     continue;
                 }
             };
             match check_head(&head, trust) {
                 Ok(v) => heads.push(v),
                 Err(HeadError::Untrusted(_)) => untrusted += 1,
-                Err(e) => out.failure(None, &format!("{at}: {e}"))?,
+                Err(e) => problems.push((None, format!("{at}: {e}"))),
             }
         }
     }
@@ -189,12 +193,17 @@ fn ledger_heads<W: Write>(
             "replay: {untrusted} ledger head(s) are signed by keys outside the trust file and were not used"
         );
     }
-    Ok(heads)
+    problems.extend(
+        integrity::ledger::check(entries, &heads)
+            .into_iter()
+            .map(|p| (p.session(), p.to_string())),
+    );
+    Ok(problems)
 }
 
 /// The session's place in its node's ledger, when its `start` is numbered and verified
 /// under one trusted key (the node).
-fn ledger_entry(info: &SessionInfo, report: &Report) -> Option<LedgerEntry> {
+pub fn ledger_entry(info: &SessionInfo, report: &Report) -> Option<LedgerEntry> {
     let start = info.start.as_ref().filter(|s| s.node_seq > 0)?;
     // seq 0 (the start) covered by a good, trusted checkpoint.
     if report.signed_through == 0 || report.signers.len() != 1 {
@@ -261,6 +270,11 @@ pub fn report(info: &SessionInfo, units: Vec<Unit>, trust: &TrustSet) -> Report 
         trust,
         Expectations {
             end_event_count: info.end.as_ref().map(|e| e.event_count),
+            imported: info
+                .start
+                .as_ref()
+                .and_then(|s| s.import.as_ref())
+                .map(crate::cmd::import::describe_source),
         },
     );
     // `info` shows the chained rows, which the chain above judged; a `sessions/` copy that
@@ -294,5 +308,134 @@ fn to_json(r: &Report) -> serde_json::Value {
         "signers": r.signers,
         "ended": r.ended,
         "problems": r.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })
+}
+
+/// `verify --bundle FILE`: checks an evidence bundle offline. Reads the file and the trust
+/// file (`--trust`, else `<data dir>/trusted-keys` when there is one), nothing else.
+fn bundle(store_args: &StoreArgs, path: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let bytes = crate::bundle::read_file(path)?;
+    let trust = bundle_trust(store_args)?;
+    let verdict = crate::bundle::check(&bytes, trust.as_ref().map(|(_, t)| t));
+    let trust_path = trust.as_ref().map(|(p, _)| p.as_path());
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, &bundle_json(path, &verdict))?;
+        writeln!(out)?;
+    } else {
+        print_bundle(&mut out, path, &verdict, trust_path)?;
+    }
+    if verdict.ok() {
+        return Ok(());
+    }
+    let why = if !verdict.intact() {
+        format!(
+            "bundle {} was altered or does not verify: {}",
+            path.display(),
+            verdict.blamed().join(", ")
+        )
+    } else if trust.is_none() {
+        format!(
+            "bundle {} is intact as signed, but there is no trust file to tell whose key signed it; give --trust FILE with the node's key",
+            path.display()
+        )
+    } else {
+        format!(
+            "bundle {} is intact as signed, but not by a key in the trust file",
+            path.display()
+        )
+    };
+    Err(Failure::NotVerified(schemas::text::escape_controls(&why)).into())
+}
+
+/// The trust file for `verify --bundle`: `--trust` (must exist), else the data
+/// directory's when it exists; `None` when there is none at all.
+fn bundle_trust(store_args: &StoreArgs) -> anyhow::Result<Option<(std::path::PathBuf, TrustSet)>> {
+    if store_args.trust.is_some() {
+        return trust(store_args).map(Some);
+    }
+    let Ok(dir) = schemas::data_dir::DataDir::resolve(store_args.data_dir.as_deref()) else {
+        return Ok(None);
+    };
+    let path = dir.trusted_keys();
+    match TrustSet::load(&path) {
+        Ok(set) => Ok(Some((path, set))),
+        Err(integrity::KeyError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn print_bundle<W: Write>(
+    out: &mut W,
+    path: &std::path::Path,
+    v: &crate::bundle::Verdict,
+    trust_path: Option<&std::path::Path>,
+) -> std::io::Result<()> {
+    use crate::bundle::Trust;
+    let esc = |s: &str| schemas::text::escape_controls(s);
+    let session = v.session.map_or("(unknown)".to_string(), |s| s.to_string());
+    writeln!(
+        out,
+        "bundle {}: session {session}, {} members{}",
+        esc(&path.display().to_string()),
+        v.members,
+        match (v.sealed, v.contents) {
+            (false, _) => "",
+            (true, true) => ", sealed (contents included, opened with its data key)",
+            (true, false) => ", sealed (contents not included)",
+        }
+    )?;
+    if let Some(report) = &v.report {
+        writeln!(out, "  rows: {}", describe(report))?;
+    }
+    for k in &v.keys {
+        let standing = match (&k.trust, trust_path) {
+            (Trust::Trusted(c), Some(p)) => format!("trusted: in {} as {:?}", p.display(), c),
+            (Trust::Trusted(c), None) => format!("trusted as {c:?}"),
+            (Trust::Untrusted, Some(p)) => format!("NOT TRUSTED: not in {}", p.display()),
+            (Trust::Untrusted, None) | (Trust::NoTrustFile, _) => {
+                "NOT CHECKED: no trust file (give --trust FILE with the node's key)".to_string()
+            }
+        };
+        writeln!(out, "  signed by {}: {}", k.key, esc(&standing))?;
+    }
+    for f in &v.findings {
+        writeln!(out, "  {}: {}", esc(&f.member), esc(&f.problem))?;
+    }
+    let last = if v.ok() {
+        "intact: every member is what the signed rows give, signed by a trusted key".to_string()
+    } else if v.intact() {
+        "UNTRUSTED: intact as signed, but the signing key is not trusted".to_string()
+    } else {
+        format!("FAILED: {}", esc(&v.blamed().join(", ")))
+    };
+    writeln!(out, "{last}")
+}
+
+fn bundle_json(path: &std::path::Path, v: &crate::bundle::Verdict) -> serde_json::Value {
+    use crate::bundle::Trust;
+    json!({
+        "bundle": path.display().to_string(),
+        "session": v.session.map(|s| s.to_string()),
+        "state": if v.ok() { "intact" } else if v.intact() { "untrusted" } else { "FAILED" },
+        "intact": v.intact(),
+        "trusted": v.trusted(),
+        "sealed": v.sealed,
+        "contents_included": v.contents,
+        "rows": v.report.as_ref().map(to_json),
+        "keys": v.keys.iter().map(|k| json!({
+            "key": k.key.to_string(),
+            "trust": match &k.trust {
+                Trust::Trusted(_) => "trusted",
+                Trust::Untrusted => "untrusted",
+                Trust::NoTrustFile => "no-trust-file",
+            },
+            "trusted_as": match &k.trust { Trust::Trusted(c) => Some(c.as_str()), _ => None },
+        })).collect::<Vec<_>>(),
+        "problems": v.findings.iter().map(|f| json!({"member": f.member, "problem": f.problem})).collect::<Vec<_>>(),
     })
 }

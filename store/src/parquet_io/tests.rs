@@ -588,7 +588,10 @@ mod thrift_skip {
 
     fn assert_rows_refused(bytes: &[u8]) {
         assert_refused("decode_events", decode_events(KEY, bytes, None));
-        assert_refused("decode_events (one session)", decode_events(KEY, bytes, Some(sid(1))));
+        assert_refused(
+            "decode_events (one session)",
+            decode_events(KEY, bytes, Some(sid(1))),
+        );
         assert_refused("scan_events", scan_events(KEY, bytes, None, |_| ()));
         assert_refused("decode_sessions", decode_sessions(KEY, bytes));
     }
