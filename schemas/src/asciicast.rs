@@ -449,41 +449,55 @@ mod tests {
         None
     }
 
-    #[test]
-    fn upstream_conformance_files_parse_or_fail_with_a_line() {
-        let Some(base) = shared_testdata() else {
-            return;
-        };
-        let dir = base.join("v2");
+    /// The format authors' files of `version` ("v2", "v3") in the shared folder, each with
+    /// its name, its text and whether its name marks it invalid; `None` when the shared
+    /// folder may be absent (see [`shared_testdata`]).
+    pub(super) fn conformance_files(version: &str) -> Option<Vec<(String, String, bool)>> {
+        let dir = shared_testdata()?.join(version);
         let Ok(entries) = std::fs::read_dir(&dir) else {
             panic!("conformance data missing at {}", dir.display());
         };
-        let mut seen = 0;
-        for entry in entries {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().to_string();
-            let text = std::fs::read_to_string(&path).unwrap();
+        const INVALID: [&str; 7] = [
+            "broken",
+            "invalid-code",
+            "invalid-data",
+            "invalid-resize",
+            "invalid-time-1",
+            "invalid-time-2",
+            "wrong-event-length",
+        ];
+        let files: Vec<(String, String, bool)> = entries
+            .map(|entry| {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().to_string();
+                let text = std::fs::read_to_string(&path).unwrap();
+                let invalid = INVALID.iter().any(|k| name.contains(&format!("__{k}.")));
+                (name, text, invalid)
+            })
+            .collect();
+        assert!(
+            files.len() >= 15,
+            "{} files in {}",
+            files.len(),
+            dir.display()
+        );
+        Some(files)
+    }
+
+    #[test]
+    fn upstream_conformance_files_parse_or_fail_with_a_line() {
+        let Some(files) = conformance_files("v2") else {
+            return;
+        };
+        for (name, text, invalid) in files {
             let result = parse_v2(&text);
-            let invalid = [
-                "broken",
-                "invalid-code",
-                "invalid-data",
-                "invalid-resize",
-                "invalid-time-1",
-                "invalid-time-2",
-                "wrong-event-length",
-            ]
-            .iter()
-            .any(|k| name.contains(&format!("__{k}.")));
             if invalid {
                 let e = result.expect_err(&name);
                 assert!(e.line >= 1, "{name}: {e}");
             } else if !name.contains("invalid-theme") {
                 result.unwrap_or_else(|e| panic!("{name}: {e}"));
             }
-            seen += 1;
         }
-        assert!(seen >= 15);
     }
 
     #[test]

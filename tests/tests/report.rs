@@ -162,6 +162,21 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
     rows
 }
 
+/// The venv's Python running `script` with `args`, `stdin` fed in.
+fn python(script: &str, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(venv_bin("python3"))
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the venv's python (scripts/install-test-deps)");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), stdin).expect("to python");
+    child.wait_with_output().expect("python")
+}
+
 fn artefact_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("report-artefacts");
     std::fs::create_dir_all(&dir).expect("artefact dir");
@@ -388,19 +403,7 @@ fn a_report_counts_rules_integrity_ledger_and_sealing_the_same_in_every_format()
     // The document follows its published schema (checked by the `jsonschema` package).
     let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/report.schema.json");
     let check = "import json, sys, jsonschema\nschema = json.load(open(sys.argv[1]))\njsonschema.Draft202012Validator.check_schema(schema)\njsonschema.validate(json.load(sys.stdin), schema, cls=jsonschema.Draft202012Validator)";
-    let mut child = Command::new(venv_bin("python3"))
-        .args(["-c", check, schema])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run python with jsonschema");
-    std::io::Write::write_all(
-        child.stdin.as_mut().expect("stdin"),
-        r.to_string().as_bytes(),
-    )
-    .expect("report to python");
-    let out = child.wait_with_output().expect("jsonschema");
+    let out = python(check, &[schema], r.to_string().as_bytes());
     assert!(
         out.status.success(),
         "the report against its schema: {}",
@@ -425,6 +428,14 @@ fn a_report_counts_rules_integrity_ledger_and_sealing_the_same_in_every_format()
     // --flagged keeps the sessions with findings; --user and --host filter exactly.
     let flagged = report_json(&sb, &["--flagged"]);
     assert_eq!(flagged["header"]["sessions"], 2);
+    // Review cadence: within 7 days nothing is overdue; with a maximum age shorter than
+    // this test, every session is, the reviewed one too (its review came too late).
+    assert_eq!(r["review_overdue"].as_array().expect("overdue").len(), 0);
+    let strict = report_json(&sb, &["--review-max-age-days", "0.000001"]);
+    assert_eq!(
+        strict["review_overdue"].as_array().expect("overdue").len(),
+        6
+    );
     let nobody = report_json(&sb, &["--user", "nobody-at-all"]);
     assert_eq!(nobody["header"]["sessions"], 0);
 
@@ -528,14 +539,7 @@ fn a_report_counts_rules_integrity_ledger_and_sealing_the_same_in_every_format()
     .expect("schemas/report-sessions.sql")
     .replace("STORE", sb.store().to_str().expect("path"));
     let script = "import duckdb, json, sys\nrows = duckdb.sql(sys.stdin.read()).fetchall()\ntext = lambda v: None if v is None else str(v).lower() if isinstance(v, bool) else str(v)\nprint(json.dumps([[text(v) for v in r] for r in rows]))";
-    let mut py = Command::new(venv_bin("python3"));
-    py.args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = py.spawn().expect("run python with duckdb");
-    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), sql.as_bytes()).expect("sql");
-    let out = child.wait_with_output().expect("duckdb");
+    let out = python(script, &[], sql.as_bytes());
     assert!(out.status.success(), "{}", show(&out));
     let sql_rows: Vec<Vec<Option<String>>> = serde_json::from_slice(&out.stdout).expect("rows");
     assert_eq!(sql_rows.len(), csv_sessions.len(), "{sql_rows:#?}");
