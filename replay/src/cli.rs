@@ -157,6 +157,95 @@ Examples:
         after_help = "The format is told from each file's content, never its name. A directory is walked:\nsudo I/O log directories in it are imported whole, a script timing file is paired with\nthe typescript beside it (or the logs an advanced timing file names), and files of no\nformat we read are skipped. Each imported session is an ordinary session (ls, play,\nexport, commands, index, search), marked as imported with its format and the SHA-256\nof what was read; `verify` and `ls` show it as \"imported\" (not signed at capture).\n\nA malformed file is rejected whole with the line or byte offset of the problem, and\nnothing of it is stored. Importing the same bytes again is a no-op (said on stderr).\nUser and host come from the recording when it has them (sudo, tlog, asciicast env),\nelse from --user/--host; the start from the recording, else --start, else the file's\nmodification time less the recording's duration.\n\nStdout: one line per imported session: id, format, source.\n\nExit status: 0 everything imported (or already was), 2 something could not be\nimported (each named on stderr; the rest was imported).\n\nExamples:\n  replay import demo.cast old.json\n  replay import /var/log/sudo-io          # every session sudo logged\n  replay import session.tm session.typescript --user alice --host web-1\n  replay import ~/ttyrecs --size 120x40"
     )]
     Import(ImportArgs),
+    /// Serve the web player: a session list, search, a player with the commands beside
+    /// it, and the report, in a browser and as a JSON API, to users and tokens of an auth
+    /// file, each seeing only the sessions their roles cover.
+    #[command(after_help = SERVE_HELP, args_conflicts_with_subcommands = true)]
+    Serve(ServeArgs),
+}
+
+/// The long help of `replay serve`.
+const SERVE_HELP: &str = "Pages: / (sessions, with filters user, host, since, until, sealed, integrity, and\n\
+paging), /search?q=… (a hit opens the player at its moment), /sessions/ID?t=SECS (the\n\
+player from SECS, with the session's commands beside it), /report?since=&until=&user=&host=\n\
+(the report of `replay report` over the sessions the caller may see), /login.\n\
+\n\
+JSON API (a browser session's cookie, or `Authorization: Bearer TOKEN`):\n\
+  GET /api/sessions?user=&host=&since=&until=&sealed=&integrity=&page=&per_page=\n\
+  GET /api/sessions/ID            metadata, integrity, commands with offsets\n\
+  GET /api/sessions/ID/cast       asciicast v2, as `replay export` (?download=1: export)\n\
+  GET /api/sessions/ID/commands   the commands with offsets\n\
+  GET /api/search?q=…&limit=N     hits, newest first\n\
+A session is named by its full id only: prefixes are not resolved over HTTP.\n\
+\n\
+The auth file (TOML), default-deny:\n\
+  [[role]]\n\
+  name = \"web-auditors\"\n\
+  hosts = [\"web-*\"]            # globs: * any run of characters, ? one\n\
+  users = [\"*\"]\n\
+  [[user]]\n\
+  name = \"alice\"\n\
+  password_hash = \"$argon2id$…\"  # replay serve hash-password\n\
+  roles = [\"web-auditors\"]\n\
+  [[token]]\n\
+  name = \"ci\"\n\
+  sha256 = \"…\"                 # printf %s TOKEN | sha256sum\n\
+  roles = [\"web-auditors\"]\n\
+A caller sees a session when one of its roles matches both the session's host and its\n\
+user. Everything else answers as if it did not exist: the same 404, no search hit, no\n\
+report row.\n\
+\n\
+Security: browser sessions are random 256-bit ids in the server's memory (8 hours; a\n\
+restart logs everyone out) in an HttpOnly, SameSite=Strict cookie (Secure with TLS);\n\
+every POST carries a CSRF token; 5 failed logins per minute per user and per address,\n\
+then 429 with Retry-After. Answers carry a Content-Security-Policy without inline\n\
+script, X-Content-Type-Options: nosniff, Referrer-Policy: no-referrer and, but for\n\
+/static/, Cache-Control: no-store. Plain HTTP is refused on a non-loopback address\n\
+unless --insecure-http (e.g. behind a TLS proxy).\n\
+\n\
+Every list, search, player page, cast fetch (play; export with ?download=1) and report\n\
+is recorded in the access log with the caller's name and address (`replay access-log`).\n\
+Sealed sessions play only when the server was started with --identity (or --kms) that\n\
+opens them; otherwise the page says whom they are sealed for.\n\
+\n\
+Examples:\n\
+  replay serve hash-password                 # prints a PHC hash for the auth file\n\
+  replay serve --auth /etc/auditty/web.toml\n\
+  replay serve --auth web.toml --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem\n\
+  curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/api/sessions";
+
+/// Options of `serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Auth file (TOML): users, tokens and roles (see below). Required to serve.
+    #[arg(long, value_name = "FILE")]
+    pub auth: Option<PathBuf>,
+    /// Address to listen on (port 0: any free port, printed on stdout).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// Index directory. Default: <data dir>/index.
+    #[arg(long, value_name = "DIR")]
+    pub index: Option<PathBuf>,
+    /// Something else to do.
+    #[command(subcommand)]
+    pub action: Option<ServeAction>,
+}
+
+/// Subcommands of `serve`.
+#[derive(Subcommand, Debug)]
+pub enum ServeAction {
+    /// Read a password from stdin (without echo on a terminal) and print its argon2id
+    /// PHC hash, for `password_hash` in the auth file.
+    HashPassword,
 }
 
 /// Options of `import`.

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Reviews(args) => replay::cmd::reviews::run(&store, args),
         Command::AccessLog(args) => replay::cmd::access_log::run(&store, args),
         Command::Import(args) => replay::cmd::import::run(&store, args),
+        Command::Serve(args) => replay::cmd::serve::run(&store, args, !cli.no_access_log),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,7 +9,8 @@ use crate::{DecodeError, Error, FORMAT_VERSION, Problem};
 /// One access to recordings: who ran which action on which sessions, when, from where.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Access {
-    /// The login name of whoever ran it ([`crate::login_user`]).
+    /// The login name of whoever ran it ([`crate::login_user`]); for `replay serve`, the
+    /// web caller (a user of its auth file, or `token:NAME`).
     pub user: String,
     /// What was done: `play`, `export`, `search`, `commands`, `report`, `review`, …
     pub action: String,

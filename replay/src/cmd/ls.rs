@@ -54,7 +54,7 @@ pub fn run(store_args: &StoreArgs, args: LsArgs) -> anyhow::Result<()> {
 }
 
 /// The listings stored in the index, parsed.
-fn from_index(dir: &Path, query: &ListQuery) -> Result<Vec<Value>, IndexError> {
+pub(crate) fn from_index(dir: &Path, query: &ListQuery) -> Result<Vec<Value>, IndexError> {
     search::index::list_sessions(dir, query)?
         .into_iter()
         .map(|l| {
@@ -65,7 +65,7 @@ fn from_index(dir: &Path, query: &ListQuery) -> Result<Vec<Value>, IndexError> {
 }
 
 /// Every session read from the store and verified now, filtered as the index would be.
-fn scan(store_args: &StoreArgs, query: &ListQuery) -> anyhow::Result<Vec<Value>> {
+pub(crate) fn scan(store_args: &StoreArgs, query: &ListQuery) -> anyhow::Result<Vec<Value>> {
     let (_, store) = store_args.open()?;
     let mut units = verify::Units::default();
     // Unreadable objects are named on stderr by `sessions`; ls lists what it could read.

@@ -11,6 +11,7 @@ pub mod report;
 pub mod review;
 pub mod reviews;
 pub mod search;
+pub mod serve;
 pub mod verify;
 
 /// Outcomes that are not errors of the tool but still mean "no": exit status 1.

@@ -45,7 +45,14 @@ pub fn run(store_args: &StoreArgs, args: ReportArgs) -> anyhow::Result<()> {
     };
     let (_, store) = store_args.open()?;
     let (_, trust) = trust(store_args)?;
-    let inputs = gather(store.as_ref(), store_args, &trust, filters, &args)?;
+    let inputs = gather(
+        store.as_ref(),
+        store_args,
+        &trust,
+        filters,
+        &args,
+        &|_, _| true,
+    )?;
     let ids: Vec<&str> = inputs.sessions.iter().map(|s| s.id.as_str()).collect();
     crate::access::record(store.as_ref(), "report", &ids, &detail(&args))?;
     let report = report::build(inputs, &rules);
@@ -179,13 +186,17 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// verification's words.
 type Verdicts = HashMap<SessionId, (Verdict, String)>;
 
-/// Reads the store into the report's inputs.
-fn gather(
+/// Reads the store into the report's inputs: only the sessions for which
+/// `visible(user, host)` holds (`replay serve` passes the caller's roles; the command
+/// line, everything), and nothing of any other (baselines, reviews, access events,
+/// ledger problems).
+pub(crate) fn gather(
     store: &dyn ObjectStore,
     store_args: &StoreArgs,
     trust: &TrustSet,
     filters: Filters,
     args: &ReportArgs,
+    visible: &(dyn Fn(&str, &str) -> bool + Sync),
 ) -> anyhow::Result<Inputs> {
     let mut units = Units::default();
     let mut digests: Vec<(String, u64, [u8; 32])> = Vec::new();
@@ -204,7 +215,7 @@ fn gather(
     }
     let chosen: Vec<SessionId> = all
         .iter()
-        .filter(|i| wanted(i, &filters))
+        .filter(|i| wanted(i, &filters) && visible(&user_of(i), &host_of(i)))
         .map(|i| i.id)
         .collect();
     let (verdicts, missing) = verify_all(store, trust, &all, units, &chosen)?;
@@ -214,7 +225,7 @@ fn gather(
     let (reviews, access, overdue) = reviews_and_access(
         store, store_args, args, &filters, &sessions, max_age, now_ns,
     )?;
-    Ok(Inputs {
+    let mut inputs = Inputs {
         generator: format!("replay {}", env!("CARGO_PKG_VERSION")),
         store: store.describe(),
         now_ns,
@@ -238,7 +249,39 @@ fn gather(
         reviews,
         access,
         review_max_age_ns: u64::try_from(max_age.as_nanos()).unwrap_or(u64::MAX),
-    })
+    };
+    restrict(&mut inputs, &all, visible);
+    Ok(inputs)
+}
+
+/// Leaves out of `inputs` everything about sessions for which `visible(user, host)`
+/// does not hold: their baselines, reviews, ledger problems, and the access events that
+/// name any of them (or none). Nothing is left out when every session is visible.
+fn restrict(
+    inputs: &mut Inputs,
+    all: &[SessionInfo],
+    visible: &(dyn Fn(&str, &str) -> bool + Sync),
+) {
+    let seen: HashSet<String> = all
+        .iter()
+        .filter(|i| visible(&user_of(i), &host_of(i)))
+        .map(|i| i.id.to_string())
+        .collect();
+    if seen.len() == all.len() {
+        return;
+    }
+    inputs.history.retain(|h| seen.contains(&h.id));
+    inputs.oldest_record_ns = inputs.history.iter().map(|h| h.start_ns).min();
+    inputs.reviews.retain(|r| seen.contains(&r.session_id));
+    // Events that name no session (a search or listing that found none) are left out
+    // too: their queries may name hosts and users outside the caller's roles.
+    inputs
+        .access
+        .retain(|a| !a.sessions.is_empty() && a.sessions.iter().all(|s| seen.contains(s)));
+    inputs
+        .missing
+        .retain(|m| m.session_id.as_ref().is_some_and(|s| seen.contains(s)));
+    inputs.overdue.retain(|s| seen.contains(s));
 }
 
 /// Verifies every session (the ledger check needs each node's whole sequence), and checks
