@@ -1,6 +1,7 @@
 //! `auditty-bench-search --quick` still runs end to end: 200 generated sessions, an index
-//! build, a few searches, listings and playback starts with the debug `replay`. No timing
-//! is asserted: the numbers are for people to read (bench/README.md).
+//! build, a few searches, listings and playback starts with the debug `replay`, and 4
+//! viewers fetching 2 casts each from the debug `replay serve`. No timing is asserted:
+//! the numbers are for people to read (bench/README.md).
 
 use std::process::Command;
 
@@ -23,6 +24,7 @@ fn quick_search_bench_prints_every_table() {
         "## `replay search` latency",
         "## `replay ls --user U --since T` latency",
         "## `replay play <id>`: time to the first frame",
+        "## `replay serve`: 4 concurrent viewers, cast fetches",
         "## Targets",
     ] {
         assert!(stdout.contains(header), "no {header:?} in\n{}", show(&out));

@@ -1,15 +1,18 @@
 //! Search and listing benchmark (issue 15): how fast `replay index` builds the index of a
 //! large store, and how long a user waits for `replay search`, `replay ls` and the first
-//! frame of `replay play`.
+//! frame of `replay play`, and for the first frame of a cast from `replay serve` while
+//! other viewers fetch theirs (`--web-viewers`, issue 18).
 //!
 //! It writes N synthetic bash sessions straight to a local store (see `generate`), runs
 //! the real `replay` binary for every measurement (so process start is included: that is
 //! what a user waits for), and prints Markdown tables. It asserts nothing.
 
 mod generate;
+mod http;
 mod measure;
 mod s3;
 mod shell;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -42,13 +45,21 @@ struct Args {
     /// Keep the store and the index here instead of a temporary directory.
     #[arg(long)]
     work_dir: Option<PathBuf>,
-    /// Small run for smoke tests: 200 sessions, few runs of each command.
+    /// Small run for smoke tests: 200 sessions, few runs of each command, at most 4 web
+    /// viewers of 2 casts each.
     #[arg(long)]
     quick: bool,
     /// Also time `replay play` from an S3 store at this endpoint (e.g. a moto server,
     /// `moto_server -H 127.0.0.1 -p 5055`): the store is copied into a new bucket there.
     #[arg(long, value_name = "URL")]
     s3_endpoint: Option<String>,
+    /// Concurrent viewers of `replay serve` (each fetching the asciicast of
+    /// --web-fetches different sessions over loopback HTTP); 0: no web stage.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    web_viewers: usize,
+    /// Casts each web viewer fetches, one after another.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    web_fetches: usize,
 }
 
 /// The bucket an `--s3-endpoint` run copies the store into: new for each run, since the
@@ -83,6 +94,8 @@ fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
     if args.quick {
         (args.sessions, args.searches, args.listings, args.plays) = (200, 12, 4, 3);
+        args.web_viewers = args.web_viewers.min(4);
+        args.web_fetches = args.web_fetches.min(2);
     }
     let bin_dir = auditty_bench::bin_dir(args.bin_dir.clone())?;
     let bin = auditty_bench::binary(&bin_dir, "replay", "cargo build --release -p replay")?;
@@ -144,6 +157,13 @@ fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
+    if args.web_viewers > 0 {
+        eprintln!(
+            "serving: {} viewers x {} casts",
+            args.web_viewers, args.web_fetches
+        );
+        web::web_load(&r, &mut rng, &made, args.web_viewers, args.web_fetches)?;
+    }
     targets(search, ls, play, s3_play);
     Ok(())
 }
