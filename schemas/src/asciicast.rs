@@ -109,32 +109,50 @@ impl Utf8Carry {
     }
 }
 
-/// Writes asciicast v2 lines: the header first, then one line per event.
+/// The text of events as v2 and v3 write it: output and input each carry a character
+/// split across events over to the next one; other events are read whole.
 #[derive(Default)]
-pub struct Encoder {
+pub(crate) struct EventText {
     output: Utf8Carry,
     input: Utf8Carry,
 }
 
-impl Encoder {
-    /// The header line, with its newline.
-    pub fn header(&self, header: &HeaderV2) -> String {
-        let mut s = serde_json::to_string(header).expect("header serializes");
-        s.push('\n');
-        s
-    }
-
-    /// The line for an event at `elapsed_ns`, or nothing while a character is incomplete.
-    /// `code` is `o`, `i`, `r` or `m`.
-    pub fn event(&mut self, elapsed_ns: u64, code: char, data: &[u8]) -> Option<String> {
+impl EventText {
+    /// The text of an event with `code` and `data`, or `None` while a character is
+    /// incomplete.
+    pub(crate) fn of(&mut self, code: char, data: &[u8]) -> Option<String> {
         let text = match code {
             'o' => self.output.push(data),
             'i' => self.input.push(data),
             _ => String::from_utf8_lossy(data).into_owned(),
         };
-        if text.is_empty() && !data.is_empty() {
-            return None;
-        }
+        (!text.is_empty() || data.is_empty()).then_some(text)
+    }
+}
+
+/// A header line (v2 or v3), with its newline.
+pub(crate) fn header_line(header: &impl serde::Serialize) -> String {
+    let mut s = serde_json::to_string(header).expect("header serializes");
+    s.push('\n');
+    s
+}
+
+/// Writes asciicast v2 lines: the header first, then one line per event.
+#[derive(Default)]
+pub struct Encoder {
+    text: EventText,
+}
+
+impl Encoder {
+    /// The header line, with its newline.
+    pub fn header(&self, header: &HeaderV2) -> String {
+        header_line(header)
+    }
+
+    /// The line for an event at `elapsed_ns`, or nothing while a character is incomplete.
+    /// `code` is `o`, `i`, `r` or `m`.
+    pub fn event(&mut self, elapsed_ns: u64, code: char, data: &[u8]) -> Option<String> {
+        let text = self.text.of(code, data)?;
         Some(event_line(elapsed_ns, code, &text))
     }
 }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CastEvent, ParseError, Utf8Carry, check_event};
+use super::{CastEvent, EventText, ParseError, check_event, header_line};
 
 /// The terminal of an asciicast v3 header.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -65,8 +65,7 @@ pub struct HeaderV3 {
 /// the interval since the line before it.
 #[derive(Default)]
 pub struct EncoderV3 {
-    output: Utf8Carry,
-    input: Utf8Carry,
+    text: EventText,
     /// Time of the last event written, whole microseconds since the start.
     last_us: u64,
 }
@@ -74,9 +73,7 @@ pub struct EncoderV3 {
 impl EncoderV3 {
     /// The header line, with its newline.
     pub fn header(&self, header: &HeaderV3) -> String {
-        let mut s = serde_json::to_string(header).expect("header serializes");
-        s.push('\n');
-        s
+        header_line(header)
     }
 
     /// The line for an event at `elapsed_ns`, or nothing while a character is incomplete.
@@ -86,14 +83,7 @@ impl EncoderV3 {
     /// times, so rounding never accumulates; an event earlier than the one before it gets
     /// an interval of 0.
     pub fn event(&mut self, elapsed_ns: u64, code: char, data: &[u8]) -> Option<String> {
-        let text = match code {
-            'o' => self.output.push(data),
-            'i' => self.input.push(data),
-            _ => String::from_utf8_lossy(data).into_owned(),
-        };
-        if text.is_empty() && !data.is_empty() {
-            return None;
-        }
+        let text = self.text.of(code, data)?;
         let at_us = elapsed_ns.saturating_add(500) / 1000;
         let interval = at_us.saturating_sub(self.last_us);
         self.last_us = self.last_us.max(at_us);
