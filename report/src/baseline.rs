@@ -24,6 +24,17 @@ pub enum DeviationKind {
     UnusualHours,
 }
 
+impl DeviationKind {
+    /// The kebab-case name every form of the report uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviationKind::FirstSessionOnHost => "first-session-on-host",
+            DeviationKind::NewSourceAddress => "new-source-address",
+            DeviationKind::UnusualHours => "unusual-hours",
+        }
+    }
+}
+
 /// One deviation.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Deviation {
@@ -192,6 +203,17 @@ mod tests {
         assert_eq!(kinds(&d, "usual"), []);
         // bob's first session anywhere: first on the host, no source, too few for hours.
         assert_eq!(kinds(&d, "b1"), [DeviationKind::FirstSessionOnHost]);
+    }
+
+    #[test]
+    fn kind_names_are_the_json_names() {
+        for k in [
+            DeviationKind::FirstSessionOnHost,
+            DeviationKind::NewSourceAddress,
+            DeviationKind::UnusualHours,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
     }
 
     #[test]

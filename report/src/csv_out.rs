@@ -307,10 +307,7 @@ fn table_baseline(report: &Report) -> Table {
             .baseline
             .iter()
             .map(|d| {
-                let kind = serde_json::to_value(d.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
+                let kind = d.kind.as_str().to_string();
                 vec![d.session_id.clone(), kind, d.detail.clone()]
             })
             .collect(),

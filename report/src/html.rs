@@ -526,10 +526,7 @@ fn section_baseline(o: &mut String, r: &Report) {
         .baseline
         .iter()
         .map(|d| {
-            let kind = serde_json::to_value(d.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let kind = d.kind.as_str().to_string();
             vec![
                 format!("<code>{}</code>", escape(&d.session_id)),
                 escape(&kind),
