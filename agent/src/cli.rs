@@ -14,6 +14,10 @@ pub struct Cli {
     #[command(flatten)]
     pub data_dir: schemas::data_dir::DataDirArg,
 
+    /// The configuration file (/etc/auditty/auditty.toml).
+    #[command(flatten)]
+    pub config: config::ConfigFileArg,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -43,6 +47,8 @@ pub enum Command {
         after_help = "Example, collecting a fleet's keys for `replay verify --trust`:\n  for h in web-1 web-2; do ssh $h auditty-agent node-key; done >> trusted-keys"
     )]
     NodeKey(NodeKeyArgs),
+    /// Check the configuration file and show every setting with where it came from.
+    Config(config::ConfigArgs),
 }
 
 /// Options of `node-key`.
@@ -107,6 +113,28 @@ pub struct RecordArgs {
     #[arg(long, default_value_t = 16, value_name = "CHUNKS", value_parser = clap::value_parser!(u32).range(1..))]
     pub checkpoint_every: u32,
 
+    /// With --user, when sshd forces the login through the agent and the client gave a
+    /// command (`ssh host CMD`, in SSH_ORIGINAL_COMMAND): `record` runs it as the user
+    /// and records it (on a PTY if the client asked for one, else its stdin, stdout and
+    /// stderr through pipes), `pass` runs it unrecorded (logged to the data directory's
+    /// unrecorded.log and syslog), `deny` refuses it. Interactive logins are always
+    /// recorded.
+    #[arg(long, value_enum, default_value_t = SshPolicy::Record, value_name = "POLICY")]
+    pub ssh_command: SshPolicy,
+
+    /// As --ssh-command, for file transfers: scp, sftp (the sftp subsystem, including
+    /// internal-sftp, which is run as sftp-server) and rsync. Recording keeps every byte
+    /// transferred; `pass` keeps only the line in unrecorded.log.
+    #[arg(long, value_enum, default_value_t = SshPolicy::Record, value_name = "POLICY")]
+    pub file_transfer: SshPolicy,
+
+    /// Break-glass: when the spool is full and a session cannot be recorded, members of
+    /// GROUP get their session unrecorded instead of being refused, with a warning on
+    /// their terminal and a line in unrecorded.log and syslog. Everyone else is refused,
+    /// as without this flag.
+    #[arg(long, value_name = "GROUP")]
+    pub break_glass_group: Option<String>,
+
     /// Do not compress chunks (for debugging the format).
     #[arg(long, hide = true)]
     pub no_compress: bool,
@@ -114,6 +142,17 @@ pub struct RecordArgs {
     /// The program to record and its arguments. Default: $SHELL, else /bin/sh.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+/// What happens to a command that arrives through ssh (see `record --ssh-command`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SshPolicy {
+    /// Run it and record it.
+    Record,
+    /// Run it unrecorded; the fact is logged.
+    Pass,
+    /// Refuse it.
+    Deny,
 }
 
 /// Options of `mark`.
@@ -138,13 +177,9 @@ pub struct ShipArgs {
     #[arg(long, default_value = "auditty.events", value_name = "TOPIC")]
     pub topic: String,
 
-    /// A librdkafka property, e.g. -X security.protocol=SSL (repeatable; wins over --kafka-config).
-    #[arg(short = 'X', value_name = "KEY=VALUE")]
-    pub librdkafka: Vec<String>,
-
-    /// A file of librdkafka properties, one key=value per line (# comments).
-    #[arg(long, value_name = "FILE")]
-    pub kafka_config: Option<PathBuf>,
+    /// librdkafka properties (-X, --kafka-config).
+    #[command(flatten)]
+    pub kafka: kafka::KafkaArgs,
 
     /// Ship what is in the spool, wait until every finished segment is acknowledged and
     /// deleted, then exit (sessions still recording are shipped as far as they got).
@@ -152,10 +187,16 @@ pub struct ShipArgs {
     pub once: bool,
 
     /// Write metrics in Prometheus text format to FILE after every pass (for
-    /// node_exporter's textfile collector): spool bytes and segments, whether the spool is
-    /// full, chunks shipped, failed passes.
+    /// node_exporter's textfile collector): the same metrics as --metrics-listen serves.
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics: spool bytes, segments and
+    /// whether it is full, the age of the oldest chunk not yet shipped, chunks and bytes
+    /// shipped, delivery errors, failed passes, the time of the last complete pass. The
+    /// endpoint has no authentication: bind it to an internal interface.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<String>,
 
     /// The spool's size cap (the agents' --spool-max-bytes), to report a full spool.
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]

@@ -15,7 +15,9 @@
 //!   numbers it in the node's sequence of sessions.
 //!
 //! - [`runas`] is `record --user`: a root-started agent recording another user, who can
-//!   reach neither the node key nor the spool.
+//!   reach neither the node key nor the spool. [`login`] handles what a forced ssh login
+//!   asks for (a command, scp, sftp: recorded through [`pipes`] when there is no PTY,
+//!   passed or denied by policy) and break-glass on a full spool.
 //!
 //! Caller: `main.rs` (the binary). The end-to-end tests and the bench run the agent as a
 //! program, on PTYs of their own ([`terminal::pty`]).
@@ -23,8 +25,10 @@
 pub mod cli;
 pub mod control;
 pub mod ledger;
+pub mod login;
 pub mod mark;
 pub mod metadata;
+pub mod pipes;
 pub mod record;
 pub mod recorder;
 pub mod relay;

@@ -1,11 +1,14 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::CommandFactory;
 
 use agent::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Flags over environment over /etc/auditty/auditty.toml ([agent], [agent.ship], …)
+    // over the defaults of cli.rs.
+    let layered = config::Layered::load("agent", Cli::command(), std::env::args_os());
+    let (cli, matches) = layered.parse::<Cli>().unwrap_or_else(|e| e.exit());
     logging::init("warn", logging::Style::Full);
     let result = match cli.command {
         Command::Record(args) => agent::record::run(cli.data_dir.path(), args),
@@ -20,6 +23,7 @@ fn main() -> ExitCode {
                 },
             )
         }
+        Command::Config(args) => return config::run(&layered, &matches, &args),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -11,8 +11,9 @@ use schemas::data_dir::DataDir;
 use schemas::{EndReason, SessionEnd, SessionId};
 use spool::{SpoolOptions, SpoolWriter};
 
-use crate::cli::RecordArgs;
+use crate::cli::{RecordArgs, SshPolicy};
 use crate::control::{ControlSocket, ENV_CONTROL, ENV_SESSION, runtime_dir};
+use crate::login::SshRequest;
 use crate::recorder::{ChunkPolicy, FinishError, Protection, Recorder, RecorderStats};
 use crate::relay::{HiddenInput, Outcome, Relay, SignalFlags};
 use integrity::{NodeKey, SessionChain};
@@ -28,11 +29,14 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
         None => DataDir::resolve(data_dir)?.spool(),
     };
     let runas = args.user.as_deref().map(RunAs::lookup).transpose()?;
-    let command = command_to_run(&args, runas.as_ref());
+    let mut command = command_to_run(&args, runas.as_ref());
     if args.chunk_bytes == 0 || args.chunk_latency_ms == 0 {
         bail!("--chunk-bytes and --chunk-latency-ms must be greater than 0");
     }
-
+    let without_terminal = match ssh_plan(data_dir, &args, runas.as_ref(), &mut command)? {
+        SshPlan::Record { without_terminal } => without_terminal,
+        SshPlan::Done(code) => return Ok(code),
+    };
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let terminal_size = pty::get_size(stdin.as_raw_fd());
@@ -44,7 +48,7 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
         protect_dir(&spool_dir)?;
     }
     let session_id = SessionId::new_v7_at(schemas::time::now_ns());
-    let recorder = start_recorder(
+    let recorder = match start_recorder(
         data_dir,
         &args,
         &spool_dir,
@@ -52,7 +56,10 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
         &command,
         size,
         runas.as_ref(),
-    )?;
+    ) {
+        Ok(r) => r,
+        Err(e) => return break_glass(data_dir, &args, runas.as_ref(), &command, e),
+    };
     let control = match runas {
         Some(_) => None,
         None => open_control(session_id),
@@ -61,6 +68,11 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
     let env = session_env(session_id, control.as_ref());
 
     let started = Instant::now();
+    if without_terminal && let Some(r) = runas.as_ref() {
+        return record_without_terminal(
+            &command, r, &env, recorder, &signals, started, session_id, &spool_dir,
+        );
+    }
     let spawned = spawn_program(&command, &env, size, runas.as_ref())
         .with_context(|| format!("cannot start {:?}", command[0]));
     let mut spawned = match spawned {
@@ -94,6 +106,149 @@ pub fn run(data_dir: Option<&Path>, args: RecordArgs) -> anyhow::Result<i32> {
     let stats = recorder.finish(elapsed_ns, session_end(&outcome));
     drop(control);
     Ok(report(session_id, &spool_dir, args.quiet, outcome, stats))
+}
+
+/// What a forced login's ssh request comes to.
+enum SshPlan {
+    /// Record it here: on a PTY, or through pipes when the client gave no terminal.
+    Record { without_terminal: bool },
+    /// Already dealt with (denied, or run unrecorded): leave with this code.
+    Done(i32),
+}
+
+/// Applies `--ssh-command`/`--file-transfer` to the command a forced ssh login asked
+/// for (`SSH_ORIGINAL_COMMAND`), setting `command` to run it as sshd would.
+fn ssh_plan(
+    data_dir: Option<&Path>,
+    args: &RecordArgs,
+    runas: Option<&RunAs>,
+    command: &mut Vec<OsString>,
+) -> anyhow::Result<SshPlan> {
+    let (Some(request), Some(r)) = (SshRequest::from_env(args), runas) else {
+        return Ok(SshPlan::Record {
+            without_terminal: false,
+        });
+    };
+    *command = request.command_line(r);
+    match request.policy(args) {
+        SshPolicy::Deny => {
+            eprintln!(
+                "auditty: {} is not allowed on this server, whose logins are all recorded \
+                 (policy: deny). Log in interactively, or ask its administrators.",
+                request.what()
+            );
+            Ok(SshPlan::Done(1))
+        }
+        SshPolicy::Pass => {
+            crate::login::log_unrecorded(
+                data_dir,
+                &r.name,
+                command,
+                &format!(
+                    "{} passed through unrecorded (policy: pass)",
+                    request.what()
+                ),
+            )?;
+            Ok(SshPlan::Done(crate::login::run_unrecorded(command, r)?))
+        }
+        SshPolicy::Record => Ok(SshPlan::Record {
+            without_terminal: !nix::unistd::isatty(std::io::stdin().as_raw_fd()).unwrap_or(false),
+        }),
+    }
+}
+
+/// Records a program that has no terminal (a command, scp or sftp through a forced ssh
+/// login): its stdin, stdout and stderr through pipes.
+#[allow(clippy::too_many_arguments)]
+fn record_without_terminal(
+    command: &[OsString],
+    runas: &RunAs,
+    env: &[(&'static str, String)],
+    recorder: Recorder,
+    signals: &SignalFlags,
+    started: Instant,
+    session_id: SessionId,
+    spool_dir: &Path,
+) -> anyhow::Result<i32> {
+    let full = runas.environment(env);
+    let full: Vec<(&str, String)> = full.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let spawned = pty::spawn_without_terminal(
+        &command[0],
+        &command[1..],
+        &full,
+        Some(&runas.credentials()),
+        false,
+    )
+    .with_context(|| format!("cannot start {:?}", command[0]));
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            end_unstarted(recorder, &e);
+            return Err(e);
+        }
+    };
+    // So that a player shows why there is no prompt and no echo.
+    recorder.send(
+        schemas::EventKind::Marker,
+        0,
+        b"no terminal: a command given to ssh, its stdin, stdout and stderr recorded as pipes"
+            .to_vec(),
+    );
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let outcome = crate::pipes::PipeRelay {
+        input: stdin.as_fd(),
+        output: stdout.as_fd(),
+        error: stderr.as_fd(),
+        child: &mut child,
+        recorder: &recorder,
+        signals,
+        started,
+    }
+    .run()
+    .context("the relay of the program's pipes failed")?;
+    let elapsed_ns = crate::relay::elapsed(started);
+    let stats = recorder.finish(elapsed_ns, session_end(&outcome));
+    // The client reads our stdout and stderr as the program's: no summary line there.
+    Ok(report(session_id, spool_dir, true, outcome, stats))
+}
+
+/// A session that could not be recorded: refused, unless the spool is full and the user
+/// is in the break-glass group, who then gets the session unrecorded, told so on their
+/// terminal, and logged.
+fn break_glass(
+    data_dir: Option<&Path>,
+    args: &RecordArgs,
+    runas: Option<&RunAs>,
+    command: &[OsString],
+    error: anyhow::Error,
+) -> anyhow::Result<i32> {
+    let full = matches!(
+        error.downcast_ref::<spool::SpoolError>(),
+        Some(spool::SpoolError::Full { .. })
+    );
+    let (Some(group), Some(r), true) = (args.break_glass_group.as_deref(), runas, full) else {
+        return Err(error);
+    };
+    if !crate::login::in_group(r, group) {
+        return Err(error.context(format!(
+            "{} is not in the break-glass group {group}: the login is refused",
+            r.name
+        )));
+    }
+    let log = crate::login::log_unrecorded(
+        data_dir,
+        &r.name,
+        command,
+        &format!("break-glass (group {group}): {error:#}"),
+    )?;
+    eprintln!(
+        "auditty: BREAK-GLASS: this session is NOT recorded ({error:#}). You are let in as a \
+         member of {group}; the fact is logged in {} and syslog.",
+        log.display()
+    );
+    crate::login::run_unrecorded(command, r)
 }
 
 /// The command line to record: the one given, else the user's shell (the recorded

@@ -261,6 +261,21 @@ impl Recorder {
         }
     }
 
+    /// Hands the batch over if it has waited long enough, and returns how long a loop may
+    /// sleep (at most `longest`) before the next one is due.
+    pub fn hand_over_if_due(&self, longest: Duration) -> Duration {
+        let Some(due) = self.handover_due() else {
+            return longest;
+        };
+        let now = Instant::now();
+        if now >= due {
+            self.hand_over();
+            longest
+        } else {
+            longest.min(due - now)
+        }
+    }
+
     /// When queued events must be handed over, if any wait. The relay wakes up for it.
     pub fn handover_due(&self) -> Option<Instant> {
         self.batch.borrow().first.map(|t| t + self.handover_delay)

@@ -364,14 +364,7 @@ impl Relay<'_> {
         }
         // Events reach the recorder in batches (see `Recorder::send`); wake up to hand
         // over a batch that has waited long enough.
-        if let Some(due) = self.recorder.handover_due() {
-            let now = Instant::now();
-            if now >= due {
-                self.recorder.hand_over();
-            } else {
-                timeout = timeout.min(due - now);
-            }
-        }
+        timeout = self.recorder.hand_over_if_due(timeout);
         // Rounded up: waking early would only spin until it is due.
         let ms = timeout.as_nanos().div_ceil(1_000_000);
         PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)

@@ -8,7 +8,8 @@
 //!
 //! After each pass it also sends a signed ledger head when one is due ([`Heads`]).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use integrity::NodeKey;
-use kafka::{DeliveryHandler, KafkaOptions, LogContext};
+use kafka::{DeliveryHandler, LogContext};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use schemas::SessionId;
@@ -122,9 +123,12 @@ struct Shipper {
     /// With --once: stop waiting for reports once no broker answered this long.
     give_up: Option<Duration>,
     metrics_file: Option<PathBuf>,
+    metrics: ShipMetrics,
+    registry: metrics::Registry,
+    /// When the chunk at a segment's shipped position was recorded, by (segment, position):
+    /// reading a chunk to date it happens once per position, not once per report.
+    chunk_times: RefCell<HashMap<(String, u64), i64>>,
     cap: u64,
-    shipped: Cell<u64>,
-    failures: Cell<u64>,
     was_full: Cell<bool>,
     producer: BaseProducer<LogContext<Deliveries>>,
     reports: Receiver<(usize, Result<(), String>)>,
@@ -136,6 +140,8 @@ struct Shipper {
 #[derive(Default, Debug)]
 struct Pass {
     shipped: u64,
+    /// Bytes of the chunks shipped.
+    bytes: u64,
     removed: u64,
     /// Segments still there (in use, or not fully shipped).
     remaining: u64,
@@ -148,11 +154,7 @@ pub fn run(data_dir: Option<&Path>, args: ShipArgs) -> anyhow::Result<()> {
         Some(d) => d.clone(),
         None => DataDir::resolve(data_dir)?.spool(),
     };
-    let options = KafkaOptions::new(
-        &args.brokers,
-        args.kafka_config.as_deref(),
-        &args.librdkafka,
-    )?;
+    let options = args.kafka.options(&args.brokers)?;
     let (tx, reports) = channel();
     let producer: BaseProducer<LogContext<Deliveries>> = options
         .client_config(&producer_defaults())
@@ -165,18 +167,25 @@ pub fn run(data_dir: Option<&Path>, args: ShipArgs) -> anyhow::Result<()> {
         None => DataDir::resolve(data_dir)?.node_key(),
     };
     let mut heads = Heads::open(&key_path, Duration::from_secs(args.ledger_head_interval))?;
+    let registry = metrics::Registry::new();
     let shipper = Shipper {
         give_up: args.once.then(|| Duration::from_secs(args.broker_wait)),
         metrics_file: args.metrics_file.clone(),
+        metrics: ShipMetrics::register(&registry),
+        registry: registry.clone(),
+        chunk_times: RefCell::new(HashMap::new()),
         cap: args.spool_max_bytes,
-        shipped: Cell::new(0),
-        failures: Cell::new(0),
         was_full: Cell::new(false),
         producer,
         reports,
         topic: args.topic.clone(),
         spool,
     };
+
+    shipper.metrics.max_bytes.set_u64(args.spool_max_bytes);
+    if let Some(addr) = &args.metrics_listen {
+        metrics::serve(addr, registry)?;
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -190,10 +199,7 @@ pub fn run(data_dir: Option<&Path>, args: ShipArgs) -> anyhow::Result<()> {
     loop {
         let pass = shipper.pass(&stop)?;
         total += pass.shipped;
-        shipper
-            .failures
-            .set(shipper.failures.get() + u64::from(pass.failed));
-        shipper.shipped.set(total);
+        shipper.metrics.count(&pass);
         shipper.report();
         let unreachable = shipper.producer.context().reachability().unreachable_for();
         if args.once
@@ -255,20 +261,56 @@ impl Shipper {
             );
         }
         self.was_full.set(full);
-        if let Some(path) = &self.metrics_file {
-            let segments = spool::list_segments(&self.spool).map_or(0, |s| s.len() as u64);
-            let m = Metrics {
-                spool_bytes,
-                segments,
-                full,
-                shipped: self.shipped.get(),
-                failures: self.failures.get(),
-                cap: self.cap,
+        let m = &self.metrics;
+        m.spool_bytes.set_u64(spool_bytes);
+        m.full.set_u64(u64::from(full));
+        let segments = spool::list_segments(&self.spool).unwrap_or_default();
+        m.segments.set_u64(segments.len() as u64);
+        let oldest = self.oldest_unshipped(&segments);
+        let age_ns = oldest.map_or(0, |t| schemas::time::now_ns().saturating_sub(t).max(0));
+        m.oldest_age.set(age_ns as f64 / 1e9);
+        let down = self.producer.context().reachability().unreachable_for();
+        m.unreachable.set(down.map_or(0.0, |d| d.as_secs_f64()));
+        if let Some(path) = &self.metrics_file
+            && let Err(e) = self.registry.write_textfile(path)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "Cannot write metrics.");
+        }
+    }
+
+    /// When the oldest chunk not yet acknowledged by Kafka was recorded (Unix ns), or
+    /// `None` when every chunk in the spool is shipped. The oldest unshipped chunk of a
+    /// segment is the one at the shipper's position; each is read once and remembered.
+    fn oldest_unshipped(&self, segments: &[SegmentFile]) -> Option<i64> {
+        let mut times = self.chunk_times.borrow_mut();
+        let mut seen = HashSet::with_capacity(segments.len());
+        let mut oldest: Option<i64> = None;
+        for seg in segments {
+            let Ok(position) = spool::read_position(&seg.path, CONSUMER) else {
+                continue;
             };
-            if let Err(e) = m.write(path) {
-                tracing::warn!(path = %path.display(), error = %e, "Cannot write metrics.");
+            let len = std::fs::metadata(&seg.path).map_or(0, |m| m.len());
+            if position >= len {
+                continue;
+            }
+            let key = (seg.stem.clone(), position);
+            let time = match times.get(&key) {
+                Some(t) => Some(*t),
+                None => {
+                    let t = first_chunk_time(seg, position);
+                    if let Some(t) = t {
+                        times.insert(key.clone(), t);
+                    }
+                    t
+                }
+            };
+            seen.insert(key);
+            if let Some(t) = time {
+                oldest = Some(oldest.map_or(t, |o| o.min(t)));
             }
         }
+        times.retain(|k, _| seen.contains(k));
+        oldest
     }
 
     fn pass(&self, stop: &AtomicBool) -> anyhow::Result<Pass> {
@@ -309,12 +351,14 @@ impl Shipper {
             return Ok(false);
         };
         let mut ends = Vec::with_capacity(scan.items.len());
+        let mut sizes = Vec::with_capacity(scan.items.len());
         let mut sent = 0usize;
         for item in &scan.items {
             match item {
                 ScanItem::Entry { payload, end, .. } => {
                     self.send(&seg.stem, payload, sent)?;
                     ends.push(*end);
+                    sizes.push(payload.len() as u64);
                     sent += 1;
                 }
                 ScanItem::Damaged {
@@ -334,6 +378,7 @@ impl Shipper {
                     );
                     // Damage counts as handled once it is kept aside.
                     ends.push(*end);
+                    sizes.push(0);
                     sent += 1;
                     self.mark_handled(sent - 1);
                 }
@@ -344,6 +389,7 @@ impl Shipper {
         if end > from {
             spool::commit_position(seg, &scan, end, CONSUMER)?;
             pass.shipped += acked as u64;
+            pass.bytes += sizes[..acked].iter().sum::<u64>();
         }
         if acked < sent {
             if stop.load(Ordering::Relaxed) {
@@ -455,6 +501,8 @@ impl Shipper {
                 break;
             }
         }
+        let errors = done.iter().filter(|r| matches!(r, Some(Err(_)))).count();
+        self.metrics.delivery_errors.add(errors as u64);
         let mut acked = 0;
         for r in &done {
             match r {
@@ -479,36 +527,101 @@ fn quarantine(spool: &Path, stem: &str, offset: u64, bytes: &[u8]) -> anyhow::Re
     Ok(path)
 }
 
-/// What the shipper reports about itself.
-struct Metrics {
-    spool_bytes: u64,
-    segments: u64,
-    full: bool,
-    shipped: u64,
-    failures: u64,
-    cap: u64,
+/// When the first chunk at or after `position` in a segment was recorded (Unix ns): the
+/// session's start (its id's timestamp) plus the chunk's first `elapsed_ns`, read in clear
+/// from a sealed chunk too. A record that is not a chunk is dated by its session's start,
+/// which is earlier, so the age errs towards alerting.
+fn first_chunk_time(seg: &SegmentFile, position: u64) -> Option<i64> {
+    let scan = spool::scan_segment(&seg.path, position).ok()?;
+    let payload = scan.items.iter().find_map(|i| match i {
+        ScanItem::Entry { payload, .. } => Some(payload),
+        ScanItem::Damaged { .. } => None,
+    })?;
+    let session_start = || {
+        seg.stem
+            .get(..36)
+            .and_then(|s| s.parse::<SessionId>().ok())
+            .and_then(|id| id.start_time_ns())
+    };
+    let (id, elapsed) = if let Ok(sealed) = schemas::chunk::seal::SealedChunk::parse(payload) {
+        (sealed.header.session_id, sealed.first_elapsed_ns)
+    } else if let Ok(chunk) = schemas::Chunk::decode(payload) {
+        let first = chunk.events.first().map_or(0, |e| e.elapsed_ns);
+        (chunk.session_id, first)
+    } else {
+        return session_start();
+    };
+    let start = id.start_time_ns().or_else(session_start)?;
+    Some(start.saturating_add(i64::try_from(elapsed).unwrap_or(i64::MAX)))
 }
 
-impl Metrics {
-    /// Replaces `path` atomically, as the textfile collector expects.
-    fn write(&self, path: &Path) -> std::io::Result<()> {
-        let text = format!(
-            "# HELP auditty_spool_bytes Bytes waiting in the spool.\n# TYPE auditty_spool_bytes gauge\nauditty_spool_bytes {}\n\
-             # HELP auditty_spool_max_bytes The spool's size cap.\n# TYPE auditty_spool_max_bytes gauge\nauditty_spool_max_bytes {}\n\
-             # HELP auditty_spool_segments Segments not yet shipped and removed.\n# TYPE auditty_spool_segments gauge\nauditty_spool_segments {}\n\
-             # HELP auditty_spool_full 1 when the spool is at its cap and recording is refused.\n# TYPE auditty_spool_full gauge\nauditty_spool_full {}\n\
-             # HELP auditty_chunks_shipped_total Chunks acknowledged by Kafka.\n# TYPE auditty_chunks_shipped_total counter\nauditty_chunks_shipped_total {}\n\
-             # HELP auditty_ship_failed_passes_total Passes that left chunks unacknowledged.\n# TYPE auditty_ship_failed_passes_total counter\nauditty_ship_failed_passes_total {}\n",
-            self.spool_bytes,
-            self.cap,
-            self.segments,
-            u8::from(self.full),
-            self.shipped,
-            self.failures
-        );
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, path)
+/// What the shipper reports about itself, on --metrics-listen and in --metrics-file.
+struct ShipMetrics {
+    spool_bytes: metrics::Gauge,
+    max_bytes: metrics::Gauge,
+    segments: metrics::Gauge,
+    full: metrics::Gauge,
+    oldest_age: metrics::Gauge,
+    chunks_shipped: metrics::Counter,
+    bytes_shipped: metrics::Counter,
+    delivery_errors: metrics::Counter,
+    failed_passes: metrics::Counter,
+    last_success: metrics::Gauge,
+    unreachable: metrics::Gauge,
+}
+
+impl ShipMetrics {
+    /// Counts what a pass did.
+    fn count(&self, pass: &Pass) {
+        self.chunks_shipped.add(pass.shipped);
+        self.bytes_shipped.add(pass.bytes);
+        if pass.failed {
+            self.failed_passes.inc();
+        } else {
+            self.last_success.set(schemas::time::now_ns() as f64 / 1e9);
+        }
+    }
+
+    fn register(r: &metrics::Registry) -> ShipMetrics {
+        ShipMetrics {
+            spool_bytes: r.gauge("auditty_spool_bytes", "Bytes waiting in the spool."),
+            max_bytes: r.gauge("auditty_spool_max_bytes", "The spool's size cap."),
+            segments: r.gauge(
+                "auditty_spool_segments",
+                "Segments not yet shipped and removed.",
+            ),
+            full: r.gauge(
+                "auditty_spool_full",
+                "1 when the spool is at its cap and recording is refused.",
+            ),
+            oldest_age: r.gauge(
+                "auditty_spool_oldest_unshipped_age_seconds",
+                "Age of the oldest chunk in the spool not yet acknowledged by Kafka (0 when all are shipped).",
+            ),
+            chunks_shipped: r.counter(
+                "auditty_chunks_shipped_total",
+                "Chunks acknowledged by Kafka.",
+            ),
+            bytes_shipped: r.counter(
+                "auditty_ship_bytes_total",
+                "Bytes of chunks acknowledged by Kafka.",
+            ),
+            delivery_errors: r.counter(
+                "auditty_ship_delivery_errors_total",
+                "Chunks Kafka refused or failed to deliver (they stay in the spool and are retried).",
+            ),
+            failed_passes: r.counter(
+                "auditty_ship_failed_passes_total",
+                "Passes that left chunks unacknowledged; each is retried after a backoff.",
+            ),
+            last_success: r.gauge(
+                "auditty_ship_last_success_timestamp_seconds",
+                "Unix time of the last pass that shipped everything it found (0: none yet).",
+            ),
+            unreachable: r.gauge(
+                "auditty_ship_broker_unreachable_seconds",
+                "How long no Kafka broker has answered (0 while one does).",
+            ),
+        }
     }
 }

@@ -4,7 +4,9 @@
 //! of at a random moment. Unset, a point costs one comparison.
 //!
 //! Points: `after-write-before-commit` (every object of a batch is durable, its position
-//! not yet committed) in both sources.
+//! not yet committed) in both sources; in `compact`, the steps of a merge
+//! (`store::compact::step`: `compact-after-manifest`, `compact-after-output`,
+//! `compact-after-delete` (after each deleted input), `compact-before-manifest-delete`).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};

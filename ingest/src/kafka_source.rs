@@ -19,13 +19,14 @@ use anyhow::{Context, bail};
 use kafka::{KafkaOptions, LogContext, RebalanceHandler};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, Rebalance};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 use store::ObjectStore;
 
 use crate::decode::{Rows, decode_chunk};
+use crate::notify::Notifier;
 use crate::output::{Batch, DeadLetter, ExistingCuts, Written, write_batch};
+use crate::telemetry::IngestMetrics;
 
 /// Name of this source in object names.
 pub const SOURCE: &str = "kafka";
@@ -51,8 +52,6 @@ pub struct KafkaSourceConfig {
     pub exit_when_idle: Option<Duration>,
     /// With `Some`, fail once no broker has answered for this long.
     pub give_up_unreachable: Option<Duration>,
-    /// Topic for session start/end notifications.
-    pub notify_topic: Option<String>,
 }
 
 /// What the consumer group did to us, recorded by the rebalance callback and acted on by
@@ -103,11 +102,14 @@ pub struct KafkaSummary {
     pub records: u64,
 }
 
-/// Consumes until stopped (or idle, with `exit_when_idle`).
+/// Consumes until stopped (or idle, with `exit_when_idle`); session starts and ends go to
+/// `notifier` once durable, and the work done to `telemetry`.
 pub fn run(
     config: &KafkaSourceConfig,
     store: &dyn ObjectStore,
     stop: &AtomicBool,
+    notifier: &Notifier,
+    telemetry: &IngestMetrics,
 ) -> anyhow::Result<KafkaSummary> {
     let client = config.options.client_config(&[
         ("group.id", config.group.as_str()),
@@ -129,22 +131,12 @@ pub fn run(
     consumer
         .subscribe(&[config.topic.as_str()])
         .with_context(|| format!("cannot subscribe to topic {}", config.topic))?;
-    let notifier: Option<BaseProducer<LogContext>> = match &config.notify_topic {
-        Some(_) => Some(
-            config
-                .options
-                .client_config(&[("enable.idempotence", "true"), ("acks", "all")])
-                .create_with_context(LogContext::default())
-                .context("cannot create the Kafka producer for notifications")?,
-        ),
-        None => None,
-    };
-
     let mut ingester = Ingester {
         config,
         store,
         consumer: &consumer,
-        notifier: notifier.as_ref(),
+        notifier,
+        telemetry,
         pending: HashMap::new(),
         assignment: None,
         cuts: ExistingCuts::load(store).context("cannot list the store's events/")?,
@@ -171,7 +163,10 @@ pub fn run(
                 ingester.take(&msg)?;
             }
             Some(Err(e)) if kafka::is_unreachable(&e) => reach.unreachable(&e.to_string()),
-            Some(Err(e)) => tracing::warn!("Kafka consumer error: {e}"),
+            Some(Err(e)) => {
+                telemetry.errors.inc();
+                tracing::warn!("Kafka consumer error: {e}");
+            }
             None => {}
         }
         if let (Some(limit), Some(down)) = (config.give_up_unreachable, reach.unreachable_for())
@@ -199,7 +194,8 @@ struct Ingester<'a> {
     config: &'a KafkaSourceConfig,
     store: &'a dyn ObjectStore,
     consumer: &'a BaseConsumer<LogContext<GroupContext>>,
-    notifier: Option<&'a BaseProducer<LogContext>>,
+    notifier: &'a Notifier,
+    telemetry: &'a IngestMetrics,
     pending: HashMap<i32, Pending>,
     /// The partitions this member owns; `None` before the first assignment and while a
     /// rebalance has revoked all of them (an assignment may also be empty: more members
@@ -264,6 +260,7 @@ impl Ingester<'_> {
 
     fn take(&mut self, msg: &BorrowedMessage<'_>) -> anyhow::Result<()> {
         self.summary.records += 1;
+        self.telemetry.records.inc();
         let partition = msg.partition();
         let offset = msg.offset();
         // A copy of the reference, so that it outlives the borrow of `pending`.
@@ -395,12 +392,15 @@ impl Ingester<'_> {
                 p.first_offset
             )
         })?;
-        self.notify(&sessions, &keys)?;
+        self.telemetry.batch_written(&written);
+        // Sent after the rows are durable and before the offset is committed: at least once.
+        self.notifier.send(&sessions, &keys)?;
         crate::failpoint::hit(crate::failpoint::AFTER_WRITE_BEFORE_COMMIT);
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&self.config.topic, partition, Offset::Offset(p.next_offset))
             .context("cannot build the commit")?;
         if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
+            self.telemetry.commit_failures.inc();
             // The objects are durable; whoever reads this partition next finds them and
             // cuts at the same place, so nothing is written twice.
             tracing::warn!(
@@ -409,6 +409,8 @@ impl Ingester<'_> {
                 error = %e,
                 "Could not commit the offset after a durable batch."
             );
+        } else {
+            self.telemetry.committed();
         }
         tracing::debug!(
             partition,
@@ -419,46 +421,6 @@ impl Ingester<'_> {
         );
         self.summary.written += written;
         self.summary.batches += 1;
-        Ok(())
-    }
-
-    /// Session start/end notifications, sent after their rows are durable and before the
-    /// offset is committed (at least once).
-    fn notify(&self, sessions: &[store::SessionRow], keys: &[String]) -> anyhow::Result<()> {
-        let (Some(producer), Some(topic)) = (self.notifier, &self.config.notify_topic) else {
-            return Ok(());
-        };
-        for row in sessions {
-            let meta: serde_json::Value =
-                serde_json::from_slice(&row.metadata).unwrap_or(serde_json::Value::Null);
-            let event = match row.kind {
-                schemas::EventKind::Start => "session_start",
-                _ => "session_end",
-            };
-            let start_ns = row.session_id.start_time_ns();
-            let message = json!({
-                "event": event,
-                "session_id": row.session_id.to_string(),
-                "user": meta.get("user"),
-                "host": meta.get("host"),
-                "start": start_ns.map(schemas::time::rfc3339),
-                "time": schemas::time::rfc3339(row.time_ns),
-                "exit_status": meta.get("exit_status"),
-                "end_reason": meta.get("reason"),
-                "metadata": meta,
-                "objects": keys,
-            });
-            let body = message.to_string();
-            let key = row.session_id.to_string();
-            let record = BaseRecord::to(topic).key(&key).payload(&body);
-            kafka::send_waiting(producer, record, Duration::from_millis(50))
-                .context("cannot queue a notification")?;
-        }
-        if !sessions.is_empty() {
-            producer
-                .flush(Duration::from_secs(30))
-                .context("notifications were not acknowledged by Kafka within 30 s")?;
-        }
         Ok(())
     }
 }

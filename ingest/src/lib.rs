@@ -10,9 +10,13 @@
 //! Callers: `main.rs` and the end-to-end tests.
 
 pub mod cli;
+pub mod compact;
 pub mod decode;
 pub mod failpoint;
 pub mod kafka_source;
+pub mod lag;
+pub mod notify;
 pub mod output;
 pub mod run;
 pub mod spool_source;
+pub mod telemetry;

@@ -56,6 +56,8 @@ pub struct Written {
     pub dead_letters: u64,
     /// Objects put.
     pub objects: u64,
+    /// Bytes of the objects put.
+    pub bytes: u64,
 }
 
 impl std::ops::AddAssign for Written {
@@ -64,6 +66,7 @@ impl std::ops::AddAssign for Written {
         self.sessions += o.sessions;
         self.dead_letters += o.dead_letters;
         self.objects += o.objects;
+        self.bytes += o.bytes;
     }
 }
 
@@ -100,6 +103,7 @@ pub fn write_batch(
         keys.push(key);
         written.events += rows.len() as u64;
         written.objects += 1;
+        written.bytes += bytes.len() as u64;
     }
 
     let mut sessions_by_date: BTreeMap<String, Vec<SessionRow>> = BTreeMap::new();
@@ -116,6 +120,7 @@ pub fn write_batch(
         keys.push(key);
         written.sessions += rows.len() as u64;
         written.objects += 1;
+        written.bytes += bytes.len() as u64;
     }
 
     let mut ledger_by_date: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -131,6 +136,7 @@ pub fn write_batch(
         store.put(&key, &lines)?;
         keys.push(key);
         written.objects += 1;
+        written.bytes += lines.len() as u64;
     }
 
     for dl in batch.dead_letters {
@@ -146,6 +152,7 @@ pub fn write_batch(
         )?;
         written.dead_letters += 1;
         written.objects += 2;
+        written.bytes += (dl.bytes.len() + info.len()) as u64;
     }
     Ok((written, keys))
 }

@@ -14,7 +14,9 @@ use spool::{ScanItem, SegmentFile};
 use store::ObjectStore;
 
 use crate::decode::{Rows, decode_chunk};
+use crate::notify::Notifier;
 use crate::output::{Batch, DeadLetter, ExistingCuts, Written, dead_letter_location, write_batch};
+use crate::telemetry::IngestMetrics;
 
 /// Name of this source in object names.
 pub const SOURCE: &str = "spool";
@@ -72,8 +74,15 @@ impl SpoolSource {
 
     /// Ingests everything in the spool now. A segment that cannot be read is reported and
     /// left for the next pass; a store failure ends the pass with an error (nothing is
-    /// committed past what is durable).
-    pub fn pass(&self, store: &dyn ObjectStore, stop: &AtomicBool) -> anyhow::Result<PassSummary> {
+    /// committed past what is durable). Session starts and ends go to `notifier` once
+    /// durable, and the work done to `telemetry`.
+    pub fn pass(
+        &self,
+        store: &dyn ObjectStore,
+        stop: &AtomicBool,
+        notifier: &Notifier,
+        telemetry: &IngestMetrics,
+    ) -> anyhow::Result<PassSummary> {
         let mut summary = PassSummary::default();
         let segments = spool::list_segments(&self.dir)
             .with_context(|| format!("cannot list spool {}", self.dir.display()))?;
@@ -85,11 +94,16 @@ impl SpoolSource {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            match self.ingest_segment(store, &cuts, &seg, &mut summary) {
+            let out = Out {
+                notifier,
+                telemetry,
+            };
+            match self.ingest_segment(store, &cuts, &seg, &mut summary, &out) {
                 Ok(()) => {}
                 Err(e) if e.downcast_ref::<store::StoreError>().is_some() => return Err(e),
                 Err(e) => {
                     tracing::error!("{e:#}");
+                    telemetry.errors.inc();
                     summary.failed += 1;
                 }
             }
@@ -103,6 +117,7 @@ impl SpoolSource {
         cuts: &ExistingCuts,
         seg: &SegmentFile,
         summary: &mut PassSummary,
+        out: &Out<'_>,
     ) -> anyhow::Result<()> {
         // None: deleted by a concurrent ingester between listing and reading.
         let Some((committed, scan)) = spool::scan_from_position(seg, CONSUMER)
@@ -122,6 +137,8 @@ impl SpoolSource {
             end = item_end(last);
             let date = segment_date(seg);
             let (rows, dead_letters) = decode_items(store, seg, &date, &items, summary);
+            out.telemetry.records.add(items.len() as u64);
+            let sessions = rows.sessions.clone();
             let batch = Batch {
                 source: SOURCE.into(),
                 partition: seg.stem.clone(),
@@ -131,9 +148,13 @@ impl SpoolSource {
                 dead_letters,
                 fallback_date: date,
             };
-            summary.written += write_batch(store, batch)?.0;
+            let (written, keys) = write_batch(store, batch)?;
+            summary.written += written;
+            out.telemetry.batch_written(&written);
+            out.notifier.send(&sessions, &keys)?;
             crate::failpoint::hit(crate::failpoint::AFTER_WRITE_BEFORE_COMMIT);
             spool::commit_position(seg, &scan, end, CONSUMER)?;
+            out.telemetry.committed();
             summary.segments += 1;
         }
         match spool::finish_segment(seg, &scan, end, CONSUMER)? {
@@ -148,6 +169,12 @@ impl SpoolSource {
         }
         Ok(())
     }
+}
+
+/// Where a pass reports to.
+struct Out<'a> {
+    notifier: &'a Notifier,
+    telemetry: &'a IngestMetrics,
 }
 
 /// Decodes the entries of a segment into rows. Entries that are not chunks and damaged

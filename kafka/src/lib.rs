@@ -52,6 +52,28 @@ pub enum OptionsError {
     },
 }
 
+/// The librdkafka properties of a command line: `-X KEY=VALUE` and `--kafka-config FILE`,
+/// the same for the shipper, the ingester and the lag exporter.
+#[cfg(feature = "clap")]
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct KafkaArgs {
+    /// A librdkafka property, e.g. -X security.protocol=SSL (repeatable; wins over --kafka-config).
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub librdkafka: Vec<String>,
+
+    /// A file of librdkafka properties, one key=value per line (# comments).
+    #[arg(long, value_name = "FILE")]
+    pub kafka_config: Option<PathBuf>,
+}
+
+#[cfg(feature = "clap")]
+impl KafkaArgs {
+    /// The options for `brokers` with these properties.
+    pub fn options(&self, brokers: &str) -> Result<KafkaOptions, OptionsError> {
+        KafkaOptions::new(brokers, self.kafka_config.as_deref(), &self.librdkafka)
+    }
+}
+
 /// Brokers and librdkafka properties.
 #[derive(Clone, Debug, Default)]
 pub struct KafkaOptions {

@@ -33,6 +33,17 @@ pub struct Cli {
     #[command(flatten)]
     pub keys: envelope::IdentityArgs,
 
+    /// Trust file of the operator keys whose tombstones `verify` accepts as a record of a
+    /// purge (lines `ed25519:BASE64 NAME`, as `replay operator-key` prints them). Kept
+    /// apart from the node trust file (--trust). Default: <data dir>/trusted-operators.
+    #[arg(
+        long,
+        global = true,
+        env = "AUDITTY_OPERATOR_TRUST",
+        value_name = "FILE"
+    )]
+    pub operator_trust: Option<PathBuf>,
+
     /// Do not record this run in the store's access log. Without it, play, export,
     /// search, commands, review (and report) refuse to run when the access event cannot
     /// be written (a read-only store): see "Reviews and the access log" in the README.
@@ -67,7 +78,7 @@ pub enum Command {
     /// check the signed checkpoints against the trust file. Needs no decryption key.
     /// With --bundle, check an evidence bundle offline instead (no store, no network).
     #[command(
-        after_help = "Reports per session: complete, or each problem: gap at seq N, altered at seq N,\nbad signature, unknown signature (key not in the trust file), never ended (agent killed,\nstill running, or tail removed), truncated, unsigned, imported (`replay import`: not signed\nat capture; the source format and SHA-256 are named).\n\n--bundle FILE (from `replay export --format bundle`) reads only that file: it recomputes\nthe hash chain from the bundled rows and checks the checkpoint signatures with the keys\nthey name (proof/keys.txt), says whether each key is in the trust file (--trust, else\n<data dir>/trusted-keys; a key that is not, or no trust file at all, fails the check),\nchecks every member against MANIFEST.sha256, refuses unknown and missing members, and\nderives the asciicast, transcript, metadata, README, proof files and manifest again from\nthe rows, comparing them, and the tar framing, byte for byte. Each change is reported\nwith the member it is in.\n\nExit status: 0 every session (or the bundle) is complete and trusted, 1 any is not (or\nwas not found), 2 the check could not run.\n\nExamples:\n  replay verify 01a21f3b\n  replay verify --all --trust /etc/auditty/trusted-keys\n  replay verify --bundle evidence.tar --trust node-keys.txt"
+        after_help = "Reports per session: complete, or each problem: gap at seq N, altered at seq N,\nbad signature, unknown signature (key not in the trust file), never ended (agent killed,\nstill running, or tail removed), truncated, unsigned, imported (`replay import`: not signed\nat capture; the source format and SHA-256 are named).\n\nA session removed by `replay purge` is reported as purged, with who, when and why, when its\ntombstone is signed by a key in the operators' trust file (--operator-trust, else\n<data dir>/trusted-operators); that is not a failure, and the node ledger check counts it.\nA tombstone signed by any other key, or changed, does not count: the session is missing.\nA tombstone whose session still has rows is \"purge incomplete\" (re-run the purge).\n\n--bundle FILE (from `replay export --format bundle`) reads only that file: it recomputes\nthe hash chain from the bundled rows and checks the checkpoint signatures with the keys\nthey name (proof/keys.txt), says whether each key is in the trust file (--trust, else\n<data dir>/trusted-keys; a key that is not, or no trust file at all, fails the check),\nchecks every member against MANIFEST.sha256, refuses unknown and missing members, and\nderives the asciicast, transcript, metadata, README, proof files and manifest again from\nthe rows, comparing them, and the tar framing, byte for byte. Each change is reported\nwith the member it is in.\n\nExit status: 0 every session (or the bundle) is complete and trusted, 1 any is not (or\nwas not found), 2 the check could not run.\n\nExamples:\n  replay verify 01a21f3b\n  replay verify --all --trust /etc/auditty/trusted-keys\n  replay verify --bundle evidence.tar --trust node-keys.txt"
     )]
     Verify(VerifyArgs),
     /// List the commands run in a session, as the user saw them: read off the rendered
@@ -162,6 +173,122 @@ Examples:
     /// file, each seeing only the sessions their roles cover.
     #[command(after_help = SERVE_HELP, args_conflicts_with_subcommands = true)]
     Serve(ServeArgs),
+    /// Put a session on legal hold (or release it): a held session is exempt from
+    /// retention and `replay purge` refuses it.
+    #[command(
+        after_help = "The hold is one JSON object, holds/<session id>.json in the store: session, who (--who,\nelse the login name), OS user, host, time and reason. Placing a hold again replaces the\nreason. Placing and releasing are recorded in the access log (actions hold and\nhold-release, with the reason).\n\nExamples:\n  replay hold 01a21f3b --reason 'case 2026-117, litigation hold'\n  replay hold --release 01a21f3b --reason 'case 2026-117 closed'"
+    )]
+    Hold(HoldArgs),
+    /// List the sessions on legal hold.
+    #[command(
+        after_help = "Text: one line per hold: session id, time placed (UTC), who@host (OS user), reason.\n--json: one object per line (JSON Lines): session_id, who, os_user, host, time, time_ns,\nreason.\n\nExit status: 0 holds listed, 1 none, 2 the store could not be read."
+    )]
+    Holds(HoldsArgs),
+    /// Remove sessions from the store for good: every row of them, from every object that
+    /// holds one, leaving a signed tombstone (who, when, why) so that `replay verify`
+    /// reports them as purged rather than missing.
+    #[command(after_help = PURGE_HELP)]
+    Purge(PurgeArgs),
+    /// Create an operator's signing key (if FILE does not exist yet) and print its public
+    /// key line for the operators' trust file, which `replay verify` checks tombstones
+    /// against.
+    #[command(
+        after_help = "The key file has the node-key format (`AUDITTY-NODE-KEY-1 BASE64`, mode 0600). Stdout is\none line, `ed25519:BASE64 NAME`: add it to the operators' trust file of every auditor who\nverifies the store (<data dir>/trusted-operators, or --operator-trust FILE). Keep it out\nof the node trust file (--trust) and the reviewers' trust file.\n\nExample:\n  replay operator-key --operator-key /etc/auditty/operator.key >> /etc/auditty/trusted-operators"
+    )]
+    OperatorKey(OperatorKeyArgs),
+}
+
+/// The long help of `replay purge`.
+const PURGE_HELP: &str = "What happens, in this order (so that a crash leaves a state `verify` names):\n\
+  1. refused if any session is on legal hold (`replay holds`), before anything is written;\n\
+  2. the purge is recorded in the access log (action purge, with the reason);\n\
+  3. a tombstone per session, tombstones/<id>.json, signed with --operator-key: session,\n\
+     its time range, its place in its node's ledger (node key, number, previous session,\n\
+     from its signed start row), who (--operator, else the login name; OS user; host),\n\
+     when, the reason, and the objects that held its rows;\n\
+  4. every events/ and sessions/ object holding its rows is rewritten without them, under\n\
+     the same name, keeping every other row and the footer (the ingester's offsets).\n\
+\n\
+Interrupted between 3 and 4, `replay verify` says \"purge incomplete\" and fails; running the\n\
+same purge again finishes it. Sealed sessions are purged the same way, without a key.\n\
+\n\
+--expired-before DATE selects every session that started before DATE and is not held\n\
+(retention); --dry-run lists what would be purged and changes nothing.\n\
+\n\
+Afterwards `replay verify` (with the operator's key in --operator-trust) lists each as\n\
+purged, with who, when and why, and the node ledger check counts it; `replay index` drops\n\
+it from the index, and play, export and commands say it was purged.\n\
+\n\
+The store must replace objects in place: a local store does (atomic rename); an s3://\n\
+store is refused for now, since its writes never replace an object.\n\
+\n\
+Exit status: 0 purged, 1 not found, 2 refused or failed (named on stderr).\n\
+\n\
+Examples:\n\
+  replay operator-key --operator-key ~/.config/auditty/operator.key >> ~/.local/share/auditty/trusted-operators\n\
+  replay purge 01a21f3b --reason 'GDPR erasure request 2026-0042' --operator-key ~/.config/auditty/operator.key\n\
+  replay purge --expired-before 2025-12-01 --reason 'retention: 365 days' --operator-key op.key --dry-run";
+
+/// Options of `hold`.
+#[derive(Args, Debug)]
+pub struct HoldArgs {
+    /// Session id or a unique prefix of it.
+    pub session: String,
+    /// Why (kept in the hold and the access log). Required.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    /// Release the hold instead of placing it.
+    #[arg(long)]
+    pub release: bool,
+    /// Who places the hold. Default: the login name of the user running this.
+    #[arg(long, value_name = "NAME")]
+    pub who: Option<String>,
+}
+
+/// Options of `holds`.
+#[derive(Args, Debug)]
+pub struct HoldsArgs {
+    /// One JSON object per hold and line (JSON Lines) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `purge`.
+#[derive(Args, Debug)]
+pub struct PurgeArgs {
+    /// Session ids or unique prefixes.
+    #[arg(
+        required_unless_present = "expired_before",
+        conflicts_with = "expired_before"
+    )]
+    pub sessions: Vec<String>,
+    /// Purge every session that started before this time (RFC 3339 or a UTC date) and is
+    /// not on hold.
+    #[arg(long, value_name = "TIME")]
+    pub expired_before: Option<String>,
+    /// Why (signed into each tombstone and kept in the access log). Required.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    /// The operator key that signs the tombstones (`replay operator-key` makes one).
+    #[arg(long, env = "AUDITTY_OPERATOR_KEY", value_name = "FILE")]
+    pub operator_key: PathBuf,
+    /// Who purges, as written in the tombstones. Default: the login name.
+    #[arg(long, value_name = "NAME")]
+    pub operator: Option<String>,
+    /// List what would be purged; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Options of `operator-key`.
+#[derive(Args, Debug)]
+pub struct OperatorKeyArgs {
+    /// The key file: created (mode 0600) if it does not exist, else read.
+    #[arg(long, env = "AUDITTY_OPERATOR_KEY", value_name = "FILE")]
+    pub operator_key: PathBuf,
+    /// The name written after the key (the trust file's comment). Default: the login name.
+    #[arg(long, value_name = "NAME")]
+    pub operator: Option<String>,
 }
 
 /// The long help of `replay serve`.
@@ -591,7 +718,8 @@ pub struct AccessLogArgs {
     /// Only events of this user (exact).
     #[arg(long)]
     pub user: Option<String>,
-    /// Only events of this action (play, export, search, commands, report, review).
+    /// Only events of this action (play, export, search, commands, report, review, hold,
+    /// hold-release, purge).
     #[arg(long)]
     pub action: Option<String>,
     /// One JSON object per event and line (JSON Lines) instead of text.

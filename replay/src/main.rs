@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         s3: cli.s3.clone(),
         trust: cli.trust.clone(),
         keys: cli.keys.clone(),
+        operator_trust: cli.operator_trust.clone(),
     };
     let result = match cli.command {
         Command::Ls(args) => replay::cmd::ls::run(&store, args),
@@ -31,6 +32,10 @@ fn main() -> ExitCode {
         Command::AccessLog(args) => replay::cmd::access_log::run(&store, args),
         Command::Import(args) => replay::cmd::import::run(&store, args),
         Command::Serve(args) => replay::cmd::serve::run(&store, args, !cli.no_access_log),
+        Command::Hold(args) => replay::cmd::hold::run(&store, args),
+        Command::Holds(args) => replay::cmd::hold::list(&store, args),
+        Command::Purge(args) => replay::cmd::purge::run(&store, args),
+        Command::OperatorKey(args) => replay::cmd::purge::key(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,6 @@
 //! Finding the store and the session the auditor asked for.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use schemas::chunk::seal::DataKey;
@@ -25,6 +25,8 @@ pub struct StoreArgs {
     pub trust: Option<PathBuf>,
     /// `--identity`, `--kms*`: how to open sealed sessions.
     pub keys: envelope::IdentityArgs,
+    /// `--operator-trust`.
+    pub operator_trust: Option<PathBuf>,
 }
 
 impl StoreArgs {
@@ -51,11 +53,22 @@ impl StoreArgs {
 /// The trust file's keys: `--trust` (must exist), else `<data dir>/trusted-keys` (empty
 /// if missing). Returns the path too, for messages.
 pub fn trust(args: &StoreArgs) -> anyhow::Result<(PathBuf, integrity::TrustSet)> {
-    if let Some(path) = &args.trust {
+    trust_file(args.trust.as_deref(), || {
+        Ok(DataDir::resolve(args.data_dir.as_deref())?.trusted_keys())
+    })
+}
+
+/// A trust file: `given` (which must exist), else the default path (no key trusted if it
+/// is missing).
+fn trust_file(
+    given: Option<&Path>,
+    default: impl FnOnce() -> anyhow::Result<PathBuf>,
+) -> anyhow::Result<(PathBuf, integrity::TrustSet)> {
+    if let Some(path) = given {
         let set = integrity::TrustSet::load(path)?;
-        return Ok((path.clone(), set));
+        return Ok((path.to_path_buf(), set));
     }
-    let path = DataDir::resolve(args.data_dir.as_deref())?.trusted_keys();
+    let path = default()?;
     match integrity::TrustSet::load(&path) {
         Ok(set) => Ok((path, set)),
         Err(integrity::KeyError::Io { source, .. })
@@ -65,6 +78,21 @@ pub fn trust(args: &StoreArgs) -> anyhow::Result<(PathBuf, integrity::TrustSet)>
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// File name of the operators' trust file in the data directory.
+pub const TRUSTED_OPERATORS: &str = "trusted-operators";
+
+/// The operators' trust file (tombstones): `--operator-trust` (must exist), else
+/// `<data dir>/trusted-operators` (no key trusted if missing). Kept apart from the node
+/// trust file, so that an operator's key never vouches for a recording, nor a node's key
+/// for the erasure of one.
+pub fn operator_trust(args: &StoreArgs) -> anyhow::Result<(PathBuf, integrity::TrustSet)> {
+    trust_file(args.operator_trust.as_deref(), || {
+        Ok(DataDir::resolve(args.data_dir.as_deref())?
+            .0
+            .join(TRUSTED_OPERATORS))
+    })
 }
 
 /// Every session in the store, and the objects that could not be read (reported on
@@ -130,7 +158,11 @@ pub fn find(
             }
             Ok(opened)
         }
-        Err(e @ (CatalogError::SessionNotFound { .. } | CatalogError::AmbiguousSession { .. })) => {
+        Err(e @ CatalogError::SessionNotFound { .. }) => match purged_note(store, query) {
+            Some(note) => Err(Failure::NotFound(note).into()),
+            None => Err(Failure::NotFound(e.to_string()).into()),
+        },
+        Err(e @ CatalogError::AmbiguousSession { .. }) => {
             Err(Failure::NotFound(e.to_string()).into())
         }
         Err(e) => Err(anyhow::Error::new(e).context(format!(
@@ -138,6 +170,58 @@ pub fn find(
             store.describe()
         ))),
     }
+}
+
+/// The tombstones whose session id starts with what the user typed (hyphenated or not,
+/// any case), read without judging their signatures.
+pub fn tombstones_matching(
+    store: &dyn ObjectStore,
+    query: &str,
+) -> anyhow::Result<Vec<lifecycle::CheckedTombstone>> {
+    let q = query.trim().to_ascii_lowercase().replace('-', "");
+    if q.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (all, _) = lifecycle::read_tombstones(store, &integrity::TrustSet::default())?;
+    Ok(all
+        .into_iter()
+        .filter(|t| {
+            t.tombstone
+                .session_id
+                .0
+                .simple()
+                .to_string()
+                .starts_with(&q)
+        })
+        .collect())
+}
+
+/// "session … was purged on … by …: …" when a tombstone names the session `query` asks
+/// for. Its signature is not judged here (no operator trust file at hand), so the text
+/// says where to check it.
+fn purged_note(store: &dyn ObjectStore, query: &str) -> Option<String> {
+    let found = tombstones_matching(store, query).ok()?;
+    let [t] = found.as_slice() else {
+        return None;
+    };
+    Some(format!(
+        "{}; run `replay verify {}` to check the tombstone's signature",
+        purged_line(&t.tombstone),
+        t.tombstone.session_id
+    ))
+}
+
+/// "session ID was purged on TIME by WHO (OS user U on HOST): REASON", escaped.
+pub fn purged_line(t: &lifecycle::Tombstone) -> String {
+    schemas::text::escape_controls(&format!(
+        "session {} was purged on {} by {} (OS user {} on {}): {}",
+        t.session_id,
+        schemas::time::rfc3339(t.time_ns),
+        t.purged_by,
+        t.os_user,
+        t.host,
+        t.reason
+    ))
 }
 
 /// The events of a session with sealed rows, in seq order.

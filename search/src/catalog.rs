@@ -277,25 +277,54 @@ pub(crate) fn objects(store: &dyn ObjectStore, table: &str) -> Result<Vec<String
     Ok(keys)
 }
 
-/// Reads one object and hands it to `use_it`; a failure is logged, kept in `warnings` and
-/// does not stop the caller, so one damaged object does not hide the rest of the store.
-fn each_object(
+/// How many times a reader lists a table again after finding a listed object gone. Each
+/// time means a compaction deleted an object between the listing and the read; its rows
+/// are then in an object the new listing holds (written before the delete).
+const MAX_RELISTS: usize = 8;
+
+/// Reads every object of `table` and hands it to `use_it`; a failure is logged, kept in
+/// `warnings` and does not stop the caller, so one damaged object does not hide the rest
+/// of the store. When an object it listed is gone by the time it reads it (compaction merged it into another object, `store::compact`), it lists the
+/// table again and reads the objects that appeared meanwhile, so no row is missed.
+/// Duplicate rows this may bring are dropped by the callers, as those of a re-ingest.
+fn each_object_relisting(
     store: &dyn ObjectStore,
-    keys: &[String],
+    table: &str,
     warnings: &mut Vec<StoreError>,
     seen: &mut dyn FnMut(&str, &[u8]),
     mut use_it: impl FnMut(&str, &[u8]) -> Result<(), StoreError>,
-) {
-    for key in keys {
-        let used = store.get(key).and_then(|bytes| {
-            seen(key, &bytes);
-            use_it(key, &bytes)
-        });
-        if let Err(e) = used {
-            tracing::warn!(key = %key, error = %e, "skipping an object that cannot be read");
-            warnings.push(e);
+) -> Result<(), StoreError> {
+    let mut done: std::collections::HashSet<String> = Default::default();
+    let mut keys = objects(store, table)?;
+    for round in 0.. {
+        let mut gone = Vec::new();
+        for key in &keys {
+            done.insert(key.clone());
+            let used = store.get(key).and_then(|bytes| {
+                seen(key, &bytes);
+                use_it(key, &bytes)
+            });
+            match used {
+                Ok(()) => {}
+                Err(StoreError::NotFound { .. }) if round < MAX_RELISTS => gone.push(key),
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, "skipping an object that cannot be read");
+                    warnings.push(e);
+                }
+            }
         }
+        if gone.is_empty() {
+            break;
+        }
+        tracing::debug!(
+            table,
+            gone = gone.len(),
+            "objects vanished while reading; listing again"
+        );
+        keys = objects(store, table)?;
+        keys.retain(|k| !done.contains(k));
     }
+    Ok(())
 }
 
 /// Every session in the store: `start` and `end` rows from `sessions/` merged by id, and
@@ -328,24 +357,28 @@ pub fn list_sessions_observing_objects(
     mut observe: impl FnMut(&EventRef<'_>),
     seen: &mut dyn FnMut(&str, &[u8]),
 ) -> Result<(Vec<SessionInfo>, Vec<StoreError>), StoreError> {
-    let session_keys = objects(store, layout::SESSIONS)?;
-    let event_keys = objects(store, layout::EVENTS)?;
     let mut warnings = Vec::new();
     let mut accs: HashMap<SessionId, Acc> = HashMap::new();
 
-    each_object(store, &session_keys, &mut warnings, seen, |key, bytes| {
-        for row in parquet_io::decode_sessions(key, bytes)? {
-            accs.entry(row.session_id).or_default().session_row(&row);
-        }
-        Ok(())
-    });
+    each_object_relisting(
+        store,
+        layout::SESSIONS,
+        &mut warnings,
+        seen,
+        |key, bytes| {
+            for row in parquet_io::decode_sessions(key, bytes)? {
+                accs.entry(row.session_id).or_default().session_row(&row);
+            }
+            Ok(())
+        },
+    )?;
 
-    each_object(store, &event_keys, &mut warnings, seen, |key, bytes| {
+    each_object_relisting(store, layout::EVENTS, &mut warnings, seen, |key, bytes| {
         parquet_io::scan_events(key, bytes, None, |r| {
             accs.entry(r.session_id).or_default().account(&r);
             observe(&r);
         })
-    });
+    })?;
 
     let mut sessions: Vec<SessionInfo> = accs
         .into_iter()
@@ -447,12 +480,59 @@ impl<'a> Tables<'a> {
         Ok(self
             .all(table)?
             .iter()
-            .filter(|k| match layout::key_date(k) {
-                Some(d) => from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t),
-                None => true,
-            })
+            .filter(|k| dated_within(k, from, to))
             .cloned()
             .collect())
+    }
+
+    /// Drops the cached listing of `table`, so that the next call lists it again.
+    fn forget(&mut self, table: &str) {
+        if table == layout::SESSIONS {
+            self.sessions = None;
+        } else {
+            self.events = None;
+        }
+    }
+
+    /// Runs `read` on `keys`; failures are logged and kept in `warnings`, as in
+    /// [`each_object_relisting`]. When an object listed is gone by the time it is read (merged by a compaction), lists `table` again and reads the objects that
+    /// appeared meanwhile and `wanted` accepts, as [`each_object_relisting`]. Returns every
+    /// key read.
+    fn each_key_relisting(
+        &mut self,
+        table: &str,
+        keys: Vec<String>,
+        wanted: impl Fn(&str) -> bool,
+        warnings: &mut Vec<StoreError>,
+        mut read: impl FnMut(&str) -> Result<(), StoreError>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut done: Vec<String> = Vec::new();
+        let mut keys = keys;
+        for round in 0.. {
+            let mut gone = false;
+            for key in &keys {
+                match read(key) {
+                    Ok(()) => {}
+                    Err(StoreError::NotFound { .. }) if round < MAX_RELISTS => gone = true,
+                    Err(e) => {
+                        tracing::warn!(key = %key, error = %e, "skipping an object that cannot be read");
+                        warnings.push(e);
+                    }
+                }
+            }
+            done.append(&mut keys);
+            if !gone {
+                break;
+            }
+            self.forget(table);
+            keys = self
+                .all(table)?
+                .iter()
+                .filter(|k| !done.contains(k) && wanted(k))
+                .cloned()
+                .collect();
+        }
+        Ok(done)
     }
 
     /// Keys of `table` not in `seen`.
@@ -466,17 +546,12 @@ impl<'a> Tables<'a> {
     }
 }
 
-/// Runs `read` on each key; failures are logged and collected, as in [`each_object`].
-fn each_key(
-    keys: &[String],
-    warnings: &mut Vec<StoreError>,
-    mut read: impl FnMut(&str) -> Result<(), StoreError>,
-) {
-    for key in keys {
-        if let Err(e) = read(key) {
-            tracing::warn!(key = %key, error = %e, "skipping an object that cannot be read");
-            warnings.push(e);
-        }
+/// Whether the `date=` of `key` lies in `[from, to]` (unbounded when `None`); keys
+/// without a date are always in.
+fn dated_within(key: &str, from: Option<&str>, to: Option<&str>) -> bool {
+    match layout::key_date(key) {
+        Some(d) => from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t),
+        None => true,
     }
 }
 
@@ -590,19 +665,20 @@ fn read_session_rows(
     warnings: &mut Vec<StoreError>,
 ) -> Result<(), StoreError> {
     let store = tables.store;
-    let mut read = |keys: &[String], acc: &mut Acc| {
-        each_key(keys, warnings, |key| {
-            for row in store::ranged::session_rows(store, key, id)? {
-                acc.session_row(&row);
-            }
-            Ok(())
-        });
+    let read = |key: &str, acc: &mut Acc| -> Result<(), StoreError> {
+        for row in store::ranged::session_rows(store, key, id)? {
+            acc.session_row(&row);
+        }
+        Ok(())
     };
     let keys = tables.between(layout::SESSIONS, from, from)?;
-    read(&keys, acc);
+    let in_range = |k: &str| dated_within(k, from, from);
+    let keys =
+        tables.each_key_relisting(layout::SESSIONS, keys, in_range, warnings, |k| read(k, acc))?;
     if !acc.has_start() && from.is_some() {
         // The start row is not where the id says: look everywhere.
-        read(&tables.all_but(layout::SESSIONS, &keys)?, acc);
+        let rest = tables.all_but(layout::SESSIONS, &keys)?;
+        tables.each_key_relisting(layout::SESSIONS, rest, |_| true, warnings, |k| read(k, acc))?;
     }
     Ok(())
 }
@@ -619,19 +695,27 @@ fn read_event_rows(
 ) -> Result<Vec<EventRow>, StoreError> {
     let store = tables.store;
     let mut rows = Vec::new();
-    let mut read = |keys: &[String], rows: &mut Vec<EventRow>| {
-        each_key(keys, warnings, |key| {
-            store::ranged::session_event_rows(store, key, id, |r| {
-                acc.account(&r);
-                observe(&r);
-                rows.push(r.to_row())
-            })
-        });
+    let mut read = |key: &str, rows: &mut Vec<EventRow>| {
+        store::ranged::session_event_rows(store, key, id, |r| {
+            acc.account(&r);
+            observe(&r);
+            rows.push(r.to_row())
+        })
     };
     let keys = tables.between(layout::EVENTS, from, until)?;
-    read(&keys, &mut rows);
+    let in_range = |k: &str| dated_within(k, from, until);
+    let keys = tables.each_key_relisting(layout::EVENTS, keys, in_range, warnings, |k| {
+        read(k, &mut rows)
+    })?;
     if rows.is_empty() && (from.is_some() || until.is_some()) {
-        read(&tables.all_but(layout::EVENTS, &keys)?, &mut rows);
+        let rest = tables.all_but(layout::EVENTS, &keys)?;
+        tables.each_key_relisting(
+            layout::EVENTS,
+            rest,
+            |_| true,
+            warnings,
+            |k| read(k, &mut rows),
+        )?;
     }
     Ok(rows)
 }
@@ -666,10 +750,11 @@ fn find_in(tables: &mut Tables<'_>, query: &str) -> Result<SessionId, CatalogErr
         |table: &str, from: Option<&str>, to: Option<&str>| -> Result<Vec<String>, StoreError> {
             let mut ids = Vec::new();
             let keys = tables.between(table, from, to)?;
-            each_key(&keys, &mut warnings, |key| {
+            let wanted = |k: &str| dated_within(k, from, to);
+            tables.each_key_relisting(table, keys, wanted, &mut warnings, |key| {
                 ids.extend(store::ranged::ids_with_prefix(store, key, &prefix)?);
                 Ok(())
-            });
+            })?;
             ids.sort();
             ids.dedup();
             Ok(ids)

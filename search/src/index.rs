@@ -44,6 +44,7 @@
 //! [`update`] a way to open them ([`Hooks::unseal`]); their command text then lies in
 //! the index in clear.
 
+mod forget;
 mod manifest;
 mod query;
 
@@ -59,6 +60,7 @@ use tantivy::{Index, IndexWriter, TantivyDocument, Term};
 
 use crate::catalog::{OpenedSession, SessionInfo, open_session, open_sessions_observing};
 
+pub use forget::forget_sessions;
 pub use manifest::{MANIFEST_FILE, Manifest};
 pub use query::{
     Hit, ListQuery, Listed, SearchQuery, days_to_open, list_sessions, search, stale_objects,
@@ -66,9 +68,10 @@ pub use query::{
 
 /// Format version of the index, in the manifest. Version 2 added the `listing` field;
 /// version 3 lists the signed `start`/`end` rows instead of the `sessions/` copy (and
-/// says where they came from). [`update`] rebuilds an older index (it is derived from the
+/// says where they came from); version 4 adds `findings` to the listing (the rules' names
+/// that fire on the session's commands). [`update`] rebuilds an older index (it is derived from the
 /// store), and queries refuse it with [`IndexError::Outdated`].
-pub const INDEX_VERSION: u32 = 3;
+pub const INDEX_VERSION: u32 = 4;
 
 /// Memory an index writer may use before it flushes a segment (tantivy's minimum is
 /// 15 MB); one writer is open at a time.
@@ -222,8 +225,10 @@ pub struct Hooks<'a> {
     pub observe: &'a mut dyn FnMut(&EventRef<'_>),
     /// The listing of a session (the JSON object `replay ls` prints) stored in its
     /// session document, so that a listing never reads the store; `None` stores none and
-    /// the session is left out of [`list_sessions`].
-    pub listing: &'a mut dyn FnMut(&SessionInfo) -> Option<String>,
+    /// the session is left out of [`list_sessions`]. With the session's commands (none
+    /// for a sealed session `unseal` did not open), so that the listing can say what the
+    /// rules flag in them.
+    pub listing: &'a mut dyn FnMut(&SessionInfo, &[crate::commands::Command]) -> Option<String>,
     /// Called with (sessions done, sessions to do) as the update goes.
     pub progress: &'a mut dyn FnMut(usize, usize),
 }
@@ -282,9 +287,16 @@ pub(crate) fn update_inner(
     std::fs::create_dir_all(dir).map_err(io)?;
     let mut manifest = Manifest::load(dir)?.unwrap_or_default();
     manifest.version = INDEX_VERSION;
-    let new: Vec<String> = store_objects(store)?
-        .into_iter()
-        .filter(|k| !manifest.objects.contains(k))
+    let listed = store_objects(store)?;
+    // Objects a compaction merged away (or a purge removed) leave the manifest: their
+    // rows are in the objects that replaced them, which are new here and re-index the
+    // sessions they hold.
+    let present: std::collections::HashSet<&String> = listed.iter().collect();
+    manifest.objects.retain(|k| present.contains(k));
+    let new: Vec<String> = listed
+        .iter()
+        .filter(|k| !manifest.objects.contains(*k))
+        .cloned()
         .collect();
     let mut report = UpdateReport {
         new_objects: new.len(),
@@ -400,8 +412,7 @@ fn index_sessions(
                 tracing::warn!(session = %id, error = %w, "skipped an unreadable object");
             }
             writer.delete_term(Term::from_field_text(fields.session, &id.to_string()));
-            let listed = listing(&opened.info);
-            let docs = session_docs(&fields, &opened, listed.as_deref(), unseal);
+            let docs = session_docs(&fields, &opened, listing, unseal);
             report.commands += docs
                 .iter()
                 .filter(|(_, d)| d.get_first(fields.index).is_some())
@@ -426,30 +437,31 @@ fn index_sessions(
 fn session_docs(
     f: &Fields,
     opened: &OpenedSession,
-    listing: Option<&str>,
+    listing: &mut dyn FnMut(&SessionInfo, &[crate::commands::Command]) -> Option<String>,
     unseal: &mut dyn FnMut(&OpenedSession) -> Option<Vec<Event>>,
 ) -> Vec<(i64, TantivyDocument)> {
     let info = &opened.info;
     let start_ns = info.start_time_ns;
-    let mut session = session_doc(f, info);
-    if let Some(l) = listing {
-        session.add_text(f.listing, l);
-    }
-    let mut docs = vec![(start_ns.saturating_add_unsigned(info.duration_ns), session)];
     let events = if info.sealed {
         unseal(opened)
     } else {
         Some(opened.rows.iter().filter_map(|r| r.to_event()).collect())
-    };
-    let Some(events) = events else {
-        return docs;
     };
     let size = info
         .start
         .as_ref()
         .filter(|s| s.cols > 0 && s.rows > 0)
         .map_or((80, 24), |s| (s.cols, s.rows));
-    let extracted = crate::commands::extract(&events, size);
+    let extracted = events.map(|events| crate::commands::extract(&events, size));
+    let commands = extracted.as_ref().map_or(&[][..], |e| &e.commands[..]);
+    let mut session = session_doc(f, info);
+    if let Some(l) = listing(info, commands) {
+        session.add_text(f.listing, l);
+    }
+    let mut docs = vec![(start_ns.saturating_add_unsigned(info.duration_ns), session)];
+    let Some(extracted) = extracted else {
+        return docs;
+    };
     if !extracted.leading_output.trim().is_empty() {
         // Output no command precedes: found like a command's, at the session's start,
         // with no command line and no command index.

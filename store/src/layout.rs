@@ -6,6 +6,8 @@
 //! dead-letter/date=YYYY-MM-DD/<same stem>.<ext>
 //! reviews/date=YYYY-MM-DD/<time ns, 20 digits>-<digest, 16 hex>.json
 //! access/date=YYYY-MM-DD/<time ns, 20 digits>-<digest, 16 hex>.json
+//! holds/<session id>.json
+//! tombstones/<session id>.json
 //! ```
 //!
 //! `reviews/` and `access/` hold one small JSON object per review and per access event
@@ -27,6 +29,13 @@ pub const DEAD_LETTER: &str = "dead-letter";
 pub const REVIEWS: &str = "reviews";
 /// Top-level folder of the access log: one JSON object per `replay` read of recordings.
 pub const ACCESS: &str = "access";
+/// Top-level folder of legal holds: `holds/<session id>.json`, one per held session, which
+/// neither retention nor `replay purge` may remove (the `lifecycle` crate).
+pub const HOLDS: &str = "holds";
+/// Top-level folder of tombstones: `tombstones/<session id>.json`, the signed record of a
+/// purged session (who, when, why), so that `replay verify` reports it as purged rather
+/// than missing (DESIGN.md §6; the `lifecycle` crate).
+pub const TOMBSTONES: &str = "tombstones";
 
 /// Suffix of the Parquet objects.
 pub const PARQUET_EXT: &str = "parquet";

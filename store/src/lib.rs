@@ -10,6 +10,8 @@
 //!   restarted ingester reuse its cut points.
 //! - [`ranged`]: the rows of one session (or the ids matching a prefix) read from an
 //!   object piecewise: its footer and only the row groups and pages that can hold them.
+//! - [`compact`]: a day's small objects merged into large ones, crash-safe by the order
+//!   of its puts and deletes (`auditty-ingest compact`).
 //!
 //! Callers: `ingest` writes objects (encode + [`ObjectStore::put`]); the session catalog in
 //! `search` reads them (whole-object scans with [`parquet_io::scan_events`] and
@@ -17,6 +19,7 @@
 //! [`StoreError`].
 #![warn(missing_docs)]
 
+pub mod compact;
 mod error;
 pub mod layout;
 pub mod local;
@@ -37,6 +40,7 @@ pub use s3_args::{S3Args, SseMode};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// Where the store lives. Parsed once from `--store`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,6 +228,14 @@ pub trait ObjectStore: Send + Sync {
     /// or none, never a partial one; durable when this returns (local: write a temp file in
     /// the same directory, fsync, rename, fsync the directory).
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Replaces an object whatever it holds, as atomically as [`ObjectStore::put`]. Only
+    /// for rewriting an object on purpose (`replay purge` removes one session's rows
+    /// from objects under their names): [`ObjectStore::put`] on S3 refuses to clobber a
+    /// different object (`If-None-Match: *`), which guards the ingester's deterministic
+    /// names. The local store's put already replaces.
+    fn replace(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.put(key, bytes)
+    }
     /// The whole object; a missing one is [`StoreError::NotFound`].
     fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
     /// Bytes `range` of the object; a range past its end is an error, as with S3.
@@ -248,8 +260,45 @@ pub trait ObjectStore: Send + Sync {
     /// Removes the object. Removing a missing object succeeds, as in S3, so a retried
     /// cleanup does not fail.
     fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// When the object was last written, if the store can tell (compaction leaves young
+    /// objects alone; see [`compact`]). The default knows nothing.
+    fn modified(&self, key: &str) -> Result<Option<SystemTime>, StoreError> {
+        self.size(key)?;
+        Ok(None)
+    }
+    /// [`ObjectStore::list`] with each object's size and modification time. The default
+    /// asks per key (objects deleted meanwhile are left out); S3 has them in the listing.
+    fn list_info(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        let mut out = Vec::new();
+        for key in self.list(prefix)? {
+            let info = self
+                .size(&key)
+                .and_then(|size| Ok((size, self.modified(&key)?)));
+            match info {
+                Ok((size, modified)) => out.push(Listed {
+                    key,
+                    size,
+                    modified,
+                }),
+                Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
     /// The store as a URL for messages, e.g. `file:///var/lib/auditty/store`.
     fn describe(&self) -> String;
+}
+
+/// One object as [`ObjectStore::list_info`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// Its key.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written, if the store says.
+    pub modified: Option<SystemTime>,
 }
 
 /// Checks an object key: relative, '/'-separated, no empty, `.` or `..` parts, no part

@@ -234,6 +234,12 @@ impl ObjectStore for LocalStore {
         }
     }
 
+    fn modified(&self, key: &str) -> Result<Option<std::time::SystemTime>, StoreError> {
+        let path = self.path_of(key)?;
+        let meta = fs::metadata(&path).map_err(|e| Self::not_found_or_io(key, "stat", e))?;
+        Ok(meta.modified().ok())
+    }
+
     fn exists(&self, key: &str) -> Result<bool, StoreError> {
         let path = self.path_of(key)?;
         match fs::metadata(&path) {

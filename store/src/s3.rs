@@ -332,14 +332,32 @@ impl S3Store {
         }
     }
 
-    fn put_single(&self, key: &str, full: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+    /// Writes the object in one PUT or in parts; false if `If-None-Match: *` found one
+    /// there (never with `replace`, which drops the guard: see [`ObjectStore::replace`]).
+    fn write(&self, key: &str, bytes: &[u8], replace: bool) -> Result<bool, StoreError> {
+        let full = self.full_key(key)?;
+        if bytes.len() > MULTIPART_THRESHOLD {
+            self.put_multipart(key, &full, bytes, replace)
+        } else {
+            self.put_single(key, &full, bytes, replace)
+        }
+    }
+
+    /// One PUT; `replace` drops the `If-None-Match: *` guard (see [`ObjectStore::replace`]).
+    fn put_single(
+        &self,
+        key: &str,
+        full: &str,
+        bytes: &[u8],
+        replace: bool,
+    ) -> Result<bool, StoreError> {
         self.call("write", key, || async {
             let mut req = self
                 .client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(full)
-                .if_none_match("*")
+                .set_if_none_match((!replace).then(|| "*".to_string()))
                 .body(ByteStream::from(bytes.to_vec()));
             let (sse, kms_key_id) = self.options.sse.headers();
             req = req
@@ -353,7 +371,13 @@ impl S3Store {
         })
     }
 
-    fn put_multipart(&self, key: &str, full: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+    fn put_multipart(
+        &self,
+        key: &str,
+        full: &str,
+        bytes: &[u8],
+        replace: bool,
+    ) -> Result<bool, StoreError> {
         let upload_id = self.call("start a multipart upload of", key, || async {
             let mut req = self
                 .client
@@ -377,7 +401,7 @@ impl S3Store {
                 })
             })
         })?;
-        let result = self.upload_parts(key, full, &upload_id, bytes);
+        let result = self.upload_parts(key, full, &upload_id, bytes, replace);
         if !matches!(result, Ok(true)) {
             // Parts of an abandoned upload are billed until aborted; best effort.
             let _ = self.runtime.block_on(
@@ -398,6 +422,7 @@ impl S3Store {
         full: &str,
         upload_id: &str,
         bytes: &[u8],
+        replace: bool,
     ) -> Result<bool, StoreError> {
         let mut parts = Vec::new();
         for (i, part) in bytes.chunks(PART_SIZE).enumerate() {
@@ -438,7 +463,7 @@ impl S3Store {
                 .bucket(&self.bucket)
                 .key(full)
                 .upload_id(upload_id)
-                .if_none_match("*")
+                .set_if_none_match((!replace).then(|| "*".to_string()))
                 .multipart_upload(upload.clone())
                 .send()
                 .await
@@ -526,17 +551,15 @@ impl S3Store {
 
 impl ObjectStore for S3Store {
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        let full = self.full_key(key)?;
-        let created = if bytes.len() > MULTIPART_THRESHOLD {
-            self.put_multipart(key, &full, bytes)?
-        } else {
-            self.put_single(key, &full, bytes)?
-        };
-        if created {
+        if self.write(key, bytes, false)? {
             Ok(())
         } else {
             self.existing_must_match(key, bytes)
         }
+    }
+
+    fn replace(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.write(key, bytes, true).map(|_| ())
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
@@ -631,8 +654,35 @@ impl ObjectStore for S3Store {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.list_info(prefix)?.into_iter().map(|o| o.key).collect())
+    }
+
+    fn modified(&self, key: &str) -> Result<Option<std::time::SystemTime>, StoreError> {
+        let full = self.full_key(key)?;
+        self.call("look up", key, || async {
+            match self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(&full)
+                .send()
+                .await
+            {
+                Ok(out) => Ok(out.last_modified().and_then(system_time)),
+                Err(e) if Self::is_not_found(&e) => {
+                    Err(AttemptError::Permanent(StoreError::NotFound {
+                        key: key.to_string(),
+                    }))
+                }
+                Err(e) => Err(self.classify("look up", key, e)),
+            }
+        })
+    }
+
+    /// One LIST request per 1000 keys: the listing carries size and time already.
+    fn list_info(&self, prefix: &str) -> Result<Vec<crate::Listed>, StoreError> {
         let full_prefix = format!("{}{prefix}", self.prefix);
-        let mut keys = Vec::new();
+        let mut objects = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let (page, next) = self.call("list", prefix, || async {
@@ -645,14 +695,19 @@ impl ObjectStore for S3Store {
                     .send()
                     .await
                     .map_err(|e| self.classify("list", prefix, e))?;
-                let page: Vec<String> = out
+                let page: Vec<crate::Listed> = out
                     .contents()
                     .iter()
-                    .filter_map(|o| o.key())
-                    .filter_map(|k| k.strip_prefix(&self.prefix))
-                    // Foreign or hidden names are not objects of ours (as with LocalStore).
-                    .filter(|k| validate_key(k).is_ok())
-                    .map(str::to_string)
+                    .filter_map(|o| {
+                        let key = o.key()?.strip_prefix(&self.prefix)?;
+                        // Foreign or hidden names are not objects of ours (as with LocalStore).
+                        validate_key(key).ok()?;
+                        Some(crate::Listed {
+                            key: key.to_string(),
+                            size: o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                            modified: o.last_modified().and_then(system_time),
+                        })
+                    })
                     .collect();
                 let next = if out.is_truncated() == Some(true) {
                     out.next_continuation_token().map(str::to_string)
@@ -661,14 +716,14 @@ impl ObjectStore for S3Store {
                 };
                 Ok((page, next))
             })?;
-            keys.extend(page);
+            objects.extend(page);
             match next {
                 Some(t) => token = Some(t),
                 None => break,
             }
         }
-        keys.sort();
-        Ok(keys)
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -719,4 +774,14 @@ fn short_message<E: ProvideErrorMetadata + std::error::Error + 'static>(
             line.chars().take(200).collect()
         }
     }
+}
+
+/// An S3 timestamp as a [`std::time::SystemTime`] (`None` before 1970, which S3 never says).
+fn system_time(t: &aws_sdk_s3::primitives::DateTime) -> Option<std::time::SystemTime> {
+    let secs = u64::try_from(t.secs()).ok()?;
+    Some(
+        std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(secs)
+            + std::time::Duration::from_nanos(u64::from(t.subsec_nanos())),
+    )
 }

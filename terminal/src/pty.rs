@@ -67,14 +67,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    // Everything the child needs is made before fork: after it only syscalls run.
-    let dir = creds
-        .and_then(|c| c.dir.as_ref())
-        .and_then(|d| std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).ok());
-    let ids = creds.map(|c| {
-        let groups: Vec<libc::gid_t> = c.groups.clone();
-        (c.uid, c.gid, groups)
-    });
+    let setup = ChildSetup::new(creds);
     let mut master: RawFd = -1;
     let mut slave: RawFd = -1;
     let ws = size.to_libc();
@@ -115,22 +108,92 @@ where
             if libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
                 return Err(io::Error::last_os_error());
             }
-            cloexec_from_3();
-            if let Some((uid, gid, groups)) = &ids {
-                drop_to(*uid, *gid, groups)?;
-                let root = c"/";
-                let dir = dir.as_deref().unwrap_or(root);
-                if libc::chdir(dir.as_ptr()) < 0 && libc::chdir(root.as_ptr()) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
+            setup.apply()
         });
     }
     let child = cmd.spawn()?;
     // `cmd` holds the last slave handles; dropping it closes them here.
     drop(cmd);
     Ok(Spawned { child, master })
+}
+
+/// Runs `program args` without a terminal: its standard input, output and error are
+/// pipes we hold (`Stdio::piped()` for each), or ours when `inherit` is true. As
+/// [`spawn_as`], the program runs as `creds` when given, with `env` as its whole
+/// environment, in a session of its own. For what arrives without a PTY: a command given
+/// to ssh, `scp`, `sftp`.
+pub fn spawn_without_terminal<I, S>(
+    program: &OsStr,
+    args: I,
+    env: &[(&str, String)],
+    creds: Option<&Credentials>,
+    inherit: bool,
+) -> io::Result<Child>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let setup = ChildSetup::new(creds);
+    let mut cmd = Command::new(program);
+    if creds.is_some() {
+        cmd.env_clear();
+    }
+    let stdio = || {
+        if inherit {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        }
+    };
+    cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(stdio())
+        .stdout(stdio())
+        .stderr(stdio());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            setup.apply()
+        });
+    }
+    cmd.spawn()
+}
+
+/// What a spawned child does to itself between fork and exec, prepared before fork:
+/// after it only syscalls run.
+struct ChildSetup {
+    dir: Option<std::ffi::CString>,
+    ids: Option<(u32, u32, Vec<libc::gid_t>)>,
+}
+
+impl ChildSetup {
+    fn new(creds: Option<&Credentials>) -> ChildSetup {
+        ChildSetup {
+            dir: creds
+                .and_then(|c| c.dir.as_ref())
+                .and_then(|d| std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).ok()),
+            ids: creds.map(|c| (c.uid, c.gid, c.groups.clone())),
+        }
+    }
+
+    /// In the child: descriptors from 3 up closed on exec, then the user's ids and home.
+    fn apply(&self) -> io::Result<()> {
+        cloexec_from_3();
+        if let Some((uid, gid, groups)) = &self.ids {
+            drop_to(*uid, *gid, groups)?;
+            let root = c"/";
+            let dir = self.dir.as_deref().unwrap_or(root);
+            // SAFETY: chdir on NUL-terminated strings made before fork.
+            if unsafe { libc::chdir(dir.as_ptr()) } < 0 && unsafe { libc::chdir(root.as_ptr()) } < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// In the child, between fork and exec: every descriptor from 3 up is closed by `exec`,

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 pub mod broker;
 pub mod moto;
+pub mod prometheus;
 pub mod s3_proxy;
 pub mod synthetic;
 
@@ -97,6 +98,9 @@ impl Sandbox {
         );
         vec![
             ("AUDITTY_DATA_DIR", self.data_dir().display().to_string()),
+            // No configuration file: a machine's /etc/auditty/auditty.toml (package.rs
+            // installs one for its length) must not change what a test runs.
+            ("AUDITTY_CONFIG", "/dev/null".to_string()),
             (
                 "XDG_RUNTIME_DIR",
                 self.dir.path().join("run").display().to_string(),

@@ -748,6 +748,21 @@ fn hash_password(sb: &Sandbox, password: &str) -> String {
     hash
 }
 
+/// An auth file with one user, [`USER`], who may see everything.
+fn auth_file(sb: &Sandbox) -> PathBuf {
+    let auth = sb.path().join("auth.toml");
+    std::fs::write(
+        &auth,
+        format!(
+            "[[user]]\nname = \"{USER}\"\npassword_hash = \"{}\"\nroles = [\"everything\"]\n\n\
+             [[role]]\nname = \"everything\"\nhosts = [\"*\"]\nusers = [\"*\"]\n",
+            hash_password(sb, PASSWORD)
+        ),
+    )
+    .expect("auth file");
+    auth
+}
+
 /// `replay serve` on a free loopback port; killed on drop, its log shown if the test
 /// failed.
 struct Server {
@@ -854,17 +869,7 @@ fn serve_login_search_play_next_command_report() {
         serde_json::from_str(&sb.run(sb.cmd("replay").args(["report", "--format", "json"])))
             .expect("the JSON report parses");
 
-    let auth = sb.path().join("auth.toml");
-    std::fs::write(
-        &auth,
-        format!(
-            "[[user]]\nname = \"{USER}\"\npassword_hash = \"{}\"\nroles = [\"everything\"]\n\n\
-             [[role]]\nname = \"everything\"\nhosts = [\"*\"]\nusers = [\"*\"]\n",
-            hash_password(&sb, PASSWORD)
-        ),
-    )
-    .expect("auth file");
-    let server = Server::start(&sb, &auth);
+    let server = Server::start(&sb, &auth_file(&sb));
     let driver = Driver::start(sb.path());
     let b = Browser::new(&driver);
     let mut console = Vec::new();
@@ -1008,5 +1013,116 @@ fn serve_login_search_play_next_command_report() {
         console.join("\n")
     );
     drop(b);
+    drop(server);
+}
+
+/// Issue 18: a long session starts playing before it has arrived. An hour-long session
+/// of 1.6 MB (over `web::segments::SEGMENTED_ABOVE_BYTES`) plays as a segmented
+/// recording: opened at 50 minutes, the player fetches the index and the segments at
+/// the playhead, shows the screen as it was there (drawn from the segment's snapshot),
+/// and not the 49 minutes before; a seek back to the start then fetches the first one.
+#[test]
+fn a_long_session_plays_segmented_from_where_it_is_opened() {
+    let sb = Sandbox::new();
+    let mut cast =
+        json!({"version": 2, "width": 100, "height": 30, "timestamp": 1_795_000_000}).to_string();
+    cast.push('\n');
+    let pad = "·".repeat(200);
+    for i in 0..3600 {
+        cast.push_str(&json!([f64::from(i), "o", format!("line-{i} {pad}\r\n")]).to_string());
+        cast.push('\n');
+    }
+    assert!(cast.len() > 1 << 20, "{}", cast.len());
+    let path = sb.path().join("long.cast");
+    std::fs::write(&path, &cast).expect("write the cast");
+    let out = sb.run(
+        sb.cmd("replay")
+            .args(["import", "--user", "alice", "--host", "web-1"])
+            .arg(&path),
+    );
+    let id = out.split_whitespace().next().expect("the id").to_string();
+    sb.run(sb.cmd("replay").arg("index"));
+
+    let server = Server::start(&sb, &auth_file(&sb));
+    let driver = Driver::start(sb.path());
+    let b = Browser::new(&driver);
+    b.goto(&format!("{}/login", server.base));
+    b.send_keys(&b.find("form#login input[name=user]"), USER);
+    b.send_keys(&b.find("form#login input[name=password]"), PASSWORD);
+    b.click(&b.find("form#login [type=submit]"));
+    b.wait_for("the session list after logging in", |b| {
+        (!b.find_all("form#search").is_empty()).then_some(())
+    });
+
+    b.goto(&format!("{}/sessions/{id}?t=3000", server.base));
+    let player = b.find("#player");
+    assert_eq!(
+        b.attr(&player, "data-segments").as_deref(),
+        Some(format!("/api/sessions/{id}/cast/segments").as_str())
+    );
+    wait_player_at(&b, 3000.0, "opened at 50 minutes");
+    b.exec("return window.auditty.player.pause()", json!([]));
+    b.wait_for("the screen at 50 minutes", |b| {
+        b.exec(
+            "return document.getElementById('player').innerText",
+            json!([]),
+        )
+        .as_str()
+        .filter(|t| t.contains("line-2999") && !t.contains("line-2900 "))
+        .map(|_| ())
+    });
+    keep_screenshot(&b, "segmented-player.png");
+    let fetched = |b: &Browser| -> Vec<String> {
+        b.exec(
+            "return performance.getEntriesByType('resource').map(e => e.name)",
+            json!([]),
+        )
+        .as_array()
+        .expect("resource names")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .filter(|u| u.contains("/api/sessions/"))
+        .collect()
+    };
+    let segment_numbers = |urls: &[String]| -> Vec<usize> {
+        urls.iter()
+            .filter_map(|u| u.rsplit_once("/cast/segments/"))
+            .filter_map(|(_, n)| n.parse().ok())
+            .collect()
+    };
+    let urls = fetched(&b);
+    assert!(
+        urls.iter().any(|u| u.ends_with("/cast/segments")),
+        "the index: {urls:?}"
+    );
+    assert!(
+        !urls.iter().any(|u| u.ends_with("/cast")),
+        "the whole cast was fetched: {urls:?}"
+    );
+    let first = segment_numbers(&urls);
+    // 3,600 s in segments of at most 120 s: 30 or more; 50 minutes is past the 24th.
+    assert!(
+        !first.is_empty() && first.iter().all(|n| *n >= 24) && first.len() <= 3,
+        "segments fetched for 50 minutes: {first:?}"
+    );
+
+    b.exec("return window.auditty.player.seek(5)", json!([]));
+    wait_player_at(&b, 5.0, "back to the start");
+    b.wait_for("the screen at 5 s", |b| {
+        b.exec(
+            "return document.getElementById('player').innerText",
+            json!([]),
+        )
+        .as_str()
+        .filter(|t| t.contains("line-5 ") && !t.contains("line-2999"))
+        .map(|_| ())
+    });
+    assert!(segment_numbers(&fetched(&b)).contains(&0));
+    let console = b.console();
+    assert!(
+        csp_violations(&console).is_empty(),
+        "the policy refused something:\n{}",
+        console.join("\n")
+    );
     drop(server);
 }

@@ -131,9 +131,14 @@ fn start(sb: &Sandbox, auth: &Path) -> Server {
 }
 
 fn start_with(sb: &Sandbox, auth: &Path, extra: &[&str]) -> Server {
+    start_on(sb, "127.0.0.1:0", auth, extra)
+}
+
+/// `replay serve` on `listen`; `base` is the URL it says it listens on.
+fn start_on(sb: &Sandbox, listen: &str, auth: &Path, extra: &[&str]) -> Server {
     let mut child = sb
         .cmd("replay")
-        .args(["serve", "--listen", "127.0.0.1:0", "--auth"])
+        .args(["serve", "--listen", listen, "--auth"])
         .arg(auth)
         .args(extra)
         .stdout(Stdio::piped())
@@ -267,7 +272,10 @@ fn corpus(sb: &Sandbox) -> Corpus {
         "web2.cast",
         "carol",
         "web-2",
-        &cast(1_795_800_100, &[("echo hello", "hello")]),
+        &cast(
+            1_795_800_100,
+            &[("echo hello", "hello"), ("history -c", "")],
+        ),
     );
     let db1 = import(
         sb,
@@ -312,6 +320,7 @@ fn web_player_authenticates_authorizes_and_audits() {
     token_sees_nothing_of_db(&s, &c);
     headers_everywhere(&s, &c, &session);
     the_admin_token_sees_db(&s, &c);
+    flagged_filter(&s, &c);
     access_events_recorded(&sb, &c);
     wrong_passwords_are_rate_limited(&s);
     plain_http_refused_off_loopback(&sb, &auth);
@@ -670,6 +679,50 @@ fn the_admin_token_sees_db(s: &Server, c: &Corpus) {
     assert_eq!(hits["hits"].as_array().unwrap().len(), 3, "{hits}");
 }
 
+/// `flagged`: the sessions whose commands a built-in rule flags (web-2's `history -c`),
+/// as `replay index` stored them; within the caller's roles like every other filter.
+fn flagged_filter(s: &Server, c: &Corpus) {
+    let ids = |path: &str, token: &str| {
+        let r = get(s, path, &[("Authorization", &bearer(token))]);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let mut ids: Vec<String> = v["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        (ids, v)
+    };
+    let (flagged, v) = ids("/api/sessions?flagged=yes", "admin-token");
+    assert_eq!(flagged, vec![c.web2.clone()], "{v:#}");
+    assert_eq!(
+        v["sessions"][0]["findings"],
+        serde_json::json!(["history-tampering"])
+    );
+    let (clean, _) = ids("/api/sessions?flagged=no", "admin-token");
+    let mut expected = vec![c.web1.clone(), c.db1.clone()];
+    expected.sort();
+    assert_eq!(clean, expected);
+    let (web_only, _) = ids("/api/sessions?flagged=no", "ci-token");
+    assert_eq!(web_only, vec![c.web1.clone()]);
+    let bad = get(
+        s,
+        "/api/sessions?flagged=maybe",
+        &[("Authorization", &bearer("admin-token"))],
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let page = get(
+        s,
+        "/?flagged=yes",
+        &[("Authorization", &bearer("ci-token"))],
+    );
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(&c.web2) && !page.body.contains(&c.web1));
+    assert!(page.body.contains("history-tampering"), "{}", page.body);
+}
+
 fn access_events_recorded(sb: &Sandbox, c: &Corpus) {
     let out = sb.run(sb.cmd("replay").args(["access-log", "--json"]));
     let events: Vec<serde_json::Value> = out
@@ -790,4 +843,133 @@ fn sealed_sessions_play_only_with_an_identity() {
     let cast = get(&open, &format!("/api/sessions/{id}/cast"), &h);
     assert_eq!(cast.status, 200);
     assert!(cast.body.contains("sealed-42"));
+}
+
+/// `--tls-cert`/`--tls-key`: served over HTTPS on a non-loopback address (which plain HTTP
+/// is refused), the login cookie is `__Host-` and Secure, a bearer token works, and a
+/// plain-HTTP request to the TLS port gets no page. curl checks the certificate against
+/// the test's own CA file, as a browser would.
+#[test]
+fn tls_serves_https_with_secure_cookies_off_loopback() {
+    let sb = Sandbox::new();
+    let c = corpus(&sb);
+    let auth = auth_file(&sb);
+    let (cert, key) = (sb.path().join("cert.pem"), sb.path().join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=auditty-test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "{}", show(&out));
+
+    let (cert_arg, key_arg) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let server = start_on(
+        &sb,
+        "0.0.0.0:0",
+        &auth,
+        &["--tls-cert", cert_arg, "--tls-key", key_arg],
+    );
+    let port = server
+        .base
+        .strip_prefix("https://0.0.0.0:")
+        .unwrap_or_else(|| panic!("not served over TLS on 0.0.0.0: {}", server.base))
+        .to_string();
+    let https = format!("https://127.0.0.1:{port}");
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(&cert)
+            .args(args)
+            .output()
+            .expect("curl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+
+    // The login form, then the login, through one cookie jar as a browser keeps it.
+    let jar = sb.path().join("cookies.txt");
+    let jar = jar.to_str().unwrap();
+    let (ok, form) = curl(&["-c", jar, &format!("{https}/login")]);
+    assert!(ok, "{form}");
+    let csrf = attr(&form, "name=\"csrf\"", "value");
+    let (ok, head) = curl(&[
+        "-b",
+        jar,
+        "-c",
+        jar,
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "--data-urlencode",
+        "user=alice",
+        "--data-urlencode",
+        "password=alice-password",
+        "--data-urlencode",
+        &format!("csrf={csrf}"),
+        "--data-urlencode",
+        "next=/",
+        &format!("{https}/login"),
+    ]);
+    assert!(ok, "{head}");
+    let cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie: __host-"))
+        .unwrap_or_else(|| panic!("no __Host- session cookie: {head}"));
+    for part in ["; Secure", "HttpOnly", "SameSite", "Path=/"] {
+        assert!(cookie.contains(part), "{part} missing: {cookie}");
+    }
+    let (ok, page) = curl(&["-b", jar, &format!("{https}/")]);
+    assert!(ok, "{page}");
+    assert!(
+        page.contains(&c.web1[..8]),
+        "alice sees web-1 over TLS: {page}"
+    );
+    assert!(!page.contains(&c.db1[..8]), "but nothing of db-1: {page}");
+
+    let (ok, body) = curl(&[
+        "-H",
+        &format!("Authorization: {}", bearer("admin-token")),
+        &format!("{https}/api/sessions"),
+    ]);
+    assert!(ok, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["sessions"].as_array().map(Vec::len), Some(3), "{v:#}");
+    assert!(body.contains(&c.db1), "{body}");
+
+    // The same port without TLS: no page, whatever the client makes of the answer.
+    let plain = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/login"))
+        .output()
+        .expect("curl");
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+    drop(server);
 }

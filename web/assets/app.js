@@ -1,7 +1,8 @@
 // auditty web: the player page of `replay serve`.
 //
 // The page (server-rendered) holds
-//   <div id="player" data-cast="/api/sessions/ID/cast" data-start="SECONDS"></div>
+//   <div id="player" data-cast="/api/sessions/ID/cast" data-start="SECONDS"
+//        [data-segments="/api/sessions/ID/cast/segments"]></div>
 //   <ol id="commands"><li><a class="command" href="…?t=S" data-offset="S">cmd</a></li>…</ol>
 //   <button id="next-command" type="button">
 // This script creates the asciinema-player there, starting at data-start, turns the
@@ -53,15 +54,27 @@
 
   // (Re)creates the player at `at` seconds: the player takes its speed only at creation,
   // so a change of speed builds a new one where the old one was.
+  //
+  // A long session (the page gives data-segments) plays as a segmented recording: the
+  // player fetches the index, then only the segments the playhead needs, each with a
+  // snapshot of the screen, so it starts before the session has arrived. The markers
+  // are then in the index (the server puts the commands there), since the player takes
+  // no markers option for segmented recordings.
   function build(at, autoPlay) {
-    player = window.AsciinemaPlayer.create(el.dataset.cast, el, {
+    var segmented = !!el.dataset.segments;
+    var source = segmented ? { url: el.dataset.segments, format: 'segmented' } : el.dataset.cast;
+    var options = {
       startAt: at,
       autoPlay: autoPlay,
       preload: true,
       fit: 'width',
       speed: speed,
-      markers: markers,
-    });
+    };
+    if (!segmented) {
+      options.markers = markers;
+    }
+    player = window.AsciinemaPlayer.create(source, el, options);
+    window.auditty.segmented = segmented;
     window.auditty.player = player;
     window.auditty.speed = speed;
     if (!autoPlay && at > 0) {

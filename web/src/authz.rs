@@ -10,7 +10,9 @@ use schemas::SessionId;
 use search::index::{Hit, SearchQuery};
 
 use crate::auth::Caller;
-use crate::backend::{Backend, Found, ListFilter, Opened, ReportFilter, SessionSummary};
+use crate::backend::{
+    Backend, Found, ListFilter, Opened, ReportFilter, SessionSegments, SessionSummary,
+};
 
 /// The one authorization rule: default-deny, a session is visible to a caller when one of
 /// the caller's roles covers its user and host.
@@ -87,14 +89,30 @@ impl<'a> Scoped<'a> {
     /// Session `id` opened, or `None` when it is missing or not visible (the same
     /// answer).
     pub fn open(&self, id: SessionId) -> anyhow::Result<Option<Opened>> {
-        // Refused from the index when there is one: a session that is not visible costs
-        // the same index lookup as one that is not there, and none of its rows are read.
-        match self.backend.find(id)? {
-            Found::Absent => return Ok(None),
-            Found::Listed(s) if !self.sees(&s) => return Ok(None),
-            Found::Listed(_) | Found::Unknown => {}
+        if !self.may_read(id)? {
+            return Ok(None);
         }
         Ok(self.backend.open(id)?.filter(|o| self.sees(&o.summary)))
+    }
+
+    /// Whether session `id` may be read at all, from the index when there is one: a
+    /// session that is not visible costs the same index lookup as one that is not there,
+    /// and none of its rows are read. (What is read is checked again on its own metadata.)
+    fn may_read(&self, id: SessionId) -> anyhow::Result<bool> {
+        Ok(match self.backend.find(id)? {
+            Found::Absent => false,
+            Found::Listed(s) => self.sees(&s),
+            Found::Unknown => true,
+        })
+    }
+
+    /// Session `id` as the player's segments, or `None` when it is missing or not
+    /// visible (the same answer): refused as [`Scoped::open`] refuses.
+    pub fn segments(&self, id: SessionId) -> anyhow::Result<Option<SessionSegments>> {
+        if !self.may_read(id)? {
+            return Ok(None);
+        }
+        Ok(self.backend.segments(id)?.filter(|s| self.sees(&s.summary)))
     }
 
     /// The visible hits of `q`, newest first, at most `q.limit`: hits outside the

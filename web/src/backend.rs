@@ -29,6 +29,26 @@ pub struct SessionSummary {
     pub listing: serde_json::Value,
 }
 
+impl SessionSummary {
+    /// The names of the built-in rules that fire on its commands, as `replay index`
+    /// stored them in the listing (empty when the index holds none).
+    pub fn findings(&self) -> Vec<String> {
+        self.listing["findings"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether the listing says which rules fire (an index of version 4 or later).
+    pub fn knows_findings(&self) -> bool {
+        self.listing["findings"].is_array()
+    }
+}
+
 /// A command of a session, with its offset.
 #[derive(Clone, Debug, Serialize)]
 pub struct CommandRow {
@@ -49,8 +69,8 @@ pub struct CommandRow {
 pub enum Content {
     /// Its asciicast v2 and its commands.
     Clear {
-        /// asciicast v2, as `replay export` writes it.
-        cast: Vec<u8>,
+        /// asciicast v2, as `replay export` writes it (shared: cached and cloned cheaply).
+        cast: axum::body::Bytes,
         /// Its commands.
         commands: Vec<CommandRow>,
     },
@@ -136,4 +156,37 @@ pub trait Backend: Send + Sync + 'static {
         filter: &ReportFilter,
         visible: &(dyn Fn(&str, &str) -> bool + Sync),
     ) -> anyhow::Result<(String, Vec<String>)>;
+    /// Session `id` cut into the player's segments ([`crate::segments`]), or `None` if
+    /// it is not in the store. Backends that keep sessions keep these too.
+    fn segments(&self, id: SessionId) -> anyhow::Result<Option<SessionSegments>> {
+        self.open(id)?.map(|o| SessionSegments::of(&o)).transpose()
+    }
+}
+
+/// A session as the segmented player takes it.
+#[derive(Clone, Debug)]
+pub struct SessionSegments {
+    /// Its metadata.
+    pub summary: SessionSummary,
+    /// The segments, or whom it is sealed for.
+    pub segments: Result<std::sync::Arc<crate::segments::Segmented>, String>,
+}
+
+impl SessionSegments {
+    /// Cuts an opened session.
+    pub fn of(opened: &Opened) -> anyhow::Result<SessionSegments> {
+        let segments = match &opened.content {
+            Content::Sealed { sealed_for } => Err(sealed_for.clone()),
+            Content::Clear { cast, commands } => {
+                let base = format!("/api/sessions/{}/cast/segments", opened.summary.id);
+                Ok(std::sync::Arc::new(crate::segments::build(
+                    cast, &base, commands,
+                )?))
+            }
+        };
+        Ok(SessionSegments {
+            summary: opened.summary.clone(),
+            segments,
+        })
+    }
 }

@@ -185,6 +185,7 @@ impl ListParams {
             ("until", &self.until),
             ("sealed", &self.sealed),
             ("integrity", &self.integrity),
+            ("flagged", &self.flagged),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (k, v)))
@@ -249,13 +250,15 @@ async fn listing(
         Some("no" | "false" | "0") => Some(false),
         Some(_) => return Err(bad_request(api, "sealed: yes or no")),
     };
-    if nonempty(&p.flagged).is_some() {
-        // Findings come from the rules over every command: the report computes them.
-        return Err(bad_request(
-            api,
-            "flagged: the list cannot filter by findings; use /report?flagged=1",
-        ));
-    }
+    // What the built-in rules flag was computed by `replay index` and stored in each
+    // listing, so filtering costs no more than the other filters. A listing without it
+    // (no index) matches neither value.
+    let flagged = match nonempty(&p.flagged).as_deref() {
+        None => None,
+        Some("yes" | "true" | "1") => Some(true),
+        Some("no" | "false" | "0") => Some(false),
+        Some(_) => return Err(bad_request(api, "flagged: yes or no")),
+    };
     let integrity = nonempty(&p.integrity);
     let page = p.page.unwrap_or(1).max(1);
     let per_page = p.per_page.unwrap_or(PER_PAGE).clamp(1, PER_PAGE_MAX);
@@ -263,6 +266,7 @@ async fn listing(
         let keep = |x: &SessionSummary| {
             sealed.is_none_or(|v| x.sealed == v)
                 && integrity.as_deref().is_none_or(|i| x.integrity == i)
+                && flagged.is_none_or(|v| x.knows_findings() && x.findings().is_empty() != v)
         };
         s.list_page(&filter, &keep, page - 1, per_page)
     })
@@ -456,6 +460,89 @@ pub async fn api_cast(
         }
     }
     Ok(res)
+}
+
+/// The player's segments of a session, authorized like every other read.
+async fn segments(
+    state: &Shared,
+    auth: &Auth,
+    id: &str,
+) -> Result<Arc<crate::segments::Segmented>, Fail> {
+    let Some(sid) = parse_id(id) else {
+        return Err(Fail::new(not_found_response(true)));
+    };
+    let got = scoped(state, auth, move |s| s.segments(sid))
+        .await?
+        .ok_or_else(|| Fail::new(not_found_response(true)))?;
+    let segments = match got.segments {
+        Ok(s) => s,
+        Err(sealed_for) => return Err(Fail::new(sealed_response(&sealed_for))),
+    };
+    // One access event per caller and session a minute, whichever request comes first:
+    // the index normally, a segment if someone fetches one without it.
+    let key = (auth.caller.name.clone(), got.summary.id.clone());
+    let due = {
+        let mut plays = state.plays.lock().unwrap_or_else(|p| p.into_inner());
+        plays.retain(|_, at| at.elapsed() < crate::cache::TTL);
+        match plays.get(&key) {
+            Some(_) => false,
+            None => {
+                plays.insert(key, std::time::Instant::now());
+                true
+            }
+        }
+    };
+    if due
+        && let Err(e) = record(
+            state,
+            auth,
+            "play",
+            vec![got.summary.id.clone()],
+            "segmented",
+        )
+        .await
+    {
+        // Not shown unless recorded: the next request tries again.
+        let mut plays = state.plays.lock().unwrap_or_else(|p| p.into_inner());
+        plays.remove(&(auth.caller.name.clone(), got.summary.id.clone()));
+        return Err(e);
+    }
+    Ok(segments)
+}
+
+fn json_bytes(bytes: Vec<u8>) -> Response {
+    let mut res = bytes.into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// `GET /api/sessions/{id}/cast/segments`: the index of the segmented recording
+/// asciinema-player plays (web/src/segments.rs).
+pub async fn api_segment_index(
+    State(state): State<Shared>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response, Fail> {
+    let s = segments(&state, &auth, &id).await?;
+    Ok(json_bytes(s.index.clone()))
+}
+
+/// `GET /api/sessions/{id}/cast/segments/{n}`: one segment.
+pub async fn api_segment(
+    State(state): State<Shared>,
+    auth: Auth,
+    Path((id, n)): Path<(String, String)>,
+) -> Result<Response, Fail> {
+    let s = segments(&state, &auth, &id).await?;
+    let segment = n
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| s.segments.get(n))
+        .ok_or_else(|| Fail::new(not_found_response(true)))?;
+    Ok(json_bytes(segment.clone()))
 }
 
 fn commands_json(opened: &Opened) -> serde_json::Value {

@@ -147,25 +147,32 @@ pub fn list(rows: &[SessionSummary], form: &ListForm<'_>) -> String {
         let sel = if sealed == v { " selected" } else { "" };
         let _ = write!(o, "<option value=\"{v}\"{sel}>{l}</option>");
     }
+    let flagged = value("flagged");
+    o.push_str("</select></label><label>Findings <select name=\"flagged\">");
+    for (v, l) in [("", "any"), ("yes", "flagged"), ("no", "none")] {
+        let sel = if flagged == v { " selected" } else { "" };
+        let _ = write!(o, "<option value=\"{v}\"{sel}>{l}</option>");
+    }
     o.push_str(
         "</select></label><button type=\"submit\">Filter</button></form>\
-         <p><a id=\"flagged\" href=\"/report?flagged=1\">Sessions with findings (report)</a></p>",
+         <p><a id=\"flagged\" href=\"/report?flagged=1\">Findings in detail (report)</a></p>",
     );
     let _ = write!(
         o,
-        "<p id=\"count\">{} session(s) on this page, newest first</p><table id=\"sessions\"><thead><tr><th>Session</th><th>User</th><th>Host</th><th>Start (UTC)</th><th>Duration</th><th>Sealed</th><th>Integrity</th></tr></thead><tbody>",
+        "<p id=\"count\">{} session(s) on this page, newest first</p><table id=\"sessions\"><thead><tr><th>Session</th><th>User</th><th>Host</th><th>Start (UTC)</th><th>Duration</th><th>Sealed</th><th>Integrity</th><th>Findings</th></tr></thead><tbody>",
         form.shown
     );
     for s in rows {
         let _ = write!(
             o,
-            "<tr><td><a class=\"session\" href=\"/sessions/{id}\">{id}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><a class=\"session\" href=\"/sessions/{id}\">{id}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"findings\">{}</td></tr>",
             esc(&s.user),
             esc(&s.host),
             rfc3339(s.start_time_ns),
             human_duration(s.duration_ns),
             if s.sealed { "yes" } else { "no" },
             esc(&s.integrity),
+            esc(&s.findings().join(", ")),
             id = esc(&s.id),
         );
     }
@@ -249,10 +256,19 @@ pub fn player(opened: &Opened, start: f64) -> String {
                 esc(sealed_for)
             );
         }
-        Content::Clear { commands, .. } => {
+        Content::Clear { commands, cast } => {
+            // Long sessions play segmented: the player fetches what the playhead needs.
+            let segmented = if cast.len() > crate::segments::SEGMENTED_ABOVE_BYTES {
+                format!(
+                    " data-segments=\"/api/sessions/{}/cast/segments\"",
+                    esc(&s.id)
+                )
+            } else {
+                String::new()
+            };
             let _ = write!(
                 o,
-                "<div id=\"layout\"><div id=\"player\" data-cast=\"/api/sessions/{id}/cast\" data-start=\"{start}\"></div><aside><h2>Commands</h2>{}<button id=\"next-command\" type=\"button\">Next command</button></aside></div>",
+                "<div id=\"layout\"><div id=\"player\" data-cast=\"/api/sessions/{id}/cast\"{segmented} data-start=\"{start}\"></div><aside><h2>Commands</h2>{}<button id=\"next-command\" type=\"button\">Next command</button></aside></div>",
                 command_list(&s.id, commands),
                 id = esc(&s.id)
             );

@@ -8,7 +8,11 @@
 //!   [`authz::Scoped`], the only way handlers reach the store: it filters every listing,
 //!   search hit, report input and single-session lookup through `visible`.
 //! - [`backend::Backend`]: what the server needs of the store (list, open, search,
-//!   report), implemented by `replay` so that sessions open with its identities.
+//!   report), implemented by `replay` so that sessions open with its identities;
+//!   [`cache::CachingBackend`] keeps recently opened sessions under the authorization.
+//! - [`segments`]: long sessions cut into asciinema-player's segmented recordings (an
+//!   index, and segments with a snapshot of the screen), so playback starts before the
+//!   whole session has arrived.
 //! - [`sessions`]: browser sessions (random ids in memory, expiring), CSRF tokens,
 //!   cookies, and the rate limiter of failed logins.
 //! - `server`, `login`, `handlers`, `html`, `report_page`, `assets`, `tls`: the router and
@@ -21,10 +25,12 @@ pub mod assets;
 pub mod auth;
 pub mod authz;
 pub mod backend;
+pub mod cache;
 mod handlers;
 pub mod html;
 mod login;
 mod report_page;
+pub mod segments;
 pub mod server;
 pub mod sessions;
 pub mod tls;
@@ -75,6 +81,7 @@ pub fn run(config: &ServeConfig, backend: Arc<dyn Backend>) -> anyhow::Result<()
         .as_ref()
         .map(|(c, k)| tls::load(c, k))
         .transpose()?;
+    let backend: Arc<dyn Backend> = Arc::new(cache::CachingBackend::new(backend));
     let state = Arc::new(server::AppState::new(
         backend,
         auth,

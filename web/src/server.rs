@@ -35,6 +35,9 @@ pub struct AppState {
     pub tls: bool,
     /// Record reads in the access log (off: `--no-access-log`).
     pub access_log: bool,
+    /// (caller, session) → when a segmented play was last recorded in the access log, so
+    /// that a segment fetched without its index is logged too, but not every segment.
+    pub plays: std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
 }
 
 impl AppState {
@@ -53,6 +56,7 @@ impl AppState {
             limiter: RateLimiter::new(5, Duration::from_secs(60)),
             tls,
             access_log,
+            plays: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 }
@@ -72,6 +76,14 @@ pub fn router(state: Shared) -> Router {
         .route("/api/sessions", get(handlers::api_list))
         .route("/api/sessions/{id}", get(handlers::api_session))
         .route("/api/sessions/{id}/cast", get(handlers::api_cast))
+        .route(
+            "/api/sessions/{id}/cast/segments",
+            get(handlers::api_segment_index),
+        )
+        .route(
+            "/api/sessions/{id}/cast/segments/{n}",
+            get(handlers::api_segment),
+        )
         .route("/api/sessions/{id}/commands", get(handlers::api_commands))
         .route("/api/search", get(handlers::api_search))
         .route("/static/{*file}", get(crate::assets::serve))

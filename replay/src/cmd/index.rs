@@ -16,7 +16,7 @@ use store::parquet_io::EventRef;
 
 use crate::cli::IndexArgs;
 use crate::cmd::{ls, verify};
-use crate::open::{StoreArgs, trust, unseal};
+use crate::open::{StoreArgs, operator_trust, trust, unseal};
 
 /// Fewer sessions than this are indexed without a progress bar: it would only flicker.
 const PROGRESS_MIN_SESSIONS: usize = 8;
@@ -57,6 +57,20 @@ pub fn run(store_args: &StoreArgs, args: IndexArgs) -> anyhow::Result<()> {
 }
 
 /// Sleeps `d` in short steps; true if `stop` was set meanwhile.
+/// The names of the rules that fire on any of `commands`, each once, in the rules' order.
+fn findings(rules: &report::RuleSet, commands: &[search::commands::Command]) -> Vec<String> {
+    rules
+        .rules()
+        .iter()
+        .filter(|r| {
+            commands
+                .iter()
+                .any(|c| r.matches(&c.line, &c.output).is_some())
+        })
+        .map(|r| r.name.clone())
+        .collect()
+}
+
 fn sleep_unless(stop: &AtomicBool, d: Duration) -> bool {
     let until = Instant::now() + d;
     while Instant::now() < until {
@@ -96,9 +110,14 @@ fn once(
     let (_, trust) = trust(store_args)?;
     let units = std::cell::RefCell::new(verify::Units::default());
     let mut observe = |r: &EventRef<'_>| units.borrow_mut().observe(r);
-    let mut listing = |info: &SessionInfo| {
+    // The built-in rules of `replay report`, so that the web list can filter by what
+    // they flag without running them over every command at each request.
+    let rules = report::RuleSet::builtin();
+    let mut listing = |info: &SessionInfo, commands: &[search::commands::Command]| {
         let report = verify::report(info, units.borrow_mut().take(info.id), &trust);
-        Some(ls::to_json(info, report.state()).to_string())
+        let mut json = ls::to_json(info, report.state());
+        json["findings"] = findings(&rules, commands).into();
+        Some(json.to_string())
     };
     let mut bar: Option<ProgressBar> = None;
     let mut progress = |done: usize, total: usize| {
@@ -123,7 +142,42 @@ fn once(
     for key in &report.unreadable {
         eprintln!("replay: could not read {key}; it will be tried again on the next run");
     }
+    forget_purged(store, dir, store_args)?;
     Ok(report)
+}
+
+/// Drops from the index the sessions that trusted tombstones say were purged. A tombstone
+/// by a key outside the operators' trust file hides nothing: otherwise anyone who can
+/// write to the store could take a session out of every search.
+fn forget_purged(
+    store: &dyn ObjectStore,
+    dir: &Path,
+    store_args: &StoreArgs,
+) -> anyhow::Result<()> {
+    let (_, operators) = operator_trust(store_args)?;
+    let (tombstones, problems) = lifecycle::read_tombstones(store, &operators)
+        .with_context(|| format!("cannot read the tombstones in {}", store.describe()))?;
+    for p in &problems {
+        eprintln!(
+            "replay: skipped a tombstone: {}",
+            schemas::text::escape_controls(&p.to_string())
+        );
+    }
+    let ids: Vec<schemas::SessionId> = tombstones
+        .iter()
+        .filter(|t| t.state.is_trusted())
+        .map(|t| t.tombstone.session_id)
+        .collect();
+    let n = search::index::forget_sessions(dir, &ids).with_context(|| {
+        format!(
+            "cannot drop purged sessions from the index at {}",
+            dir.display()
+        )
+    })?;
+    if n > 0 {
+        eprintln!("replay: dropped {n} purged session(s) from the index");
+    }
+    Ok(())
 }
 
 fn new_bar(total: usize) -> ProgressBar {

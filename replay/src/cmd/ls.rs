@@ -30,8 +30,16 @@ pub fn run(store_args: &StoreArgs, args: LsArgs) -> anyhow::Result<()> {
     } else {
         let dir = index_dir(store_args, args.index.as_deref())?;
         match from_index(&dir, &query) {
-            Ok(list) => {
+            Ok(mut list) => {
                 note_if_stale(store_args, &dir);
+                // What the rules flag is the web list's filter, kept in the listing by
+                // `replay index`; a scan does not run the rules, and `ls` prints the
+                // same objects either way (the report says what is flagged, and why).
+                for v in &mut list {
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("findings");
+                    }
+                }
                 list
             }
             Err(e @ (IndexError::Missing { .. } | IndexError::Outdated { .. })) => {

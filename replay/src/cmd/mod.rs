@@ -3,10 +3,12 @@
 pub mod access_log;
 pub mod commands;
 pub mod export;
+pub mod hold;
 pub mod import;
 pub mod index;
 pub mod ls;
 pub mod play;
+pub mod purge;
 pub mod report;
 pub mod review;
 pub mod reviews;

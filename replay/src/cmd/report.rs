@@ -218,7 +218,9 @@ pub(crate) fn gather(
         .filter(|i| wanted(i, &filters) && visible(&user_of(i), &host_of(i)))
         .map(|i| i.id)
         .collect();
-    let (verdicts, missing) = verify_all(store, trust, &all, units, &chosen)?;
+    let (_, operators) = crate::open::operator_trust(store_args)?;
+    let purged = verify::purged_ledger_entries(store, &operators, trust)?;
+    let (verdicts, missing) = verify_all(store, trust, &all, units, &chosen, purged)?;
     let sessions = read_sessions(store, &chosen, &verdicts, store_args)?;
     let now_ns = schemas::time::now_ns();
     let max_age = Duration::from_secs_f64(args.review_max_age_days * 86_400.0);
@@ -294,8 +296,11 @@ fn verify_all(
     all: &[SessionInfo],
     mut units: Units,
     chosen: &[SessionId],
+    purged: Vec<integrity::ledger::LedgerEntry>,
 ) -> anyhow::Result<(Verdicts, Vec<MissingSession>)> {
-    let mut ledger = Vec::new();
+    // Sessions purged under a trusted tombstone keep their place in the ledger, as in
+    // `replay verify --all`.
+    let mut ledger = purged;
     let mut verdicts = HashMap::new();
     for info in all {
         // As `verify --all`: an object that could not be read is a failure of its own (in

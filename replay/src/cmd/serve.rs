@@ -100,7 +100,10 @@ impl StoreBackend {
                 exit_status: c.exit_status,
             })
             .collect();
-        Content::Clear { cast, commands }
+        Content::Clear {
+            cast: cast.into(),
+            commands,
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use std::io::Write;
 use anyhow::Context;
 use integrity::ledger::{HeadError, LedgerEntry, check_head};
 use integrity::{Expectations, Problem, Report, TrustSet, Unit};
+use lifecycle::{CheckedTombstone, TombstoneState};
 use schemas::SessionId;
 use schemas::ledger::LedgerHead;
 use search::{Provenance, SessionInfo};
@@ -15,7 +16,7 @@ use store::parquet_io::EventRef;
 
 use crate::cli::VerifyArgs;
 use crate::cmd::Failure;
-use crate::open::{StoreArgs, find, sessions, trust};
+use crate::open::{StoreArgs, find, operator_trust, sessions, trust};
 
 /// What the verifier needs of every `events` row of each session (duplicates included),
 /// collected while the catalog reads the rows, so that verifying needs no second read of
@@ -48,8 +49,94 @@ struct Checked {
     unreadable: Vec<String>,
 }
 
+/// The tombstones of the store by session, judged against the operators' trust file,
+/// and the tombstone objects that could not be read.
+struct Tombstones {
+    by_id: HashMap<SessionId, CheckedTombstone>,
+    unreadable: Vec<String>,
+}
+
+impl Tombstones {
+    fn read(store: &dyn ObjectStore, operators: &TrustSet) -> anyhow::Result<Tombstones> {
+        let (all, problems) = lifecycle::read_tombstones(store, operators)
+            .with_context(|| format!("cannot read the tombstones in {}", store.describe()))?;
+        Ok(Tombstones {
+            by_id: all
+                .into_iter()
+                .map(|t| (t.tombstone.session_id, t))
+                .collect(),
+            unreadable: problems.iter().map(ToString::to_string).collect(),
+        })
+    }
+
+    /// The tombstone matching what the user typed, when exactly one does.
+    fn matching(&self, query: &str) -> Option<&CheckedTombstone> {
+        let q = query.trim().to_ascii_lowercase().replace('-', "");
+        let mut found = self
+            .by_id
+            .iter()
+            .filter(|(id, _)| !q.is_empty() && id.0.simple().to_string().starts_with(&q));
+        match (found.next(), found.next()) {
+            (Some((_, t)), None) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// One thing `verify` reports on: a session with rows, or a session whose rows are gone
+/// and whose tombstone says it was purged.
+enum Item {
+    Rows(Box<Checked>),
+    Purged(Box<CheckedTombstone>),
+}
+
 /// The sessions `args` asks for, and (with `--all`) the objects that could not be read.
+/// A session without rows that a tombstone names is an [`Item::Purged`].
 fn collect(
+    store: &dyn ObjectStore,
+    args: &VerifyArgs,
+    tombstones: &Tombstones,
+) -> anyhow::Result<(Vec<Item>, Vec<String>)> {
+    if args.all {
+        let (checked, unreadable) = collect_rows(store, args)?;
+        let with_rows: std::collections::HashSet<SessionId> =
+            checked.iter().map(|c| c.info.id).collect();
+        let mut items: Vec<Item> = checked
+            .into_iter()
+            .map(|c| Item::Rows(Box::new(c)))
+            .collect();
+        let mut gone: Vec<&CheckedTombstone> = tombstones
+            .by_id
+            .values()
+            .filter(|t| !with_rows.contains(&t.tombstone.session_id))
+            .collect();
+        gone.sort_by_key(|t| (t.tombstone.start_time_ns, t.tombstone.session_id));
+        items.extend(gone.into_iter().map(|t| Item::Purged(Box::new(t.clone()))));
+        return Ok((items, unreadable));
+    }
+    let mut items = Vec::new();
+    for q in &args.sessions {
+        let mut units = Vec::new();
+        match find(store, q, |r| units.push(unit(r))) {
+            Ok(opened) => items.push(Item::Rows(Box::new(Checked {
+                info: opened.info,
+                units,
+                unreadable: opened.warnings.iter().map(ToString::to_string).collect(),
+            }))),
+            Err(e) => match (e.downcast_ref::<Failure>(), tombstones.matching(q)) {
+                (Some(Failure::NotFound(_)), Some(t)) => {
+                    items.push(Item::Purged(Box::new(t.clone())))
+                }
+                _ => return Err(e),
+            },
+        }
+    }
+    Ok((items, Vec::new()))
+}
+
+/// The sessions with rows that `args` asks for, and (with `--all`) the objects that could
+/// not be read.
+fn collect_rows(
     store: &dyn ObjectStore,
     args: &VerifyArgs,
 ) -> anyhow::Result<(Vec<Checked>, Vec<String>)> {
@@ -89,13 +176,20 @@ fn collect(
 /// object that cannot be read (it may hold rows of any session, so with `--all` each is a
 /// failure line of its own), and, with `--all`, a session that a node's ledger numbers
 /// but the store lacks (named by the session after it).
+///
+/// A session whose rows are gone and whose tombstone is signed by a key in the operators'
+/// trust file is reported as purged (not a failure) and keeps its place in the ledger
+/// check; with any other tombstone it is missing. A trusted tombstone of a session that
+/// still has rows is an incomplete purge, a failure.
 pub fn run(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.bundle {
         return bundle(store_args, path, args.json);
     }
     let (_, store) = store_args.open()?;
     let (trust_path, trust) = trust(store_args)?;
-    let (checked, unreadable) = collect(store.as_ref(), &args)?;
+    let (operators_path, operators) = operator_trust(store_args)?;
+    let tombstones = Tombstones::read(store.as_ref(), &operators)?;
+    let (items, unreadable) = collect(store.as_ref(), &args, &tombstones)?;
     let mut out = Lines {
         out: std::io::stdout().lock(),
         json: args.json,
@@ -103,12 +197,38 @@ pub fn run(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<()> {
         total: 0,
     };
     let mut ledger = Vec::new();
-    for Checked {
-        info,
-        units,
-        unreadable,
-    } in checked
-    {
+    let mut untrusted_tombstones = 0usize;
+    for item in items {
+        let Checked {
+            info,
+            units,
+            unreadable,
+        } = match item {
+            Item::Rows(checked) => *checked,
+            Item::Purged(t) => {
+                untrusted_tombstones += usize::from(!gone(&mut out, &t, &trust, &mut ledger)?);
+                continue;
+            }
+        };
+        if let Some(t) = tombstones.by_id.get(&info.id) {
+            if t.state.is_trusted() {
+                // The tombstone was written first: the rows still there are what an
+                // interrupted purge left. Its ledger place stands for the session, whose
+                // `start` row may already be gone.
+                ledger.extend(t.tombstone.ledger_entry(&trust));
+                out.failure(
+                    Some(info.id),
+                    &format!(
+                        "purge incomplete: its tombstone ({}, {}) is there but rows remain; re-run `replay purge {}`",
+                        t.key,
+                        t.state.describe(),
+                        info.id
+                    ),
+                )?;
+                continue;
+            }
+            untrusted_tombstones += 1;
+        }
         let mut report = report(&info, units, &trust);
         report.problems.extend(
             unreadable
@@ -120,6 +240,17 @@ pub fn run(store_args: &StoreArgs, args: VerifyArgs) -> anyhow::Result<()> {
     }
     for object in &unreadable {
         out.failure(None, &format!("unreadable object: {object}"))?;
+    }
+    if args.all {
+        for problem in &tombstones.unreadable {
+            out.failure(None, &format!("unreadable tombstone: {problem}"))?;
+        }
+    }
+    if untrusted_tombstones > 0 {
+        eprintln!(
+            "replay: {untrusted_tombstones} tombstone(s) are not signed by a key in the operators' trust file {} and were not taken as a record of a purge",
+            operators_path.display()
+        );
     }
     if args.all {
         for (session, problem) in ledger_problems(store.as_ref(), &trust, &ledger)? {
@@ -201,6 +332,24 @@ pub fn ledger_problems(
     Ok(problems)
 }
 
+/// The ledger places of the sessions that trusted tombstones (under `operators`) say were
+/// purged, for a caller that checks the ledger from its own listing (the report), so that
+/// a purged session is not reported missing there either. Tombstones that cannot be read
+/// are left out: `replay verify --all` names them.
+pub fn purged_ledger_entries(
+    store: &dyn ObjectStore,
+    operators: &TrustSet,
+    node_trust: &TrustSet,
+) -> anyhow::Result<Vec<LedgerEntry>> {
+    let (tombstones, _) = lifecycle::read_tombstones(store, operators)
+        .with_context(|| format!("cannot read the tombstones in {}", store.describe()))?;
+    Ok(tombstones
+        .iter()
+        .filter(|t| t.state.is_trusted())
+        .filter_map(|t| t.tombstone.ledger_entry(node_trust))
+        .collect())
+}
+
 /// The session's place in its node's ledger, when its `start` is numbered and verified
 /// under one trusted key (the node).
 pub fn ledger_entry(info: &SessionInfo, report: &Report) -> Option<LedgerEntry> {
@@ -215,6 +364,30 @@ pub fn ledger_entry(info: &SessionInfo, report: &Report) -> Option<LedgerEntry> 
         node_seq: start.node_seq,
         prev_session: start.prev_session.as_deref().and_then(|p| p.parse().ok()),
     })
+}
+
+/// Reports a session whose rows are gone and that a tombstone names: purged, keeping its
+/// place in the ledger check, when the tombstone is trusted (returns true); else missing,
+/// a failure.
+fn gone<W: Write>(
+    out: &mut Lines<W>,
+    t: &CheckedTombstone,
+    trust: &TrustSet,
+    ledger: &mut Vec<LedgerEntry>,
+) -> std::io::Result<bool> {
+    if t.state.is_trusted() {
+        ledger.extend(t.tombstone.ledger_entry(trust));
+        out.purged(t)?;
+        return Ok(true);
+    }
+    out.failure(
+        Some(t.tombstone.session_id),
+        &format!(
+            "missing from the store, and its tombstone does not count: {}",
+            t.state.describe()
+        ),
+    )?;
+    Ok(false)
 }
 
 /// `verify`'s output: one line (text or JSON) per session and per failure of its own.
@@ -237,6 +410,48 @@ impl<W: Write> Lines<W> {
         } else {
             writeln!(self.out, "{}  {}", info.id, describe(report))
         }
+    }
+
+    /// A session purged as a trusted tombstone says: not a failure.
+    fn purged(&mut self, t: &CheckedTombstone) -> std::io::Result<()> {
+        self.total += 1;
+        let ts = &t.tombstone;
+        if self.json {
+            let line = json!({
+                "session": ts.session_id.to_string(),
+                "state": "purged",
+                "complete": false,
+                "purged": {
+                    "by": ts.purged_by,
+                    "os_user": ts.os_user,
+                    "host": ts.host,
+                    "time": schemas::time::rfc3339(ts.time_ns),
+                    "time_ns": ts.time_ns,
+                    "reason": ts.reason,
+                    "operator": match &t.state {
+                        TombstoneState::Trusted { operator } => Some(operator.as_str()),
+                        _ => None,
+                    },
+                    "key": ts.key,
+                    "tombstone": t.key,
+                    "node_seq": ts.ledger.as_ref().map(|l| l.node_seq),
+                },
+                "problems": [],
+            });
+            serde_json::to_writer(&mut self.out, &line)?;
+            return writeln!(self.out);
+        }
+        let line = format!(
+            "{}  purged on {} by {} (OS user {} on {}), {}: {}",
+            ts.session_id,
+            schemas::time::rfc3339(ts.time_ns),
+            ts.purged_by,
+            ts.os_user,
+            ts.host,
+            t.state.describe(),
+            ts.reason
+        );
+        writeln!(self.out, "{}", schemas::text::escape_controls(&line))
     }
 
     /// A failure that is not one session's chain: `session` is the one it concerns, when

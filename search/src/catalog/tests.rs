@@ -510,3 +510,91 @@ fn opening_sessions_together_gives_what_opening_each_gives() {
     .unwrap();
     assert_eq!(warned, vec![1; 6]);
 }
+
+/// A store that, right after it answers the first listing of `events/`, compacts itself:
+/// every object in that listing is gone by the time the reader gets to it, and its rows
+/// are in a merged object the listing did not show.
+struct CompactsAfterListing {
+    inner: LocalStore,
+    fired: std::sync::atomic::AtomicBool,
+}
+
+impl ObjectStore for CompactsAfterListing {
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.inner.put(key, bytes)
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        self.inner.get(key)
+    }
+    fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>, StoreError> {
+        self.inner.get_range(key, range)
+    }
+    fn size(&self, key: &str) -> Result<u64, StoreError> {
+        self.inner.size(key)
+    }
+    fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        self.inner.exists(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let listed = self.inner.list(prefix)?;
+        if prefix.starts_with("events/")
+            && !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let options = store::compact::Options {
+                min_age: std::time::Duration::ZERO,
+                ..Default::default()
+            };
+            let dates = store::compact::dates(&self.inner)?;
+            let s = store::compact::compact(&self.inner, &dates, &options, &mut |_| {})?;
+            assert!(s.merged >= 1, "{s:?}");
+        }
+        Ok(listed)
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key)
+    }
+    fn describe(&self) -> String {
+        format!("{} (compacting)", self.inner.describe())
+    }
+}
+
+fn compacting_store(dir: &std::path::Path) -> CompactsAfterListing {
+    let inner = LocalStore::new(dir).unwrap();
+    for i in 0..4u64 {
+        let rows = (i * 5..i * 5 + 5)
+            .map(|s| row(sid(1), s, EventKind::Output, format!("o{s}").as_bytes()))
+            .collect();
+        put_events(&inner, i * 100, rows);
+    }
+    put_sessions(
+        &inner,
+        0,
+        vec![srow(sid(1), EventKind::Start, 0, 0, start("ann", T0))],
+    );
+    put_sessions(
+        &inner,
+        100,
+        vec![srow(sid(1), EventKind::End, 19, 19_000, end(0, 10))],
+    );
+    CompactsAfterListing {
+        inner,
+        fired: Default::default(),
+    }
+}
+
+#[test]
+fn readers_miss_no_row_when_a_compaction_deletes_what_they_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = compacting_store(dir.path());
+    let opened = open_session(&store, sid(1)).unwrap();
+    assert!(opened.warnings.is_empty(), "{:?}", opened.warnings);
+    let seqs: Vec<u64> = opened.rows.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (0..20).collect::<Vec<_>>());
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = compacting_store(dir.path());
+    let (sessions, warnings) = list_sessions(&store).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].event_count, 20);
+}

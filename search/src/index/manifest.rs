@@ -25,6 +25,10 @@ pub struct Manifest {
     /// only grows: a re-indexed session never makes it smaller, and a bound that is too
     /// high only opens a day for nothing.
     pub days: BTreeMap<String, i64>,
+    /// Sessions whose documents were deleted because they were purged
+    /// ([`super::forget_sessions`]), so that later runs do not delete them again.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub forgotten: BTreeSet<String>,
 }
 
 impl Manifest {

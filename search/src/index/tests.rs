@@ -101,7 +101,7 @@ fn run(store: &LocalStore, dir: &Path, rebuild: bool) -> UpdateReport {
     let hooks = Hooks {
         unseal: &mut unseal,
         observe: &mut |_| {},
-        listing: &mut |i| Some(format!("{{\"id\":\"{}\"}}", i.id)),
+        listing: &mut |i, _| Some(format!("{{\"id\":\"{}\"}}", i.id)),
         progress: &mut |_, _| {},
     };
     update(store, dir, rebuild, hooks).unwrap()
@@ -258,7 +258,7 @@ fn a_crash_between_the_commits_and_the_manifest_leaves_no_duplicates() {
     let hooks = Hooks {
         unseal: &mut unseal,
         observe: &mut |_| {},
-        listing: &mut |i| Some(format!("{{\"id\":\"{}\"}}", i.id)),
+        listing: &mut |i, _| Some(format!("{{\"id\":\"{}\"}}", i.id)),
         progress: &mut |_, _| {},
     };
     let crash = update_inner(&f.store, &f.dir, false, hooks, &mut |_| {

@@ -1,0 +1,333 @@
+//! Long sessions in pieces, so that the player starts before the whole session arrived.
+//!
+//! asciinema-player (3.18, vendored in `web/assets/`) plays a *segmented recording*: an
+//! index (`{"version": 1, "duration", "term": {"cols", "rows"}, "markers", "segments":
+//! [{"start", "url"}]}`) and segments fetched as the playhead needs them (the one holding
+//! the start, then the next ones ahead), each with a *snapshot*: escape sequences that
+//! redraw the terminal as it was at the segment's start. A seek into the last hour of an
+//! eight-hour session then costs one segment, not the eight hours.
+//!
+//! The snapshot comes from rendering the session's output through a terminal emulator
+//! (`vt100`, as the command extraction does), so the screen at a segment's start is the
+//! one the user saw. The player checks the shape strictly (segment g > 0 starts with an
+//! event at exactly its start, the last event is at exactly the duration, markers in
+//! order): [`build`] keeps to it by construction, and marker events (`m`) move from the
+//! event stream into the index, where the player wants them.
+
+use std::num::NonZeroU16;
+
+use serde_json::{Value, json};
+
+use crate::backend::CommandRow;
+
+/// Casts larger than this are played segmented; smaller ones in one piece (one request,
+/// and the player's idle-time and marker options stay available).
+pub const SEGMENTED_ABOVE_BYTES: usize = 1 << 20;
+/// A segment is cut once it holds this many bytes of event data …
+const SEGMENT_BYTES: usize = 256 << 10;
+/// … or spans this many seconds.
+const SEGMENT_SECONDS: f64 = 120.0;
+/// Marker labels are cut to this many characters.
+const LABEL_CHARS: usize = 80;
+
+/// A session as segments: the index and each segment's JSON.
+#[derive(Debug)]
+pub struct Segmented {
+    /// The index, with the segment URLs under `base`.
+    pub index: Vec<u8>,
+    /// Segment `n`'s JSON.
+    pub segments: Vec<Vec<u8>>,
+    /// Bytes held (for the cache's budget).
+    pub bytes: usize,
+}
+
+/// Why a cast could not be cut into segments.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    /// A line is not asciicast v2.
+    #[error("line {line} of the cast is not asciicast v2: {reason}")]
+    Cast {
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Nothing to play.
+    #[error("the cast has no events")]
+    Empty,
+}
+
+struct Segment {
+    start: f64,
+    cols: u16,
+    rows: u16,
+    init: String,
+    events: Vec<Value>,
+    bytes: usize,
+}
+
+/// Cuts `cast` (asciicast v2, as `replay export` writes it) into segments whose URLs are
+/// `base/N`; the commands become the index's markers.
+pub fn build(cast: &[u8], base: &str, commands: &[CommandRow]) -> Result<Segmented, SegmentError> {
+    let text = String::from_utf8_lossy(cast);
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (n, header) = lines.next().ok_or(SegmentError::Empty)?;
+    let header: Value = serde_json::from_str(header).map_err(|e| bad(n, &e.to_string()))?;
+    let size = |k: &str| {
+        header[k]
+            .as_u64()
+            .and_then(|v| u16::try_from(v).ok())
+            .filter(|v| *v > 0)
+    };
+    let (Some(cols), Some(rows)) = (size("width"), size("height")) else {
+        return Err(bad(n, "the header has no positive width and height"));
+    };
+    let mut cutter = Cutter::new(cols, rows);
+    let mut markers: Vec<(f64, String)> = commands
+        .iter()
+        .map(|c| (c.offset_ns as f64 / 1e9, label(&c.command)))
+        .collect();
+    let mut last = 0.0f64;
+    for (n, line) in lines {
+        let event: Value = serde_json::from_str(line).map_err(|e| bad(n, &e.to_string()))?;
+        let (Some(t), Some(code), Some(data)) = (
+            event[0].as_f64().filter(|t| t.is_finite() && *t >= 0.0),
+            event[1].as_str(),
+            event[2].as_str(),
+        ) else {
+            return Err(bad(n, "an event is [time, code, data]"));
+        };
+        if t < last {
+            return Err(bad(n, "event times go backwards"));
+        }
+        last = t;
+        if code == "m" {
+            markers.push((t, label(data)));
+        } else {
+            cutter.add(t, code, data);
+        }
+    }
+    encode(cutter.finish()?, markers, base)
+}
+
+fn bad(line: usize, reason: &str) -> SegmentError {
+    SegmentError::Cast {
+        line: line + 1,
+        reason: reason.to_string(),
+    }
+}
+
+/// Follows the terminal through the events and cuts segments.
+struct Cutter {
+    parser: vt100::Parser,
+    cols: u16,
+    rows: u16,
+    done: Vec<Segment>,
+    current: Segment,
+}
+
+impl Cutter {
+    fn new(cols: u16, rows: u16) -> Cutter {
+        Cutter {
+            parser: vt100::Parser::new(dim(rows), dim(cols), 0),
+            cols,
+            rows,
+            done: Vec::new(),
+            current: Segment {
+                start: 0.0,
+                cols,
+                rows,
+                init: String::new(),
+                events: Vec::new(),
+                bytes: 0,
+            },
+        }
+    }
+
+    fn add(&mut self, t: f64, code: &str, data: &str) {
+        let c = &self.current;
+        let full = c.bytes >= SEGMENT_BYTES || t - c.start >= SEGMENT_SECONDS;
+        // Starts must be strictly increasing: events at the segment's instant stay in it.
+        if full && !c.events.is_empty() && t > c.start {
+            let next = Segment {
+                start: t,
+                cols: self.cols,
+                rows: self.rows,
+                init: self.parser.screen().state_formatted(),
+                events: Vec::new(),
+                bytes: 0,
+            };
+            self.done.push(std::mem::replace(&mut self.current, next));
+        }
+        match code {
+            "o" => self.parser.process(data.as_bytes()),
+            "r" => {
+                if let Some((c, r)) = data.split_once('x')
+                    && let (Ok(c), Ok(r)) = (c.trim().parse::<u16>(), r.trim().parse::<u16>())
+                    && c > 0
+                    && r > 0
+                {
+                    self.parser.set_size(dim(r), dim(c));
+                    (self.cols, self.rows) = (c, r);
+                }
+            }
+            _ => {}
+        }
+        self.current.bytes += data.len();
+        self.current.events.push(json!([t, code, data]));
+    }
+
+    fn finish(mut self) -> Result<Vec<Segment>, SegmentError> {
+        if !self.current.events.is_empty() {
+            self.done.push(self.current);
+        }
+        if self.done.is_empty() {
+            return Err(SegmentError::Empty);
+        }
+        Ok(self.done)
+    }
+}
+
+/// The index and the segments' JSON.
+fn encode(
+    done: Vec<Segment>,
+    mut markers: Vec<(f64, String)>,
+    base: &str,
+) -> Result<Segmented, SegmentError> {
+    // The player wants the last event at exactly the duration.
+    let duration = done
+        .last()
+        .and_then(|s| s.events.last())
+        .and_then(|e| e[0].as_f64())
+        .ok_or(SegmentError::Empty)?;
+    markers.retain(|(t, _)| *t <= duration);
+    markers.sort_by(|a, b| a.0.total_cmp(&b.0));
+    markers.dedup_by(|b, a| a.0 == b.0);
+    let index = json!({
+        "version": 1,
+        "duration": duration,
+        "term": {"cols": done[0].cols, "rows": done[0].rows},
+        "markers": markers.iter().map(|(t, l)| json!([t, l])).collect::<Vec<_>>(),
+        "segments": done.iter().enumerate()
+            .map(|(i, s)| json!({"start": s.start, "url": format!("{base}/{i}")}))
+            .collect::<Vec<_>>(),
+    })
+    .to_string()
+    .into_bytes();
+    let segments: Vec<Vec<u8>> = done
+        .into_iter()
+        .map(|s| {
+            json!({
+                "snapshot": {"cols": s.cols, "rows": s.rows, "init": s.init},
+                "events": s.events,
+            })
+            .to_string()
+            .into_bytes()
+        })
+        .collect();
+    let bytes = index.len() + segments.iter().map(Vec::len).sum::<usize>();
+    Ok(Segmented {
+        index,
+        segments,
+        bytes,
+    })
+}
+
+fn dim(n: u16) -> NonZeroU16 {
+    NonZeroU16::new(n).unwrap_or(NonZeroU16::MIN)
+}
+
+fn label(text: &str) -> String {
+    text.chars().take(LABEL_CHARS).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cast(events: &[(f64, &str, &str)]) -> Vec<u8> {
+        let mut out = json!({"version": 2, "width": 20, "height": 5}).to_string();
+        for (t, c, d) in events {
+            out.push('\n');
+            out.push_str(&json!([t, c, d]).to_string());
+        }
+        out.into_bytes()
+    }
+
+    #[test]
+    fn segments_follow_the_players_rules_and_snapshots_redraw_the_screen() {
+        let big = "x".repeat(SEGMENT_BYTES) + "\r\nbig-done\r\n";
+        let events = [
+            (0.5, "o", "hello\r\n"),
+            (1.0, "o", big.as_str()),
+            (1.0, "o", "same instant"),
+            (2.0, "m", "a marker"),
+            (2.5, "o", "\x1b[2J\x1b[Hsecond screen"),
+            (200.0, "r", "30x6"),
+            (201.0, "o", "third"),
+        ];
+        let commands = [CommandRow {
+            index: 0,
+            offset_ns: 500_000_000,
+            offset: 0.5,
+            command: "echo hello".into(),
+            exit_status: None,
+        }];
+        let s = build(&cast(&events), "/api/sessions/x/cast/segments", &commands).unwrap();
+        let index: Value = serde_json::from_slice(&s.index).unwrap();
+        assert_eq!(index["duration"], json!(201.0));
+        assert_eq!(
+            index["markers"],
+            json!([[0.5, "echo hello"], [2.0, "a marker"]])
+        );
+        let starts: Vec<f64> = index["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["start"].as_f64().unwrap())
+            .collect();
+        // Cut once the big output filled a segment (the next event, at the same instant,
+        // starts one of its own: starts are strictly increasing), and after 120 s.
+        assert_eq!(starts, vec![0.0, 1.0, 200.0]);
+        assert_eq!(s.segments.len(), 3);
+        for (i, seg) in s.segments.iter().enumerate() {
+            let v: Value = serde_json::from_slice(seg).unwrap();
+            let first = v["events"][0][0].as_f64().unwrap();
+            if i > 0 {
+                assert_eq!(first, starts[i], "segment {i} starts with its first event");
+            }
+            assert!(v["events"].as_array().unwrap().iter().all(|e| e[1] != "m"));
+        }
+        let second: Value = serde_json::from_slice(&s.segments[1]).unwrap();
+        let init = second["snapshot"]["init"].as_str().unwrap();
+        // The snapshot redraws what the first segment left on the screen.
+        let mut p = vt100::Parser::new(dim(5), dim(20), 0);
+        p.process(init.as_bytes());
+        assert!(p.screen().contents().contains("big-done"), "{init:?}");
+        let third: Value = serde_json::from_slice(&s.segments[2]).unwrap();
+        assert_eq!(
+            third["snapshot"]["cols"],
+            json!(20),
+            "resized by its own event"
+        );
+        let mut p = vt100::Parser::new(dim(5), dim(20), 0);
+        p.process(third["snapshot"]["init"].as_str().unwrap().as_bytes());
+        assert!(p.screen().contents().contains("second screen"));
+    }
+
+    #[test]
+    fn bad_casts_are_errors() {
+        assert!(matches!(build(b"", "/b", &[]), Err(SegmentError::Empty)));
+        assert!(matches!(
+            build(&cast(&[]), "/b", &[]),
+            Err(SegmentError::Empty)
+        ));
+        assert!(build(b"{\"version\":2}\n[1,\"o\",\"x\"]", "/b", &[]).is_err());
+        let backwards = cast(&[(2.0, "o", "a"), (1.0, "o", "b")]);
+        assert!(build(&backwards, "/b", &[]).is_err());
+        assert!(build(&cast(&[(f64::NAN, "o", "a")]), "/b", &[]).is_err());
+    }
+}
