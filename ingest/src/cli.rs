@@ -135,9 +135,30 @@ pub struct CompactArgs {
     #[arg(long, default_value = "1h", value_name = "AGE", value_parser = parse_age)]
     pub min_age: std::time::Duration,
 
-    /// Print the plan (which objects would be merged) and change nothing.
+    /// Print the plan (which objects would be merged, which sessions have expired) and
+    /// change nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Retention: before merging, purge every session that started more than DAYS days
+    /// ago and is not on legal hold (`replay hold`): each gets a tombstone signed with
+    /// --operator-key (who, when, why), then its rows leave every object, so `replay
+    /// verify` reports it as purged, not missing, and the node's ledger stays whole.
+    /// Bucket lifecycle rules cannot do this: they delete whole objects of many sessions.
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub retention_days: Option<u32>,
+
+    /// With --retention-days: the operator key that signs the tombstones (`replay
+    /// operator-key --operator-key FILE` makes one and prints the line for the verifiers'
+    /// trusted-operators file).
+    #[arg(long, value_name = "FILE", requires = "retention_days")]
+    pub operator_key: Option<PathBuf>,
+
+    /// With --retention-days: the nodes' trust file (`replay verify --trust`), so that each
+    /// tombstone keeps its session's place in its node's ledger. Default: <data
+    /// dir>/trusted-keys.
+    #[arg(long, value_name = "FILE", requires = "retention_days")]
+    pub trust: Option<PathBuf>,
 
     /// Do not print the summary.
     #[arg(short, long)]

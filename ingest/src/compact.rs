@@ -33,14 +33,19 @@ pub fn run(data_dir: Option<&Path>, args: CompactArgs) -> anyhow::Result<()> {
     } else {
         args.date.clone()
     };
+    let expired = match args.retention_days {
+        Some(days) => retention(data_dir, &args, store.as_ref(), days)?,
+        None => Vec::new(),
+    };
     let options = Options {
         target_bytes: args.target_bytes,
         memory_bytes: args.max_memory,
         min_age: args.min_age,
         now: SystemTime::now(),
         dry_run: args.dry_run,
-        // Retention decides which sessions expired; until it is wired here, none.
-        drop_sessions: Default::default(),
+        // Purged already (tombstones written, rows removed); dropped again while merging,
+        // so that no copy of their rows in an input could come back.
+        drop_sessions: expired.iter().copied().collect(),
     };
     let started = Instant::now();
     let cpu_started = cpu_time();
@@ -95,6 +100,90 @@ pub fn run(data_dir: Option<&Path>, args: CompactArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Retention: purges the sessions that started more than `days` days ago and are not
+/// held (the `lifecycle` crate, as `replay purge --expired-before` does), with tombstones
+/// signed by the operator key; returns them. With --dry-run, lists them only.
+fn retention(
+    data_dir: Option<&Path>,
+    args: &CompactArgs,
+    store: &dyn store::ObjectStore,
+    days: u32,
+) -> anyhow::Result<Vec<schemas::SessionId>> {
+    let key_path = args.operator_key.as_deref().context(
+        "--retention-days needs --operator-key FILE: every session it removes gets a tombstone \
+         signed with it (`replay operator-key --operator-key FILE` makes one)",
+    )?;
+    let key = integrity::NodeKey::load(key_path)
+        .with_context(|| format!("cannot use operator key {}", key_path.display()))?
+        .with_context(|| {
+            format!(
+                "there is no operator key at {}; nothing was purged or compacted",
+                key_path.display()
+            )
+        })?;
+    let trust_path = match &args.trust {
+        Some(p) => p.clone(),
+        None => DataDir::resolve(data_dir)?.trusted_keys(),
+    };
+    let node_trust = integrity::TrustSet::load(&trust_path).with_context(|| {
+        format!(
+            "cannot read the nodes' trust file {} (give --trust FILE): without it the \
+             tombstones could not keep the sessions' places in their nodes' ledgers",
+            trust_path.display()
+        )
+    })?;
+    let cutoff_ns =
+        schemas::time::now_ns().saturating_sub(i64::from(days) * 86_400 * 1_000_000_000);
+    let (holds, problems) = lifecycle::read_holds(store)?;
+    for p in &problems {
+        eprintln!("auditty-ingest: {p} (its session counts as held)");
+    }
+    let (expired, problems) = lifecycle::expired(store, cutoff_ns, &holds)?;
+    for p in &problems {
+        eprintln!("auditty-ingest: {p}; sessions only it holds are left for the next run");
+    }
+    let reason = format!("retention: started more than {days} days ago");
+    if args.dry_run {
+        for id in &expired {
+            println!("{id}  would be purged ({reason})");
+        }
+        return Ok(Vec::new());
+    }
+    if expired.is_empty() {
+        return Ok(expired);
+    }
+    // The access log says who removed what, before anything is removed (as `replay purge`).
+    review::record_access(
+        store,
+        &review::Access {
+            user: review::login_user(),
+            action: "purge".into(),
+            sessions: expired.iter().map(ToString::to_string).collect(),
+            detail: format!("auditty-ingest compact --retention-days {days}"),
+            time_ns: schemas::time::now_ns(),
+            host: review::host_name(),
+            key: String::new(),
+        },
+    )
+    .context("cannot record the purge in the access log, so nothing was purged")?;
+    let operator = lifecycle::Operator {
+        key: &key,
+        name: review::login_user(),
+        os_user: review::login_user(),
+        host: review::host_name(),
+    };
+    let report = lifecycle::purge(store, &expired, &reason, &operator, &node_trust)?;
+    if !args.quiet {
+        eprintln!(
+            "auditty-ingest: retention purged {} session(s) ({} object(s) rewritten), each with a \
+             signed tombstone",
+            report.purged.len(),
+            report.rewritten.len()
+        );
+    }
+    Ok(expired)
 }
 
 fn is_date(s: &str) -> bool {

@@ -6,16 +6,21 @@
 //! dead-letter/date=YYYY-MM-DD/<same stem>.<ext>
 //! reviews/date=YYYY-MM-DD/<time ns, 20 digits>-<digest, 16 hex>.json
 //! access/date=YYYY-MM-DD/<time ns, 20 digits>-<digest, 16 hex>.json
-//! holds/<session id>.json
-//! tombstones/<session id>.json
+//! events/date=YYYY-MM-DD/compacted-<32 hex>.parquet          (auditty-ingest compact)
+//! compaction/date=YYYY-MM-DD/<output stem>.txt                (a merge in progress)
+//! holds/<session id>.json                                     (replay hold)
+//! tombstones/<session id>.json                                (replay purge, retention)
 //! ```
 //!
 //! `reviews/` and `access/` hold one small JSON object per review and per access event
 //! (the `review` crate writes and reads them; `schemas/reviews-and-access.md`). Nothing
 //! that reads sessions lists them: readers list `events/`, `sessions/` and `ledger/` only.
 //!
-//! Names derive only from (source, partition, first offset) so that re-processing the same
-//! offsets after a crash rewrites the same objects instead of adding duplicates.
+//! The ingester's names derive only from (source, partition, first offset) so that
+//! re-processing the same offsets after a crash rewrites the same objects instead of
+//! adding duplicates. Compaction's `compacted-` names can never be one of those, and its
+//! manifests under `compaction/` make a killed merge finish on the next run
+//! ([`crate::compact`]).
 
 /// Top-level folder of the `events` table.
 pub const EVENTS: &str = "events";

@@ -369,8 +369,14 @@ fn installed_packages_record_ship_and_ingest_from_the_configuration_file_alone()
         "verify",
         "/lib/systemd/system/auditty-ship.service",
         "/lib/systemd/system/auditty-ingest.service",
+        "/lib/systemd/system/auditty-compact.service",
+        "/lib/systemd/system/auditty-compact.timer",
     ]));
-    for unit in ["auditty-ship.service", "auditty-ingest.service"] {
+    for unit in [
+        "auditty-ship.service",
+        "auditty-ingest.service",
+        "auditty-compact.service",
+    ] {
         let out = run(Command::new("systemd-analyze").args([
             "security",
             "--offline=yes",

@@ -466,3 +466,102 @@ fn upload_tree(moto: &auditty_tests::moto::Moto, dir: &Path, prefix: &str) {
         }
     }
 }
+
+/// An asciicast of a few seconds that started at `timestamp` (Unix seconds).
+fn cast_at(timestamp: i64, word: &str) -> String {
+    format!(
+        "{{\"version\": 2, \"width\": 80, \"height\": 24, \"timestamp\": {timestamp}}}\n\
+         [0.5, \"o\", \"$ \"]\n[1.0, \"i\", \"echo {word}\\r\"]\n[1.1, \"o\", \"echo {word}\\r\\n{word}\\r\\n$ \"]\n"
+    )
+}
+
+/// Retention by compaction: `auditty-ingest compact --retention-days` purges the sessions
+/// older than the period that are not held, each with a signed tombstone, then merges;
+/// `verify --all` lists them as purged with the retention reason, and the held one and
+/// the recent one stay.
+#[test]
+fn compaction_applies_retention_and_leaves_held_sessions() {
+    let sb = Sandbox::new();
+    let mut ids = Vec::new();
+    for (name, timestamp) in [
+        ("old-held", 1_600_000_000),
+        ("old-gone", 1_600_000_100),
+        ("recent", schemas::time::now_ns() / 1_000_000_000 - 60),
+    ] {
+        let path = sb.path().join(format!("{name}.cast"));
+        std::fs::write(&path, cast_at(timestamp, name)).expect("cast");
+        let out = replay_ok(
+            &sb,
+            &[
+                "import",
+                "--user",
+                "u",
+                "--host",
+                "h",
+                path.to_str().expect("utf-8"),
+            ],
+        );
+        ids.push(out.split_whitespace().next().expect("id").to_string());
+    }
+    let (held, gone, recent) = (&ids[0], &ids[1], &ids[2]);
+    replay_ok(&sb, &["hold", held, "--reason", "litigation 12"]);
+    let key = sb.path().join("operator.key");
+    let key = key.to_str().expect("utf-8 path");
+    let line = replay_ok(&sb, &["operator-key", "--operator-key", key]);
+    std::fs::write(sb.data_dir().join("trusted-operators"), &line).expect("trust file");
+    let nodes = sb.path().join("trusted-keys");
+    std::fs::write(&nodes, "").expect("an empty nodes' trust file: imports have no node");
+
+    let compact = |extra: &[&str]| {
+        let out = sb.output(
+            sb.cmd("auditty-ingest")
+                .args(["compact", "--min-age", "0", "--retention-days", "30"])
+                .args(["--operator-key", key, "--trust"])
+                .arg(&nodes)
+                .args(extra),
+        );
+        assert!(out.status.success(), "{}", show(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let plan = compact(&["--dry-run"]);
+    let purged: Vec<&str> = plan
+        .lines()
+        .filter(|l| l.contains("would be purged"))
+        .collect();
+    assert_eq!(
+        purged,
+        [format!(
+            "{gone}  would be purged (retention: started more than 30 days ago)"
+        )],
+        "only the old session that is not held:\n{plan}"
+    );
+    assert!(plan.contains("would merge"), "{plan}");
+    compact(&[]);
+
+    let (counts, _) = rows_per_session_by_pyarrow(&sb.store());
+    assert!(counts.get(gone).is_none(), "{counts:#}");
+    assert!(
+        counts.get(held).is_some() && counts.get(recent).is_some(),
+        "{counts:#}"
+    );
+    // Imports were not signed at capture, so verify exits 1 for the two kept; the
+    // purged one is reported as purged, with the retention reason.
+    let out = replay(&sb, &["verify", "--all"]);
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.lines().any(|l| l.starts_with(gone.as_str())
+            && l.contains("  purged on ")
+            && l.ends_with("retention: started more than 30 days ago")),
+        "{out}"
+    );
+    for id in [held, recent] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(id.as_str()) && l.contains("IMPORTED")),
+            "{out}"
+        );
+    }
+    assert_eq!(out.lines().count(), 3, "{out}");
+    let access = replay_ok(&sb, &["access-log", "--session", gone]);
+    assert!(access.contains("purge"), "{access}");
+}
