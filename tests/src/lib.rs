@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub mod broker;
+pub mod compaction;
 pub mod moto;
 pub mod prometheus;
 pub mod s3_proxy;
