@@ -179,8 +179,12 @@ impl SessionSegments {
             Content::Sealed { sealed_for } => Err(sealed_for.clone()),
             Content::Clear { cast, commands } => {
                 let base = format!("/api/sessions/{}/cast/segments", opened.summary.id);
+                let markers: Vec<(u64, &str)> = commands
+                    .iter()
+                    .map(|c| (c.offset_ns, c.command.as_str()))
+                    .collect();
                 Ok(std::sync::Arc::new(crate::segments::build(
-                    cast, &base, commands,
+                    cast, &base, &markers,
                 )?))
             }
         };

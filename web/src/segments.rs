@@ -18,8 +18,6 @@ use std::num::NonZeroU16;
 
 use serde_json::{Value, json};
 
-use crate::backend::CommandRow;
-
 /// Casts larger than this are played segmented; smaller ones in one piece (one request,
 /// and the player's idle-time and marker options stay available).
 pub const SEGMENTED_ABOVE_BYTES: usize = 1 << 20;
@@ -67,8 +65,9 @@ struct Segment {
 }
 
 /// Cuts `cast` (asciicast v2, as `replay export` writes it) into segments whose URLs are
-/// `base/N`; the commands become the index's markers.
-pub fn build(cast: &[u8], base: &str, commands: &[CommandRow]) -> Result<Segmented, SegmentError> {
+/// `base/N`; `markers` (offset in ns, label: the session's commands) go into the index
+/// with the cast's own marker events.
+pub fn build(cast: &[u8], base: &str, markers: &[(u64, &str)]) -> Result<Segmented, SegmentError> {
     let text = String::from_utf8_lossy(cast);
     let mut lines = text
         .lines()
@@ -86,9 +85,9 @@ pub fn build(cast: &[u8], base: &str, commands: &[CommandRow]) -> Result<Segment
         return Err(bad(n, "the header has no positive width and height"));
     };
     let mut cutter = Cutter::new(cols, rows);
-    let mut markers: Vec<(f64, String)> = commands
+    let mut markers: Vec<(f64, String)> = markers
         .iter()
-        .map(|c| (c.offset_ns as f64 / 1e9, label(&c.command)))
+        .map(|(ns, l)| (*ns as f64 / 1e9, label(l)))
         .collect();
     let mut last = 0.0f64;
     for (n, line) in lines {
@@ -269,14 +268,12 @@ mod tests {
             (200.0, "r", "30x6"),
             (201.0, "o", "third"),
         ];
-        let commands = [CommandRow {
-            index: 0,
-            offset_ns: 500_000_000,
-            offset: 0.5,
-            command: "echo hello".into(),
-            exit_status: None,
-        }];
-        let s = build(&cast(&events), "/api/sessions/x/cast/segments", &commands).unwrap();
+        let s = build(
+            &cast(&events),
+            "/api/sessions/x/cast/segments",
+            &[(500_000_000, "echo hello")],
+        )
+        .unwrap();
         let index: Value = serde_json::from_slice(&s.index).unwrap();
         assert_eq!(index["duration"], json!(201.0));
         assert_eq!(
