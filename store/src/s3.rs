@@ -332,6 +332,33 @@ impl S3Store {
         }
     }
 
+    /// One HEAD of the object (its size and time); a missing one is
+    /// [`StoreError::NotFound`].
+    fn head(
+        &self,
+        key: &str,
+    ) -> Result<aws_sdk_s3::operation::head_object::HeadObjectOutput, StoreError> {
+        let full = self.full_key(key)?;
+        self.call("look up", key, || async {
+            match self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(&full)
+                .send()
+                .await
+            {
+                Ok(out) => Ok(out),
+                Err(e) if Self::is_not_found(&e) => {
+                    Err(AttemptError::Permanent(StoreError::NotFound {
+                        key: key.to_string(),
+                    }))
+                }
+                Err(e) => Err(self.classify("look up", key, e)),
+            }
+        })
+    }
+
     /// Writes the object in one PUT or in parts; false if `If-None-Match: *` found one
     /// there (never with `replace`, which drops the guard: see [`ObjectStore::replace`]).
     fn write(&self, key: &str, bytes: &[u8], replace: bool) -> Result<bool, StoreError> {
@@ -621,28 +648,11 @@ impl ObjectStore for S3Store {
     }
 
     fn size(&self, key: &str) -> Result<u64, StoreError> {
-        let full = self.full_key(key)?;
-        self.call("look up", key, || async {
-            match self
-                .client
-                .head_object()
-                .bucket(&self.bucket)
-                .key(&full)
-                .send()
-                .await
-            {
-                Ok(out) => Ok(out
-                    .content_length()
-                    .and_then(|n| u64::try_from(n).ok())
-                    .unwrap_or(0)),
-                Err(e) if Self::is_not_found(&e) => {
-                    Err(AttemptError::Permanent(StoreError::NotFound {
-                        key: key.to_string(),
-                    }))
-                }
-                Err(e) => Err(self.classify("look up", key, e)),
-            }
-        })
+        let head = self.head(key)?;
+        Ok(head
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0))
     }
 
     fn exists(&self, key: &str) -> Result<bool, StoreError> {
@@ -658,25 +668,7 @@ impl ObjectStore for S3Store {
     }
 
     fn modified(&self, key: &str) -> Result<Option<std::time::SystemTime>, StoreError> {
-        let full = self.full_key(key)?;
-        self.call("look up", key, || async {
-            match self
-                .client
-                .head_object()
-                .bucket(&self.bucket)
-                .key(&full)
-                .send()
-                .await
-            {
-                Ok(out) => Ok(out.last_modified().and_then(system_time)),
-                Err(e) if Self::is_not_found(&e) => {
-                    Err(AttemptError::Permanent(StoreError::NotFound {
-                        key: key.to_string(),
-                    }))
-                }
-                Err(e) => Err(self.classify("look up", key, e)),
-            }
-        })
+        Ok(self.head(key)?.last_modified().and_then(system_time))
     }
 
     /// One LIST request per 1000 keys: the listing carries size and time already.

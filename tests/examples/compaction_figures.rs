@@ -17,12 +17,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use auditty_tests::compaction::{
-    At, BUCKET, PREFIX, cmd, compact, play_requests, replay, table_objects, test_credentials,
+    At, BUCKET, PREFIX, cmd, compact, play_requests, replay, table_objects,
 };
-use auditty_tests::moto::{Moto, venv_bin};
+use auditty_tests::moto::{Moto, open_s3_store, venv_bin};
 use auditty_tests::s3_proxy::S3Proxy;
 use auditty_tests::{Sandbox, copy_tree, show};
-use store::{S3Options, StoreUrl};
+use store::StoreUrl;
 
 /// `AUDITTY_COMPACT_BENCH_STORE`'s objects re-cut into objects of `per_object` sessions each
 /// (per table and date), with the ingester's encoders and names, under `to`: a store as a
@@ -130,7 +130,6 @@ print(*con.execute(q, [sys.argv[1]]).fetchone())
 }
 
 fn main() {
-    test_credentials();
     let from = PathBuf::from(
         std::env::var("AUDITTY_COMPACT_BENCH_STORE").expect("AUDITTY_COMPACT_BENCH_STORE"),
     );
@@ -205,17 +204,7 @@ fn main() {
     let moto = Moto::start();
     moto.create_bucket(BUCKET);
     let proxy = S3Proxy::start(moto.port());
-    let s3 = StoreUrl::S3 {
-        bucket: BUCKET.into(),
-        prefix: PREFIX.into(),
-        options: S3Options {
-            endpoint: Some(moto.endpoint()),
-            force_path_style: true,
-            ..S3Options::default()
-        },
-    }
-    .open()
-    .expect("open the S3 store");
+    let s3 = open_s3_store(&moto.endpoint(), BUCKET, PREFIX);
     let source = StoreUrl::Local(copy_of_uncompacted(&sb, &from, per_object))
         .open()
         .expect("open");

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Once;
 use std::time::Duration;
 
 use store::ObjectStore;
@@ -91,18 +90,6 @@ pub fn table_objects(store: &dyn ObjectStore) -> (usize, u64) {
         }
     }
     (n, bytes)
-}
-
-/// Sets moto's dummy credentials in this process's environment, once (the SDK reads
-/// them), for a test that opens the store itself.
-pub fn test_credentials() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        for (k, v) in s3_env() {
-            // SAFETY: set once, before any thread of this process reads them.
-            unsafe { std::env::set_var(k, v) };
-        }
-    });
 }
 
 /// Requests `replay play` of `id` makes (through the proxy), and its screen.

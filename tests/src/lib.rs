@@ -151,6 +151,30 @@ impl Sandbox {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `replay serve hash-password` with `password` on its stdin: the argon2 hash for an
+    /// auth file.
+    pub fn hash_password(&self, password: &str) -> String {
+        let mut child = self
+            .cmd("replay")
+            .args(["serve", "hash-password"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run replay serve hash-password");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("write the password");
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "hash-password: {}", show(&out));
+        let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(hash.starts_with("$argon2"), "not an argon2 hash: {hash:?}");
+        hash
+    }
+
     /// `auditty-ingest run --once`, which must succeed; returns its stderr.
     pub fn ingest(&self) -> String {
         let out = self.output(self.cmd("auditty-ingest").args(["run", "--once"]));

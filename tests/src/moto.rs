@@ -142,3 +142,32 @@ pub fn s3_env() -> Vec<(&'static str, String)> {
         ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
     ]
 }
+
+/// Puts [`s3_env`] into this process's environment, once: the SDK inside a test process
+/// (a test that opens the store itself) needs credentials and a region (moto takes any).
+pub fn set_test_credentials() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for (k, v) in s3_env() {
+            // SAFETY: set once, before any thread of this process reads them.
+            unsafe { std::env::set_var(k, v) };
+        }
+    });
+}
+
+/// The store `s3://BUCKET/PREFIX` behind `endpoint` (moto, or a proxy in front of it),
+/// path-style, as the test process sees it.
+pub fn open_s3_store(endpoint: &str, bucket: &str, prefix: &str) -> Box<dyn store::ObjectStore> {
+    set_test_credentials();
+    store::StoreUrl::S3 {
+        bucket: bucket.into(),
+        prefix: prefix.into(),
+        options: store::S3Options {
+            endpoint: Some(endpoint.to_string()),
+            force_path_style: true,
+            ..store::S3Options::default()
+        },
+    }
+    .open()
+    .expect("open the S3 store")
+}

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use auditty_tests::{Sandbox, show};
+use auditty_tests::Sandbox;
 use serde_json::{Value, json};
 use terminal::pty::WinSize;
 
@@ -725,29 +725,6 @@ fn commands_of(sb: &Sandbox, id: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
-/// `replay serve hash-password`, the password on its stdin.
-fn hash_password(sb: &Sandbox, password: &str) -> String {
-    let mut child = sb
-        .cmd("replay")
-        .args(["serve", "hash-password"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run replay serve hash-password");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{password}\n").as_bytes())
-        .expect("write the password");
-    let out = child.wait_with_output().expect("wait");
-    assert!(out.status.success(), "hash-password: {}", show(&out));
-    let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(hash.starts_with("$argon2"), "not an argon2 hash: {hash:?}");
-    hash
-}
-
 /// An auth file with one user, [`USER`], who may see everything.
 fn auth_file(sb: &Sandbox) -> PathBuf {
     let auth = sb.path().join("auth.toml");
@@ -756,7 +733,7 @@ fn auth_file(sb: &Sandbox) -> PathBuf {
         format!(
             "[[user]]\nname = \"{USER}\"\npassword_hash = \"{}\"\nroles = [\"everything\"]\n\n\
              [[role]]\nname = \"everything\"\nhosts = [\"*\"]\nusers = [\"*\"]\n",
-            hash_password(sb, PASSWORD)
+            sb.hash_password(PASSWORD)
         ),
     )
     .expect("auth file");

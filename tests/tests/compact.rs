@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use auditty_tests::broker::Broker;
 use auditty_tests::compaction::{
-    At, BUCKET, PREFIX, cmd, compact, play_requests, replay, table_objects, test_credentials,
+    At, BUCKET, PREFIX, cmd, compact, play_requests, replay, table_objects,
 };
-use auditty_tests::moto::{Moto, venv_bin};
+use auditty_tests::moto::{Moto, open_s3_store, venv_bin};
 use auditty_tests::s3_proxy::S3Proxy;
 use auditty_tests::{PtySession, Sandbox, all_event_rows, assert_exactly_once, copy_tree, show};
-use store::{S3Options, StoreUrl};
+use store::StoreUrl;
 use terminal::pty::WinSize;
 
 const T: Duration = Duration::from_secs(60);
@@ -278,7 +278,6 @@ fn a_local_store_compacts_through_kill_9_at_every_step_and_reads_the_same() {
 
 #[test]
 fn a_store_written_through_kafka_to_s3_compacts_and_playback_needs_fewer_requests() {
-    test_credentials();
     let sb = Sandbox::new();
     let broker = Broker::start(&sb.path().join("broker"));
     broker.create_topic("c", 2);
@@ -320,17 +319,7 @@ fn a_store_written_through_kafka_to_s3_compacts_and_playback_needs_fewer_request
     sb.run(&mut ingest);
     assert!(started.elapsed() < Duration::from_secs(120));
 
-    let direct = StoreUrl::S3 {
-        bucket: BUCKET.into(),
-        prefix: PREFIX.into(),
-        options: S3Options {
-            endpoint: Some(moto.endpoint()),
-            force_path_style: true,
-            ..S3Options::default()
-        },
-    }
-    .open()
-    .expect("open the S3 store");
+    let direct = open_s3_store(&moto.endpoint(), BUCKET, PREFIX);
     let rows_before = assert_exactly_once(&all_event_rows(direct.as_ref()));
     let (objects_before, bytes_before) = table_objects(direct.as_ref());
     assert!(

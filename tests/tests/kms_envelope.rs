@@ -1,27 +1,14 @@
 //! Issue 6: a session's data key wrapped by AWS KMS (and age), against moto's KMS server.
 
-use std::sync::Once;
-
-use auditty_tests::moto::{Moto, s3_env};
+use auditty_tests::moto::Moto;
 use envelope::testsuite::{create_kms_key, new_age_identity};
 use envelope::{EnvelopeError, Identities, KmsOptions, open_envelope, wrap_session_key};
 
 const SESSION: &str = "0193a7c2-7b1d-7c3e-9a55-1f0e2d3c4b5a";
 
-/// The SDK inside this test process needs credentials and a region (moto takes any).
-fn test_credentials() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        for (k, v) in s3_env() {
-            // SAFETY: set once, before any thread of this process reads them.
-            unsafe { std::env::set_var(k, v) };
-        }
-    });
-}
-
 #[test]
 fn kms_and_age_each_open_a_session_and_another_keys_blob_is_refused() {
-    test_credentials();
+    auditty_tests::moto::set_test_credentials();
     let moto = Moto::start();
     let kms = KmsOptions {
         endpoint_url: Some(moto.endpoint()),

@@ -2,33 +2,21 @@
 //! needs to see or disturb the traffic, through [`S3Proxy`].
 
 use std::process::Child;
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use auditty_tests::broker::Broker;
-use auditty_tests::moto::{Moto, s3_env, venv_bin};
+use auditty_tests::moto::{Moto, open_s3_store, s3_env, venv_bin};
 use auditty_tests::s3_proxy::{Fault, S3Proxy};
 use auditty_tests::synthetic::{keyed, session_chunks};
 use auditty_tests::{PtySession, Sandbox, all_event_rows, assert_exactly_once, show};
 use schemas::{Event, EventKind, SessionEnd, SessionId, SessionStart};
 use store::parquet_io::{encode_events, encode_sessions};
-use store::{EventRow, ObjectMeta, ObjectStore, S3Options, SessionRow, StoreUrl};
+use store::{EventRow, ObjectMeta, ObjectStore, SessionRow};
 use terminal::pty::WinSize;
 
 const T: Duration = Duration::from_secs(120);
 const BUCKET: &str = "audit";
 const PREFIX: &str = "fleet/a";
-
-/// The SDK inside this test process (opening the store to check it) needs credentials.
-fn test_credentials() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        for (k, v) in s3_env() {
-            // SAFETY: set once, before any thread of this process reads them.
-            unsafe { std::env::set_var(k, v) };
-        }
-    });
-}
 
 fn store_url() -> String {
     format!("s3://{BUCKET}/{PREFIX}")
@@ -51,18 +39,7 @@ fn store_args(endpoint: &str) -> Vec<String> {
 
 /// The store as the test sees it (directly at moto, not through the proxy).
 fn open_store(moto: &Moto) -> Box<dyn ObjectStore> {
-    test_credentials();
-    StoreUrl::S3 {
-        bucket: BUCKET.into(),
-        prefix: PREFIX.into(),
-        options: S3Options {
-            endpoint: Some(moto.endpoint()),
-            force_path_style: true,
-            ..S3Options::default()
-        },
-    }
-    .open()
-    .expect("open the S3 store")
+    open_s3_store(&moto.endpoint(), BUCKET, PREFIX)
 }
 
 fn cmd(sb: &Sandbox, name: &str) -> std::process::Command {
@@ -781,18 +758,7 @@ fn large_objects_go_up_in_parts_and_come_back_whole() {
     let moto = Moto::start();
     moto.create_bucket(BUCKET);
     let proxy = S3Proxy::start(moto.port());
-    test_credentials();
-    let store = StoreUrl::S3 {
-        bucket: BUCKET.into(),
-        prefix: PREFIX.into(),
-        options: S3Options {
-            endpoint: Some(proxy.endpoint()),
-            force_path_style: true,
-            ..S3Options::default()
-        },
-    }
-    .open()
-    .expect("open the S3 store");
+    let store = open_s3_store(&proxy.endpoint(), BUCKET, PREFIX);
 
     // Past the multipart threshold, with a pattern that shows a misplaced part.
     let size = store::s3::MULTIPART_THRESHOLD + (3 << 20) + 12_345;

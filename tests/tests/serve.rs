@@ -44,25 +44,6 @@ fn import(sb: &Sandbox, name: &str, user: &str, host: &str, text: &str) -> Strin
     out.split_whitespace().next().unwrap().to_string()
 }
 
-fn hash_password(sb: &Sandbox, password: &str) -> String {
-    let mut child = sb
-        .cmd("replay")
-        .args(["serve", "hash-password"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", show(&out));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 fn sha256_hex(text: &str) -> String {
     let out = Command::new("sha256sum")
         .stdin(Stdio::piped())
@@ -105,7 +86,7 @@ name = "admin"
 sha256 = "{admin}"
 roles = ["all"]
 "#,
-        alice = hash_password(sb, "alice-password"),
+        alice = sb.hash_password("alice-password"),
         ci = sha256_hex("ci-token"),
         admin = sha256_hex("admin-token"),
     );
