@@ -129,18 +129,6 @@ impl Error {
     }
 }
 
-/// An object that could not be read or decoded (a hold or a tombstone), reported beside
-/// what could be read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// The object's key.
-    pub key: String,
-    /// What is wrong.
-    pub reason: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.key, self.reason)
-    }
-}
+/// An object that could not be read or decoded, reported beside what could be read (the
+/// store's, shared with the other readers of small JSON objects).
+pub use store::Problem;

@@ -73,20 +73,9 @@ pub enum Error {
     },
 }
 
-/// An object that could not be read, decoded, or that does not match its name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// The object's key.
-    pub key: String,
-    /// What is wrong, as a sentence fragment.
-    pub reason: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.key, self.reason)
-    }
-}
+/// An object that could not be read or decoded, reported beside what could be read (the
+/// store's, shared with the other readers of small JSON objects).
+pub use store::Problem;
 
 /// The format version of a stored object, checked before its fields are, so that an
 /// object of another version is reported as such rather than as missing fields.

@@ -219,6 +219,22 @@ fn percent_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "the decoded path is not valid UTF-8".to_string())
 }
 
+/// An object that could not be read, decoded, or that does not match its name (a review,
+/// an access event, a hold, a tombstone), reported beside what could be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The object's key.
+    pub key: String,
+    /// What is wrong, as a sentence fragment.
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
 /// Object storage behind one small trait: [`LocalStore`] and [`S3Store`].
 ///
 /// Keys are '/'-separated relative paths like `events/date=2026-11-27/x.parquet`; see
