@@ -5,7 +5,12 @@
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    // Read when the script runs, not when it was compiled: cargo gives every checkout of
+    // the workspace the same build-script binary (path packages are hashed relative to the
+    // workspace), so a path compiled in would name whichever checkout built it first, and a
+    // clone built after that checkout was gone embedded no assets at all.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest).join("assets");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files = Vec::new();
     walk(&dir, &dir, &mut files);
