@@ -115,14 +115,8 @@ fn retention(
         "--retention-days needs --operator-key FILE: every session it removes gets a tombstone \
          signed with it (`replay operator-key --operator-key FILE` makes one)",
     )?;
-    let key = integrity::NodeKey::load(key_path)
-        .with_context(|| format!("cannot use operator key {}", key_path.display()))?
-        .with_context(|| {
-            format!(
-                "there is no operator key at {}; nothing was purged or compacted",
-                key_path.display()
-            )
-        })?;
+    let key = lifecycle::load_operator_key(key_path)
+        .context("--retention-days cannot run, so nothing was compacted")?;
     let trust_path = match &args.trust {
         Some(p) => p.clone(),
         None => DataDir::resolve(data_dir)?.trusted_keys(),

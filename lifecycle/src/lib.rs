@@ -99,6 +99,20 @@ pub enum Error {
     /// The request cannot be carried out as given.
     #[error("{0}")]
     Invalid(String),
+    /// The operator key cannot be read.
+    #[error("cannot use operator key {path}: {source}")]
+    OperatorKey {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: integrity::KeyError,
+    },
+    /// There is no operator key where one was named.
+    #[error(
+        "there is no operator key at {0}; nothing was purged\n  \
+         try: `replay operator-key --operator-key {0}` and add the line it prints to the operators' trust file"
+    )]
+    NoOperatorKey(std::path::PathBuf),
     /// An object holding rows to purge cannot be read or rewritten: the purge stopped
     /// there. Its tombstone is written, so `replay verify` says the purge is incomplete.
     #[error(
@@ -127,6 +141,18 @@ impl Error {
             source: Box::new(source),
         }
     }
+}
+
+/// The operator key at `path`, which signs tombstones (`replay purge`, and retention in
+/// `auditty-ingest compact`): it must exist, since a purge without a tombstone would look
+/// like a lost session to every verifier.
+pub fn load_operator_key(path: &std::path::Path) -> Result<integrity::NodeKey, Error> {
+    integrity::NodeKey::load(path)
+        .map_err(|source| Error::OperatorKey {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .ok_or_else(|| Error::NoOperatorKey(path.to_path_buf()))
 }
 
 /// An object that could not be read or decoded, reported beside what could be read (the

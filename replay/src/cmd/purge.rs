@@ -1,8 +1,6 @@
 //! `replay purge`: remove sessions' rows from every object, leaving signed tombstones;
 //! `replay operator-key`: make the key that signs them.
 
-use std::path::Path;
-
 use anyhow::Context;
 use integrity::NodeKey;
 use schemas::SessionId;
@@ -23,7 +21,7 @@ pub fn run(store_args: &StoreArgs, args: PurgeArgs) -> anyhow::Result<()> {
         );
     }
     // The key first: nothing may be removed without a tombstone that can be signed.
-    let key = load_operator_key(&args.operator_key)?;
+    let key = lifecycle::load_operator_key(&args.operator_key)?;
     let (_, store) = store_args.open()?;
     let (_, node_trust) = trust(store_args)?;
     let ids = match &args.expired_before {
@@ -141,19 +139,6 @@ fn resolve_all(store: &dyn ObjectStore, queries: &[String]) -> anyhow::Result<Ve
         }
     }
     Ok(ids)
-}
-
-/// Loads an operator key that must exist.
-fn load_operator_key(path: &Path) -> anyhow::Result<NodeKey> {
-    NodeKey::load(path)
-        .with_context(|| format!("cannot use operator key {}", path.display()))?
-        .with_context(|| {
-            format!(
-                "there is no operator key at {}; nothing was purged\n  try: `replay operator-key --operator-key {}` and add the line it prints to the operators' trust file",
-                path.display(),
-                path.display()
-            )
-        })
 }
 
 /// `replay operator-key`: creates the key if missing, prints its trust-file line.
