@@ -537,12 +537,16 @@ pub async fn api_segment(
     Path((id, n)): Path<(String, String)>,
 ) -> Result<Response, Fail> {
     let s = segments(&state, &auth, &id).await?;
-    let segment = n
-        .parse::<usize>()
+    let Some(n) = n.parse::<usize>().ok().filter(|n| *n < s.len()) else {
+        return Err(Fail::new(not_found_response(true)));
+    };
+    // Its snapshot may render the output of every segment before it: not on the runtime.
+    let segment = tokio::task::spawn_blocking(move || s.segment(n))
+        .await
         .ok()
-        .and_then(|n| s.segments.get(n))
+        .flatten()
         .ok_or_else(|| Fail::new(not_found_response(true)))?;
-    Ok(json_bytes(segment.clone()))
+    Ok(json_bytes(segment))
 }
 
 fn commands_json(opened: &Opened) -> serde_json::Value {

@@ -15,6 +15,7 @@
 //! event stream into the index, where the player wants them.
 
 use std::num::NonZeroU16;
+use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
@@ -28,15 +29,104 @@ const SEGMENT_SECONDS: f64 = 120.0;
 /// Marker labels are cut to this many characters.
 const LABEL_CHARS: usize = 80;
 
-/// A session as segments: the index and each segment's JSON.
+/// A session as segments: the index at once, each segment's snapshot when first asked for.
+///
+/// Cutting needs only sizes and times; a snapshot needs the terminal as every earlier
+/// output left it. So [`build`] only cuts, and [`Segmented::segment`] renders the
+/// snapshots up to the one asked for, keeping the emulator where it stopped: the index
+/// (what the player fetches first) costs no rendering, playing from the start renders
+/// one segment at a time as the player moves on, and each output byte is rendered at most
+/// once however the viewers seek.
 #[derive(Debug)]
 pub struct Segmented {
     /// The index, with the segment URLs under `base`.
     pub index: Vec<u8>,
-    /// Segment `n`'s JSON.
-    pub segments: Vec<Vec<u8>>,
-    /// Bytes held (for the cache's budget).
+    cuts: Vec<Cut>,
+    render: Mutex<Render>,
+    /// Bytes held (for the cache's budget), counting the snapshots yet to be rendered.
     pub bytes: usize,
+}
+
+/// One segment as cut: where it starts, the terminal size there, its events as a JSON
+/// array.
+#[derive(Debug)]
+struct Cut {
+    start: f64,
+    cols: u16,
+    rows: u16,
+    events: String,
+}
+
+/// The emulator after the segments before `snapshots.len()`, and their snapshots.
+struct Render {
+    parser: vt100::Parser,
+    /// Snapshot `n` redraws the screen at segment `n`'s start.
+    snapshots: Vec<String>,
+}
+
+impl std::fmt::Debug for Render {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Render")
+            .field("snapshots", &self.snapshots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Segmented {
+    /// How many segments there are.
+    pub fn len(&self) -> usize {
+        self.cuts.len()
+    }
+
+    /// Whether there are none ([`build`] never makes such a one).
+    pub fn is_empty(&self) -> bool {
+        self.cuts.is_empty()
+    }
+
+    /// Segment `n`'s JSON (`{"snapshot": {"cols", "rows", "init"}, "events"}`), or `None`
+    /// past the last.
+    pub fn segment(&self, n: usize) -> Option<Vec<u8>> {
+        let cut = self.cuts.get(n)?;
+        let init = {
+            let mut r = self.render.lock().unwrap_or_else(|p| p.into_inner());
+            while r.snapshots.len() <= n {
+                let before = &self.cuts[r.snapshots.len() - 1];
+                r.advance(before);
+                let snapshot = r.parser.screen().state_formatted();
+                r.snapshots.push(snapshot);
+            }
+            r.snapshots[n].clone()
+        };
+        let snapshot = json!({"cols": cut.cols, "rows": cut.rows, "init": init});
+        Some(format!("{{\"snapshot\":{snapshot},\"events\":{}}}", cut.events).into_bytes())
+    }
+}
+
+impl Render {
+    /// Feeds one segment's events through the emulator.
+    fn advance(&mut self, cut: &Cut) {
+        // Written by `build` from valid events: never fails.
+        let events: Vec<(f64, String, String)> =
+            serde_json::from_str(&cut.events).unwrap_or_default();
+        for (_, code, data) in events {
+            match code.as_str() {
+                "o" => self.parser.process(data.as_bytes()),
+                "r" => {
+                    if let Some((c, r)) = resize(&data) {
+                        self.parser.set_size(dim(r), dim(c));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A resize event's `COLSxROWS`, when both are positive.
+fn resize(data: &str) -> Option<(u16, u16)> {
+    let (c, r) = data.split_once('x')?;
+    let (c, r) = (c.trim().parse::<u16>().ok()?, r.trim().parse::<u16>().ok()?);
+    (c > 0 && r > 0).then_some((c, r))
 }
 
 /// Why a cast could not be cut into segments.
@@ -53,15 +143,6 @@ pub enum SegmentError {
     /// Nothing to play.
     #[error("the cast has no events")]
     Empty,
-}
-
-struct Segment {
-    start: f64,
-    cols: u16,
-    rows: u16,
-    init: String,
-    events: Vec<Value>,
-    bytes: usize,
 }
 
 /// Cuts `cast` (asciicast v2, as `replay export` writes it) into segments whose URLs are
@@ -109,7 +190,8 @@ pub fn build(cast: &[u8], base: &str, markers: &[(u64, &str)]) -> Result<Segment
             cutter.add(t, code, data);
         }
     }
-    encode(cutter.finish()?, markers, base)
+    let (duration, cuts) = cutter.finish()?;
+    Ok(encode(cuts, duration, markers, base, (cols, rows)))
 }
 
 fn bad(line: usize, reason: &str) -> SegmentError {
@@ -119,120 +201,118 @@ fn bad(line: usize, reason: &str) -> SegmentError {
     }
 }
 
-/// Follows the terminal through the events and cuts segments.
+/// Cuts segments by size and time, following the terminal's size through resizes.
 struct Cutter {
-    parser: vt100::Parser,
     cols: u16,
     rows: u16,
-    done: Vec<Segment>,
-    current: Segment,
+    done: Vec<Cut>,
+    current: Cut,
+    bytes: usize,
+    count: usize,
+    last: f64,
 }
 
 impl Cutter {
     fn new(cols: u16, rows: u16) -> Cutter {
         Cutter {
-            parser: vt100::Parser::new(dim(rows), dim(cols), 0),
             cols,
             rows,
             done: Vec::new(),
-            current: Segment {
+            current: Cut {
                 start: 0.0,
                 cols,
                 rows,
-                init: String::new(),
-                events: Vec::new(),
-                bytes: 0,
+                events: String::from("["),
             },
+            bytes: 0,
+            count: 0,
+            last: 0.0,
         }
     }
 
     fn add(&mut self, t: f64, code: &str, data: &str) {
-        let c = &self.current;
-        let full = c.bytes >= SEGMENT_BYTES || t - c.start >= SEGMENT_SECONDS;
+        let full = self.bytes >= SEGMENT_BYTES || t - self.current.start >= SEGMENT_SECONDS;
         // Starts must be strictly increasing: events at the segment's instant stay in it.
-        if full && !c.events.is_empty() && t > c.start {
-            let next = Segment {
+        if full && self.count > 0 && t > self.current.start {
+            let next = Cut {
                 start: t,
                 cols: self.cols,
                 rows: self.rows,
-                init: self.parser.screen().state_formatted(),
-                events: Vec::new(),
-                bytes: 0,
+                events: String::from("["),
             };
-            self.done.push(std::mem::replace(&mut self.current, next));
+            let mut done = std::mem::replace(&mut self.current, next);
+            done.events.push(']');
+            self.done.push(done);
+            (self.bytes, self.count) = (0, 0);
         }
-        match code {
-            "o" => self.parser.process(data.as_bytes()),
-            "r" => {
-                if let Some((c, r)) = data.split_once('x')
-                    && let (Ok(c), Ok(r)) = (c.trim().parse::<u16>(), r.trim().parse::<u16>())
-                    && c > 0
-                    && r > 0
-                {
-                    self.parser.set_size(dim(r), dim(c));
-                    (self.cols, self.rows) = (c, r);
-                }
-            }
-            _ => {}
+        if code == "r"
+            && let Some((c, r)) = resize(data)
+        {
+            (self.cols, self.rows) = (c, r);
         }
-        self.current.bytes += data.len();
-        self.current.events.push(json!([t, code, data]));
+        if self.count > 0 {
+            self.current.events.push(',');
+        }
+        self.current
+            .events
+            .push_str(&json!([t, code, data]).to_string());
+        self.bytes += data.len();
+        self.count += 1;
+        self.last = t;
     }
 
-    fn finish(mut self) -> Result<Vec<Segment>, SegmentError> {
-        if !self.current.events.is_empty() {
+    /// The duration (the last event's time) and the segments.
+    fn finish(mut self) -> Result<(f64, Vec<Cut>), SegmentError> {
+        if self.count > 0 {
+            self.current.events.push(']');
             self.done.push(self.current);
         }
         if self.done.is_empty() {
             return Err(SegmentError::Empty);
         }
-        Ok(self.done)
+        Ok((self.last, self.done))
     }
 }
 
-/// The index and the segments' JSON.
+/// The index, and the segments ready to render.
 fn encode(
-    done: Vec<Segment>,
+    cuts: Vec<Cut>,
+    duration: f64,
     mut markers: Vec<(f64, String)>,
     base: &str,
-) -> Result<Segmented, SegmentError> {
+    (cols, rows): (u16, u16),
+) -> Segmented {
     // The player wants the last event at exactly the duration.
-    let duration = done
-        .last()
-        .and_then(|s| s.events.last())
-        .and_then(|e| e[0].as_f64())
-        .ok_or(SegmentError::Empty)?;
     markers.retain(|(t, _)| *t <= duration);
     markers.sort_by(|a, b| a.0.total_cmp(&b.0));
     markers.dedup_by(|b, a| a.0 == b.0);
     let index = json!({
         "version": 1,
         "duration": duration,
-        "term": {"cols": done[0].cols, "rows": done[0].rows},
+        "term": {"cols": cols, "rows": rows},
         "markers": markers.iter().map(|(t, l)| json!([t, l])).collect::<Vec<_>>(),
-        "segments": done.iter().enumerate()
+        "segments": cuts.iter().enumerate()
             .map(|(i, s)| json!({"start": s.start, "url": format!("{base}/{i}")}))
             .collect::<Vec<_>>(),
     })
     .to_string()
     .into_bytes();
-    let segments: Vec<Vec<u8>> = done
-        .into_iter()
-        .map(|s| {
-            json!({
-                "snapshot": {"cols": s.cols, "rows": s.rows, "init": s.init},
-                "events": s.events,
-            })
-            .to_string()
-            .into_bytes()
-        })
-        .collect();
-    let bytes = index.len() + segments.iter().map(Vec::len).sum::<usize>();
-    Ok(Segmented {
+    // A snapshot is at most a screenful of cells with their attributes.
+    let snapshots: usize = cuts
+        .iter()
+        .map(|c| usize::from(c.cols) * usize::from(c.rows) * 8)
+        .sum();
+    let bytes = index.len() + cuts.iter().map(|c| c.events.len()).sum::<usize>() + snapshots;
+    Segmented {
         index,
-        segments,
+        cuts,
+        render: Mutex::new(Render {
+            parser: vt100::Parser::new(dim(rows), dim(cols), 0),
+            // Segment 0 starts on a blank screen.
+            snapshots: vec![String::new()],
+        }),
         bytes,
-    })
+    }
 }
 
 fn dim(n: u16) -> NonZeroU16 {
@@ -289,22 +369,24 @@ mod tests {
         // Cut once the big output filled a segment (the next event, at the same instant,
         // starts one of its own: starts are strictly increasing), and after 120 s.
         assert_eq!(starts, vec![0.0, 1.0, 200.0]);
-        assert_eq!(s.segments.len(), 3);
-        for (i, seg) in s.segments.iter().enumerate() {
-            let v: Value = serde_json::from_slice(seg).unwrap();
+        assert_eq!(s.len(), 3);
+        assert!(s.segment(3).is_none());
+        // Asked for out of order: the emulator runs ahead to segment 2 first.
+        let third: Value = serde_json::from_slice(&s.segment(2).unwrap()).unwrap();
+        for (i, start) in starts.iter().enumerate() {
+            let v: Value = serde_json::from_slice(&s.segment(i).unwrap()).unwrap();
             let first = v["events"][0][0].as_f64().unwrap();
             if i > 0 {
-                assert_eq!(first, starts[i], "segment {i} starts with its first event");
+                assert_eq!(first, *start, "segment {i} starts with its first event");
             }
             assert!(v["events"].as_array().unwrap().iter().all(|e| e[1] != "m"));
         }
-        let second: Value = serde_json::from_slice(&s.segments[1]).unwrap();
+        let second: Value = serde_json::from_slice(&s.segment(1).unwrap()).unwrap();
         let init = second["snapshot"]["init"].as_str().unwrap();
         // The snapshot redraws what the first segment left on the screen.
         let mut p = vt100::Parser::new(dim(5), dim(20), 0);
         p.process(init.as_bytes());
         assert!(p.screen().contents().contains("big-done"), "{init:?}");
-        let third: Value = serde_json::from_slice(&s.segments[2]).unwrap();
         assert_eq!(
             third["snapshot"]["cols"],
             json!(20),
