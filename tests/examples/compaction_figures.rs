@@ -9,7 +9,9 @@
 //! ```
 //!
 //! `AUDITTY_COMPACT_BENCH_PER_OBJECT` (default 10) is how many sessions each small object
-//! holds after the re-cut.
+//! holds after the re-cut. The corpus is signed; `AUDITTY_COMPACT_BENCH_TRUST` (default:
+//! `trusted-keys` in `data/` beside the store, where the generator writes it) is the trust
+//! file `replay verify --all` checks it with, before and after compaction.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -78,6 +80,10 @@ fn recut(from: &Path, to: &Path, per_object: usize) -> usize {
                     .expect("put");
                 written += 1;
             }
+        } else if key.starts_with("ledger/") {
+            // The nodes' signed heads: what lets verify --all tell a lost session.
+            dst.put(&key, &bytes).expect("put");
+            written += 1;
         } else if key.starts_with("sessions/") {
             let rows = decode_sessions(&key, &bytes).expect("decode");
             // Two rows (start, end) per session.
@@ -93,6 +99,14 @@ fn recut(from: &Path, to: &Path, per_object: usize) -> usize {
         }
     }
     written
+}
+
+/// The sessions `replay verify` calls complete.
+fn complete_lines(out: &std::process::Output) -> usize {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("complete:"))
+        .count()
 }
 
 /// Runs `cmd`, returning its output and wall time; it must succeed.
@@ -137,6 +151,15 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
+    let trust = std::env::var_os("AUDITTY_COMPACT_BENCH_TRUST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| from.join("../data/trusted-keys"));
+    assert!(
+        trust.is_file(),
+        "no trust file {}: set AUDITTY_COMPACT_BENCH_TRUST",
+        trust.display()
+    );
+    let trust = trust.to_str().expect("a UTF-8 trust path");
     let sb = Sandbox::new();
     let small = sb.path().join("small");
     let started = Instant::now();
@@ -149,11 +172,12 @@ fn main() {
     let local = StoreUrl::Local(small.clone()).open().expect("open");
     let (objects_before, bytes_before) = table_objects(local.as_ref());
 
-    // The corpus is unsigned: verify --all names every session so (exit 1); what counts
-    // is that it says exactly the same after compaction.
+    // Every session complete and every ledger whole, before and after, line for line.
     let started = Instant::now();
-    let verify_before = replay(&sb, &at, &["verify", "--all"]);
+    let verify_before = replay(&sb, &at, &["verify", "--all", "--trust", trust]);
     let t_before = started.elapsed();
+    let complete_before = complete_lines(&verify_before);
+    assert!(verify_before.status.success(), "{}", show(&verify_before));
 
     // A copy killed mid-compaction (after the 50th deleted input), then run again.
     let copy = sb.path().join("killed");
@@ -181,9 +205,9 @@ fn main() {
     assert_eq!(rows_final, distinct_final);
     assert_eq!(rows_final, distinct_after_kill);
     let started = Instant::now();
-    let verify_after = replay(&sb, &at, &["verify", "--all"]);
+    let verify_after = replay(&sb, &at, &["verify", "--all", "--trust", trust]);
     let t_after = started.elapsed();
-    assert_eq!(verify_after.status.code(), verify_before.status.code());
+    assert!(verify_after.status.success(), "{}", show(&verify_after));
     assert_eq!(
         verify_after.stdout, verify_before.stdout,
         "verify --all says the same"
@@ -192,7 +216,7 @@ fn main() {
         "local: {objects_before} objects ({bytes_before} bytes) → {objects_after} objects \
          ({bytes_after} bytes); compaction {t_compact:.1?}: {}\n\
          verify --all: {t_before:.1?} before, {t_after:.1?} after, same output ({} lines, \
-         exit {:?})\nkilled at the 50th delete: {rows_mid} rows, {distinct_mid} distinct; \
+         {complete_before} complete, exit {:?})\nkilled at the 50th delete: {rows_mid} rows, {distinct_mid} distinct; \
          after the re-run {rows_after_kill} rows, {distinct_after_kill} distinct",
         String::from_utf8_lossy(&out.stderr).trim(),
         verify_after.stdout.split(|b| *b == b'\n').count(),

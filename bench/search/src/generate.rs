@@ -4,14 +4,20 @@
 //!
 //! A session is a bash as a user sees it: a prompt, keystrokes (one input event each,
 //! echoed by one output event each, as the line discipline does), Enter, the command's
-//! output, the next prompt. Nothing is signed: the index shows these sessions as
-//! unsigned, which costs the indexer the same listing work as a signed one minus the
-//! signature checks.
+//! output, the next prompt.
+//!
+//! Sessions are signed as the agent signs them (DESIGN.md §6): each of the 200 hosts has a
+//! node key (derived from its number, so runs repeat), numbers its sessions in its ledger
+//! (`node_seq`, `prev_session`), chains every event, writes a signed checkpoint every
+//! [`CHECKPOINT_EVERY`] events and after `end`, and has a signed ledger head naming its
+//! newest session. The keys go to a trust file, so `replay verify --all` finds every
+//! session complete and the ledger whole: what compaction and purge must keep true.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
+use integrity::{NodeKey, SessionChain};
 use schemas::{EndReason, Event, EventKind, SessionEnd, SessionId, SessionStart};
 use store::parquet_io::{encode_events, encode_sessions};
 use store::{EventRow, LocalStore, ObjectMeta, ObjectStore, SessionRow, layout};
@@ -26,6 +32,12 @@ const DAY_NS: i64 = 86_400 * 1_000_000_000;
 const MS: u64 = 1_000_000;
 /// Largest output event: what one read of a PTY master returns at most, roughly.
 const READ_BYTES: usize = 4096;
+/// Events between signed checkpoints: what the agent's default of one checkpoint per
+/// chunks-worth of a busy session amounts to, roughly.
+pub const CHECKPOINT_EVERY: usize = 256;
+/// Users and hosts the sessions are spread over.
+pub const USERS: usize = 50;
+pub const HOSTS: usize = 200;
 
 const NAMES: [&str; 25] = [
     "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "karl",
@@ -102,6 +114,7 @@ pub const PHRASES: [&str; 4] = [
 ];
 
 /// A small, fast, seedable generator (splitmix64): the data repeats run to run.
+#[derive(Clone)]
 pub struct Rng(u64);
 
 impl Rng {
@@ -142,10 +155,81 @@ pub struct Made {
     pub start_ns: i64,
 }
 
-/// Writes `n` sessions to a local store at `root`, on `threads` threads; returns the
-/// totals and the sessions (sorted by start).
-pub fn generate(root: &Path, n: usize, threads: usize) -> anyhow::Result<(Written, Vec<Made>)> {
+/// The seed of host `h`'s node key: derived from its number, so that runs repeat.
+fn node_seed(h: usize) -> [u8; 32] {
+    let mut rng = Rng::new(0x6b65_7900 ^ h as u64);
+    let mut seed = [0u8; 32];
+    for part in seed.chunks_mut(8) {
+        part.copy_from_slice(&rng.next().to_le_bytes());
+    }
+    seed
+}
+
+/// What is fixed of session `i` before it is written: when it starts, who and where, its
+/// id and its place in its host's ledger. Planned in one pass over all sessions, because a
+/// node numbers its sessions in start order across the batches the threads write.
+struct Planned {
+    /// The session's own generator, past the draws below: the rest of the session.
+    rng: Rng,
+    start_ns: i64,
+    user: usize,
+    host: usize,
+    id: SessionId,
+    node_seq: u64,
+    prev: Option<SessionId>,
+}
+
+/// A host's newest session: what its ledger head names.
+#[derive(Clone, Copy)]
+struct Newest {
+    node_seq: u64,
+    id: SessionId,
+}
+
+/// Every session's plan, and each host's newest session.
+fn plan(n: usize) -> (Vec<Planned>, Vec<Option<Newest>>) {
+    // Sessions start in order, evenly over the days, each at a random point of its slot.
+    let slot = DAYS * DAY_NS / n.max(1) as i64;
+    let mut newest: Vec<Option<Newest>> = vec![None; HOSTS];
+    let plans = (0..n)
+        .map(|i| {
+            let mut rng = Rng::new(i as u64);
+            let start_ns = BASE_NS + i as i64 * slot + rng.below(slot.max(1) as u64) as i64;
+            let user = rng.below(USERS as u64) as usize;
+            let host = rng.below(HOSTS as u64) as usize;
+            let id = SessionId::new_v7_at(start_ns);
+            let prev = newest[host];
+            let node_seq = prev.map_or(1, |p| p.node_seq + 1);
+            newest[host] = Some(Newest { node_seq, id });
+            Planned {
+                rng,
+                start_ns,
+                user,
+                host,
+                id,
+                node_seq,
+                prev: prev.map(|p| p.id),
+            }
+        })
+        .collect();
+    (plans, newest)
+}
+
+/// Writes `n` sessions to a local store at `root`, on `threads` threads, the hosts' public
+/// keys to the trust file `trust` and their ledger heads to the store; returns the totals
+/// and the sessions (sorted by start).
+pub fn generate(
+    root: &Path,
+    trust: &Path,
+    n: usize,
+    threads: usize,
+) -> anyhow::Result<(Written, Vec<Made>)> {
     let store = LocalStore::new(root).with_context(|| format!("cannot open {}", root.display()))?;
+    let keys: Vec<[u8; 32]> = (0..HOSTS).map(node_seed).collect();
+    for (h, seed) in keys.iter().enumerate() {
+        integrity::add_to_trust_file(trust, &NodeKey::from_seed(*seed).public(), &host(h))?;
+    }
+    let (plans, newest) = plan(n);
     let batches = n.div_ceil(BATCH);
     let next = AtomicUsize::new(0);
     let results = std::thread::scope(|s| {
@@ -160,7 +244,7 @@ pub fn generate(root: &Path, n: usize, threads: usize) -> anyhow::Result<(Writte
                             return Ok((total, made));
                         }
                         let range = b * BATCH..((b + 1) * BATCH).min(n);
-                        let w = write_batch(&store, b, range, n, &mut made)?;
+                        let w = write_batch(&store, b, &plans[range], &keys, &mut made)?;
                         total.sessions += w.sessions;
                         total.objects += w.objects;
                         total.terminal_bytes += w.terminal_bytes;
@@ -184,32 +268,62 @@ pub fn generate(root: &Path, n: usize, threads: usize) -> anyhow::Result<(Writte
         total.events += w.events;
         made.extend(m);
     }
+    total.objects += write_ledger_heads(&store, batches, &keys, &newest)?;
     made.sort_by_key(|m| m.start_ns);
     Ok((total, made))
 }
 
-/// Sessions `range` of `n` as one batch, split by date as the ingester splits a batch.
+/// Each host's signed head, naming its newest session, as the shipper sends one after the
+/// session's last chunk; in one object, as one ingest batch would hold them. Returns the
+/// objects written.
+fn write_ledger_heads(
+    store: &LocalStore,
+    batches: usize,
+    keys: &[[u8; 32]],
+    newest: &[Option<Newest>],
+) -> anyhow::Result<u64> {
+    // After every session's end: the last day's last second.
+    let time_ns = BASE_NS + DAYS * DAY_NS - 1_000_000_000;
+    let mut lines = Vec::new();
+    for (seed, head) in keys.iter().zip(newest) {
+        if let Some(h) = head {
+            let key = NodeKey::from_seed(*seed);
+            let head = integrity::ledger::sign_head(&key, h.node_seq, h.id, time_ns);
+            lines.extend_from_slice(&head.to_json());
+            lines.push(b'\n');
+        }
+    }
+    if lines.is_empty() {
+        return Ok(0);
+    }
+    // The offset after every batch's: a name no events object has.
+    let stem = layout::object_stem("kafka", "auditty.events-0", (batches as u64) << 32);
+    store.put(
+        &layout::ledger_key(&schemas::time::date(time_ns), &stem),
+        &lines,
+    )?;
+    Ok(1)
+}
+
+/// Planned sessions as one batch (number `batch`), split by date as the ingester splits a
+/// batch.
 fn write_batch(
     store: &LocalStore,
     batch: usize,
-    range: std::ops::Range<usize>,
-    n: usize,
+    plans: &[Planned],
+    keys: &[[u8; 32]],
     made: &mut Vec<Made>,
 ) -> anyhow::Result<Written> {
-    let mut rng = Rng::new(batch as u64);
     let mut written = Written::default();
     let mut events: Vec<EventRow> = Vec::new();
     let mut sessions: Vec<SessionRow> = Vec::new();
-    // Sessions start in order, evenly over the days, each at a random point of its slot.
-    let slot = DAYS * DAY_NS / n.max(1) as i64;
-    for i in range {
-        let start_ns = BASE_NS + i as i64 * slot + rng.below(slot.max(1) as u64) as i64;
-        let (m, evs) = session(&mut rng, start_ns);
+    for p in plans {
+        let (m, evs) = session(p, NodeKey::from_seed(keys[p.host]));
         for e in &evs {
             if matches!(e.kind, EventKind::Input | EventKind::Output) {
                 written.terminal_bytes += e.data.len() as u64;
             }
-            let row = EventRow::from_event(m.id, start_ns, e);
+            let row = EventRow::from_event(m.id, p.start_ns, e);
             if matches!(e.kind, EventKind::Start | EventKind::End) {
                 sessions.push(SessionRow {
                     session_id: m.id,
@@ -261,12 +375,14 @@ fn by_date<T>(rows: Vec<T>, time: impl Fn(&T) -> i64) -> Vec<(String, Vec<T>)> {
     out.into_iter().collect()
 }
 
-/// Appends events with increasing seq.
+/// Appends events with increasing seq, chained and checkpointed as the agent does.
 struct Timeline {
     events: Vec<Event>,
     now: u64,
     input: u64,
     output: u64,
+    chain: SessionChain,
+    since_checkpoint: usize,
 }
 
 impl Timeline {
@@ -277,12 +393,29 @@ impl Timeline {
             EventKind::Output => self.output += data.len() as u64,
             _ => {}
         }
-        self.events.push(Event {
+        self.append(kind, data);
+        if self.since_checkpoint >= CHECKPOINT_EVERY {
+            self.checkpoint();
+        }
+    }
+
+    fn append(&mut self, kind: EventKind, data: Vec<u8>) {
+        let e = Event {
             seq: self.events.len() as u64,
             elapsed_ns: self.now,
             kind,
             data,
-        });
+        };
+        self.chain.add_event(&e);
+        self.events.push(e);
+        self.since_checkpoint += 1;
+    }
+
+    /// A signed checkpoint over everything so far, as the next event.
+    fn checkpoint(&mut self) {
+        let data = self.chain.checkpoint(self.events.len() as u64);
+        self.append(EventKind::Checkpoint, data);
+        self.since_checkpoint = 0;
     }
 
     /// A command typed at the prompt: keystrokes echoed, Enter, output, the next prompt.
@@ -301,22 +434,24 @@ impl Timeline {
     }
 }
 
-/// One session starting at `start_ns`: its metadata and its events.
-fn session(rng: &mut Rng, start_ns: i64) -> (Made, Vec<Event>) {
-    let id = SessionId::new_v7_at(start_ns);
-    let u = rng.below(50) as usize;
-    let (user, host) = (user(u), host(rng.below(200) as usize));
+/// The planned session, signed with its host's `key`: its metadata and its events.
+fn session(p: &Planned, key: NodeKey) -> (Made, Vec<Event>) {
+    let rng = &mut p.rng.clone();
+    let (id, start_ns) = (p.id, p.start_ns);
+    let (user, host) = (user(p.user), host(p.host));
     let start = SessionStart {
         version: 1,
         start_time_ns: start_ns,
         user: user.clone(),
-        uid: 1000 + u as u32,
+        uid: 1000 + p.user as u32,
         host: host.clone(),
         command: vec!["/bin/bash".into(), "-l".into()],
         term: Some("xterm-256color".into()),
         cols: 120,
         rows: 40,
         agent_version: "bench".into(),
+        node_seq: p.node_seq,
+        prev_session: p.prev.map(|s| s.to_string()),
         ..Default::default()
     };
     let prompt = format!("{user}@{host}:~$ ");
@@ -325,6 +460,8 @@ fn session(rng: &mut Rng, start_ns: i64) -> (Made, Vec<Event>) {
         now: 0,
         input: 0,
         output: 0,
+        chain: SessionChain::new(id, key),
+        since_checkpoint: 0,
     };
     t.push(0, EventKind::Start, start.to_bytes());
     // bash prints its first prompt a few ms after it starts.
@@ -349,9 +486,12 @@ fn session(rng: &mut Rng, start_ns: i64) -> (Made, Vec<Event>) {
         event_count: t.events.len() as u64 + 1,
         input_bytes: t.input,
         output_bytes: t.output,
+        chain_hash: Some(integrity::chain::hex(&t.chain.hash())),
         ..Default::default()
     };
-    t.push(5, EventKind::End, end.to_bytes());
+    t.now += 5 * MS;
+    t.append(EventKind::End, end.to_bytes());
+    t.checkpoint();
     let made = Made { id, user, start_ns };
     (made, t.events)
 }

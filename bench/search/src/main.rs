@@ -60,6 +60,11 @@ struct Args {
     /// Casts each web viewer fetches, one after another.
     #[arg(long, default_value_t = 20, value_name = "N")]
     web_fetches: usize,
+    /// Write the store (DIR/store) and its trust file (DIR/data/trusted-keys) into
+    /// --work-dir DIR and stop: the corpus for other harnesses, such as the compaction
+    /// figures (tests/examples/compaction_figures.rs).
+    #[arg(long, requires = "work_dir")]
+    generate_only: bool,
 }
 
 /// The bucket an `--s3-endpoint` run copies the store into: new for each run, since the
@@ -117,9 +122,10 @@ fn main() -> anyhow::Result<()> {
         r.store.display()
     );
     let started = Instant::now();
-    let (written, made) = generate::generate(&r.store, args.sessions, 2)?;
+    let (written, made) =
+        generate::generate(&r.store, &r.data_dir.join("trusted-keys"), args.sessions, 2)?;
     let gen_secs = started.elapsed().as_secs_f64();
-    eprintln!("generated in {gen_secs:.1} s; indexing");
+    eprintln!("generated in {gen_secs:.1} s");
 
     println!("# Search and listing benchmark\n");
     println!(
@@ -127,13 +133,17 @@ fn main() -> anyhow::Result<()> {
          output and input; {} Parquet objects, {:.1} MB at rest (generated in {gen_secs:.1} s).\n",
         written.sessions,
         generate::DAYS,
-        50,
-        200,
+        generate::USERS,
+        generate::HOSTS,
         written.events,
         written.terminal_bytes as f64 / 1e6,
         written.objects,
         dir_size(&r.store) as f64 / 1e6,
     );
+    if args.generate_only {
+        return Ok(());
+    }
+    eprintln!("indexing");
     index_build(&r, &written)?;
     report_build(&r, &written)?;
     let mut rng = Rng::new(15);
@@ -243,7 +253,8 @@ fn index_build(r: &Replay, w: &generate::Written) -> anyhow::Result<()> {
     );
     println!(
         "terminal MB = 10^6 bytes of output and input event data; CPU = user+system of \
-         `replay index` (wait4); sessions are unsigned (integrity state \"unsigned\").\n"
+         `replay index` (wait4); sessions are signed as the agent signs them, so the index \
+         checks every checkpoint signature (integrity state \"complete\").\n"
     );
     Ok(())
 }
