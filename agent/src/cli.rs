@@ -212,7 +212,9 @@ pub struct ShipArgs {
     pub broker_wait: u64,
 
     /// Node key that signs the ledger heads (the recorder's). Default:
-    /// <data dir>/node.key; without one, no heads are sent.
+    /// <data dir>/node.key; while there is none, no heads are sent: the shipper looks
+    /// for it again on each pass, so the first recorded session (which creates it) starts
+    /// them without a restart.
     #[arg(long, value_name = "FILE")]
     pub node_key: Option<PathBuf>,
 

@@ -74,7 +74,10 @@ pub fn producer_defaults() -> Vec<(&'static str, &'static str)> {
 /// Ledger heads (DESIGN.md §6): the node's newest numbered session, signed with the
 /// node key, sent on the events topic for `replay verify --all` to hold the store against.
 struct Heads {
-    key: NodeKey,
+    key_path: PathBuf,
+    /// Loaded when first found: a shipper installed and started before the node's first
+    /// recorded session (which creates the key) finds it then, without a restart.
+    key: Option<NodeKey>,
     ledger: PathBuf,
     every: Duration,
     /// The last head Kafka acknowledged, and when.
@@ -82,16 +85,17 @@ struct Heads {
 }
 
 impl Heads {
-    /// Heads for the key at `key_path`; `None` when they are off or the node has no key.
+    /// Heads for the key at `key_path`; `None` when they are off.
     fn open(key_path: &Path, every: Duration) -> anyhow::Result<Option<Heads>> {
         if every.is_zero() {
             return Ok(None);
         }
-        let Some(key) = NodeKey::load(key_path)? else {
-            tracing::info!(key = %key_path.display(), "No node key: no ledger heads are sent (give --node-key to sign them).");
-            return Ok(None);
-        };
+        let key = NodeKey::load(key_path)?;
+        if key.is_none() {
+            tracing::info!(key = %key_path.display(), "No node key yet: ledger heads are sent once the first recorded session creates it (or give --node-key).");
+        }
         Ok(Some(Heads {
+            key_path: key_path.to_path_buf(),
             key,
             ledger: crate::ledger::path_for_key(key_path),
             every,
@@ -101,7 +105,17 @@ impl Heads {
 
     /// The head to send now, if one is due. A head names a session only once none of its
     /// spool segments is left, so that its own chunks reach Kafka first.
-    fn due(&self, spool: &Path) -> anyhow::Result<Option<(u64, SessionId, LedgerHead)>> {
+    fn due(&mut self, spool: &Path) -> anyhow::Result<Option<(u64, SessionId, LedgerHead)>> {
+        if self.key.is_none() {
+            self.key = NodeKey::load(&self.key_path)?;
+            let Some(key) = &self.key else {
+                return Ok(None);
+            };
+            tracing::info!(key = %self.key_path.display(), public = %key.public(), "Found the node key: ledger heads are sent from now on.");
+        }
+        let Some(key) = &self.key else {
+            return Ok(None);
+        };
         let Some((n, id)) = crate::ledger::read(&self.ledger)? else {
             return Ok(None);
         };
@@ -115,7 +129,7 @@ impl Heads {
             .sent
             .is_none_or(|(sn, sid, at)| (sn, sid) != (n, id) || at.elapsed() >= self.every);
         let now = schemas::time::now_ns();
-        Ok(due.then(|| (n, id, integrity::ledger::sign_head(&self.key, n, id, now))))
+        Ok(due.then(|| (n, id, integrity::ledger::sign_head(key, n, id, now))))
     }
 }
 
