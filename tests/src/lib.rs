@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 pub mod broker;
 pub mod compaction;
 pub mod moto;
+pub mod packages;
 pub mod prometheus;
 pub mod s3_proxy;
 pub mod synthetic;

@@ -12,27 +12,23 @@
 //!   privileges (its `CapabilityBoundingSet=` and `NoNewPrivileges=`). This machine's PID
 //!   1 is not systemd, so it is `setpriv` that starts them, not systemd, and the rest of
 //!   each unit's sandbox (ProtectSystem=, PrivateTmp=, the system call filter) is not
-//!   in force here; `systemd-analyze` checks those lines, nothing runs under them;
+//!   in force here; `systemd-analyze` checks those lines, nothing runs under them
+//!   (systemd_vm.rs has systemd start the units, in a VM);
 //! - the shipper sends the session to a real broker, the ingester writes it to its store,
 //!   and the installed `replay` lists it, verifies it and shows what was typed;
 //! - `dpkg --purge` removes it all again (also when the test fails, from a guard), so the
 //!   machine is as before and the test can run again.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use auditty_tests::broker::Broker;
-use auditty_tests::{PtySession, bin_dir, files_under, show};
+use auditty_tests::packages::{PACKAGES, build_packages};
+use auditty_tests::{PtySession, files_under, show};
 use terminal::pty::WinSize;
 
-const PACKAGES: [&str; 4] = [
-    "auditty-agent",
-    "auditty-ingest",
-    "auditty-replay",
-    "auditty-common",
-];
 const CONFIG: &str = "/etc/auditty/auditty.toml";
 const STORE: &str = "/var/lib/auditty-ingest/store";
 /// The test user `scripts/install-test-deps` creates (privsep.rs records it too).
@@ -259,24 +255,6 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool, context: impl Fn() ->
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// Builds the four packages from the debug binaries the test run already has.
-fn build_packages(out: &Path) -> Vec<PathBuf> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = bin_dir().parent().expect("target dir").to_path_buf();
-    ok(Command::new(workspace.join("scripts/package-deb"))
-        .args(["--profile", "debug", "--no-build", "--out"])
-        .arg(out)
-        .env("CARGO_TARGET_DIR", &target));
-    let mut debs: Vec<PathBuf> = std::fs::read_dir(out)
-        .expect("read out dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "deb"))
-        .collect();
-    debs.sort();
-    assert_eq!(debs.len(), PACKAGES.len(), "{debs:?}");
-    debs
 }
 
 #[test]
