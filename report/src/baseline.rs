@@ -6,10 +6,23 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::model::HistoryEntry;
-
 /// Earlier sessions a user needs before their hours count as usual.
 pub const MIN_SESSIONS_FOR_HOURS: usize = 10;
+
+/// One session of the whole store, for baselines: who logged in where, from where, when.
+#[derive(Clone, Debug)]
+pub struct HistoryEntry {
+    /// Session id.
+    pub id: String,
+    /// User.
+    pub user: String,
+    /// Host.
+    pub host: String,
+    /// Client address.
+    pub source: Option<String>,
+    /// Start, UTC ns.
+    pub start_ns: i64,
+}
 
 /// What is unusual about a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -16,8 +16,9 @@ pub mod html;
 pub mod model;
 pub mod rules;
 
+pub use baseline::HistoryEntry;
 pub use model::{
-    AccessInput, CommandInput, Filters, HistoryEntry, Inputs, MissingSession, ObjectsRead, Report,
-    ReviewInput, SessionInput, Verdict, build,
+    AccessInput, CommandInput, Filters, Inputs, MissingSession, ObjectsRead, Report, ReviewInput,
+    SessionInput, Verdict, build,
 };
 pub use rules::{Rule, RuleSet, RulesError, Severity};

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use schemas::time::{offset_text, rfc3339};
 use serde::Serialize;
 
-use crate::baseline;
+use crate::baseline::{self, HistoryEntry};
 use crate::rules::{RuleSet, Severity};
 
 /// Name of the JSON document.
@@ -120,21 +120,6 @@ pub struct SessionInput {
     pub commands: Vec<CommandInput>,
     /// Output before the first command.
     pub leading_output: String,
-}
-
-/// One session of the whole store, for baselines: who logged in where, from where, when.
-#[derive(Clone, Debug)]
-pub struct HistoryEntry {
-    /// Session id.
-    pub id: String,
-    /// User.
-    pub user: String,
-    /// Host.
-    pub host: String,
-    /// Client address.
-    pub source: Option<String>,
-    /// Start, UTC ns.
-    pub start_ns: i64,
 }
 
 /// A review recorded with `replay review`.
