@@ -22,6 +22,8 @@ use schemas::{EndReason, Event, EventKind, SessionEnd, SessionId, SessionStart};
 use store::parquet_io::{encode_events, encode_sessions};
 use store::{EventRow, LocalStore, ObjectMeta, ObjectStore, SessionRow, layout};
 
+use crate::rng::Rng;
+
 /// Sessions per Parquet batch: what one ingest flush of a busy partition holds.
 pub const BATCH: usize = 1_000;
 /// 2026-10-01T00:00:00Z: the first of the days the sessions are spread over.
@@ -47,34 +49,6 @@ const NAMES: [&str; 25] = [
 const ROLES: [&str; 8] = [
     "web", "db", "api", "cache", "batch", "k8s-node", "ci", "log",
 ];
-const SERVICES: [&str; 8] = [
-    "nginx",
-    "postgres",
-    "redis",
-    "billing",
-    "auth",
-    "scheduler",
-    "gateway",
-    "exporter",
-];
-const WORDS: [&str; 16] = [
-    "config", "handler", "session", "token", "retry", "backend", "invoice", "payload", "cursor",
-    "shard", "replica", "quota", "tenant", "widget", "ledger", "socket",
-];
-/// Log messages; the phrases the search benchmark looks for are among them.
-const MESSAGES: [&str; 10] = [
-    "request completed",
-    "connection refused by upstream",
-    "permission denied while opening socket",
-    "timeout waiting for replica",
-    "disk quota exceeded on volume",
-    "deadlock detected, retrying transaction",
-    "cache miss for tenant",
-    "certificate expires soon",
-    "worker restarted after panic",
-    "health check passed",
-];
-
 /// Users, hosts and words a query can name.
 pub fn user(n: usize) -> String {
     format!("{}{}", NAMES[n % NAMES.len()], n / NAMES.len())
@@ -112,30 +86,6 @@ pub const PHRASES: [&str; 4] = [
     "disk quota exceeded",
     "deadlock detected",
 ];
-
-/// A small, fast, seedable generator (splitmix64): the data repeats run to run.
-#[derive(Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// A number in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    pub fn pick<'a, T: ?Sized>(&mut self, items: &[&'a T]) -> &'a T {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
 
 /// What was written.
 #[derive(Default, Clone, Copy)]
@@ -494,19 +444,4 @@ fn session(p: &Planned, key: NodeKey) -> (Made, Vec<Event>) {
     t.checkpoint();
     let made = Made { id, user, start_ns };
     (made, t.events)
-}
-
-/// Words and services for [`crate::shell`].
-pub fn service(rng: &mut Rng) -> &'static str {
-    rng.pick(&SERVICES)
-}
-
-/// A word of the code base the sessions grep in.
-pub fn word(rng: &mut Rng) -> &'static str {
-    rng.pick(&WORDS)
-}
-
-/// A log message.
-pub fn message(rng: &mut Rng) -> &'static str {
-    rng.pick(&MESSAGES)
 }

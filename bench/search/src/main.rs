@@ -10,6 +10,7 @@
 mod generate;
 mod http;
 mod measure;
+mod rng;
 mod s3;
 mod shell;
 mod web;
@@ -20,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use generate::{Made, Rng};
+use generate::Made;
 use measure::percentiles;
+use rng::Rng;
 
 /// Measures index build, search, listing and playback start on a synthetic store.
 #[derive(Parser, Debug)]

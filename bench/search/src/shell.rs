@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::generate::{Rng, message, service, word};
+use crate::rng::Rng;
 
 /// A command line and its output.
 pub fn command(rng: &mut Rng, user: &str, host: &str) -> (String, Vec<u8>) {
@@ -159,4 +159,47 @@ fn pods(rng: &mut Rng, svc: &str) -> Vec<u8> {
         );
     }
     s.into_bytes()
+}
+
+const SERVICES: [&str; 8] = [
+    "nginx",
+    "postgres",
+    "redis",
+    "billing",
+    "auth",
+    "scheduler",
+    "gateway",
+    "exporter",
+];
+const WORDS: [&str; 16] = [
+    "config", "handler", "session", "token", "retry", "backend", "invoice", "payload", "cursor",
+    "shard", "replica", "quota", "tenant", "widget", "ledger", "socket",
+];
+/// Log messages; the phrases the search benchmark looks for are among them.
+const MESSAGES: [&str; 10] = [
+    "request completed",
+    "connection refused by upstream",
+    "permission denied while opening socket",
+    "timeout waiting for replica",
+    "disk quota exceeded on volume",
+    "deadlock detected, retrying transaction",
+    "cache miss for tenant",
+    "certificate expires soon",
+    "worker restarted after panic",
+    "health check passed",
+];
+
+/// A service the commands name.
+pub fn service(rng: &mut Rng) -> &'static str {
+    rng.pick(&SERVICES)
+}
+
+/// A word of the code base the sessions grep in.
+pub fn word(rng: &mut Rng) -> &'static str {
+    rng.pick(&WORDS)
+}
+
+/// A log message.
+pub fn message(rng: &mut Rng) -> &'static str {
+    rng.pick(&MESSAGES)
 }

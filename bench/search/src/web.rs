@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::Replay;
-use crate::generate::{Made, Rng};
+use crate::generate::Made;
 use crate::http::{self, Fetch};
 use crate::measure::percentiles;
+use crate::rng::Rng;
 
 /// The API token the viewers send; the auth file holds its SHA-256
 /// (`printf %s TOKEN | sha256sum`).
