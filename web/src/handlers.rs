@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::authz::Scoped;
 use crate::backend::{Content, ListFilter, Opened, ReportFilter, SessionSummary};
 use crate::html::{self, Viewer};
-use crate::server::{Auth, Shared};
+use crate::state::{Auth, Shared};
 
 /// The one answer for a session that is not there or not the caller's to see.
 const NOT_FOUND: &str = "not found";

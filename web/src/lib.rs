@@ -33,6 +33,7 @@ mod report_page;
 pub mod segments;
 pub mod server;
 pub mod sessions;
+pub mod state;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -82,7 +83,7 @@ pub fn run(config: &ServeConfig, backend: Arc<dyn Backend>) -> anyhow::Result<()
         .map(|(c, k)| tls::load(c, k))
         .transpose()?;
     let backend: Arc<dyn Backend> = Arc::new(cache::CachingBackend::new(backend));
-    let state = Arc::new(server::AppState::new(
+    let state = Arc::new(state::AppState::new(
         backend,
         auth,
         tls.is_some(),
@@ -98,7 +99,7 @@ pub fn run(config: &ServeConfig, backend: Arc<dyn Backend>) -> anyhow::Result<()
 async fn serve(
     listen: SocketAddr,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
-    state: server::Shared,
+    state: state::Shared,
 ) -> anyhow::Result<()> {
     let tcp = tokio::net::TcpListener::bind(listen)
         .await

@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::server::{Auth, ClientAddr, Shared, cookie};
 use crate::sessions::{clear_cookie, same, session_cookie};
+use crate::state::{Auth, ClientAddr, Shared, cookie};
 
 const LOGIN_COOKIE: &str = "auditty_login";
 

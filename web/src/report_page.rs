@@ -37,7 +37,7 @@ pub fn wrap(report: &str, viewer: &Viewer<'_>, params: &[(&str, &str)]) -> Respo
         "<script src=\"/static/app.js\"></script></body>",
         1,
     );
-    let csp = crate::server::CSP.replace(
+    let csp = crate::state::CSP.replace(
         "style-src 'self'",
         &format!("style-src 'self'{style_hashes}"),
     );
