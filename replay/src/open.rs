@@ -30,6 +30,14 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
+    /// The index directory: `flag` (a command's `--index`), else `<data dir>/index`.
+    pub fn index_dir(&self, flag: Option<&Path>) -> anyhow::Result<PathBuf> {
+        Ok(match flag {
+            Some(p) => p.to_path_buf(),
+            None => DataDir::resolve(self.data_dir.as_deref())?.index(),
+        })
+    }
+
     /// The store URL: `--store`, else `<data dir>/store`.
     pub fn url(&self) -> anyhow::Result<StoreUrl> {
         Ok(match &self.store {

@@ -21,7 +21,8 @@ use integrity::{PublicKey, TrustSet};
 use schemas::SessionId;
 use schemas::chunk::seal::DataKey;
 
-use super::members::{Facts, derive, sha256_hex};
+use super::facts::Facts;
+use super::members::{derive, sha256_hex};
 use super::rows::decode;
 use super::{directory, names, tar};
 
@@ -340,7 +341,7 @@ fn compare_derived(
             names::ROWS,
             format!(
                 "the rows do not verify as signed: {}{as_bundled}",
-                crate::cmd::verify::describe(&facts.report)
+                crate::verdict::describe(&facts.report)
             ),
         );
         held_to_manifest(members, v);

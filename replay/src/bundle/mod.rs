@@ -26,6 +26,7 @@
 //! Reading is bounded ([`MAX_BUNDLE_BYTES`], [`tar::MAX_ENTRIES`]) and never panics.
 
 pub mod check;
+pub mod facts;
 pub mod members;
 pub mod readme;
 pub mod rows;
@@ -118,7 +119,7 @@ pub fn build(
     if rows.is_empty() {
         return Err(BundleError::NoRows(id));
     }
-    let facts = members::Facts::new(id, rows, key);
+    let facts = facts::Facts::new(id, rows, key);
     let members = members::derive(&facts, key);
     let dir = directory(id);
     let entries: Vec<(String, &[u8])> = members
@@ -149,11 +150,11 @@ pub fn export(
         }
         None
     };
-    let facts = members::Facts::new(id, &rows, key.as_ref());
+    let facts = facts::Facts::new(id, &rows, key.as_ref());
     if !facts.report.is_complete() {
         eprintln!(
             "replay: session {id} does not verify as signed ({}); the bundle holds it as stored, and `replay verify --bundle` will say so",
-            crate::cmd::verify::describe(&facts.report)
+            crate::verdict::describe(&facts.report)
         );
     }
     for u in &facts.unopened {

@@ -1,7 +1,7 @@
 //! `README.txt`: what each member is and how to check the bundle, for a recipient who has
 //! nothing of auditty but (perhaps) `replay`.
 
-use super::members::{Facts, rfc3339};
+use super::facts::{Facts, rfc3339};
 use super::names;
 
 /// The README of the bundle of `f`.

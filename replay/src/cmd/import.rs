@@ -15,7 +15,7 @@ use std::io::Write;
 use anyhow::Context;
 use import::detect::{Loaded, Source};
 use import::{Defaults, Digest, ImportedSession};
-use schemas::{EventKind, ImportSource};
+use schemas::EventKind;
 use serde_json::json;
 use store::layout;
 use store::parquet_io::{encode_events, encode_sessions};
@@ -29,11 +29,6 @@ use crate::open::StoreArgs;
 pub const IMPORTS: &str = "imports";
 /// The `source` of imported objects (the ingester's are `spool` and `kafka`).
 const SOURCE: &str = "import";
-
-/// How an imported session's source reads in `verify` and `ls` messages.
-pub fn describe_source(s: &ImportSource) -> String {
-    format!("{} (sha256 {})", s.format, s.sha256)
-}
 
 /// Imports every recording in `args.paths`; a file that cannot be imported is named on
 /// stderr and the others go on, with exit status 2 at the end.

@@ -1,33 +1,24 @@
 //! `replay index`: builds or updates the search index from the store.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use schemas::data_dir::DataDir;
 use search::index::{Hooks, UpdateReport};
 use search::{OpenedSession, SessionInfo};
 use store::ObjectStore;
 use store::parquet_io::EventRef;
 
 use crate::cli::IndexArgs;
-use crate::cmd::{ls, verify};
+use crate::cmd::ls;
 use crate::open::{StoreArgs, operator_trust, trust, unseal};
 
 /// Fewer sessions than this are indexed without a progress bar: it would only flicker.
 const PROGRESS_MIN_SESSIONS: usize = 8;
-
-/// The index directory: `--index`, else `<data dir>/index`.
-pub fn index_dir(store_args: &StoreArgs, flag: Option<&Path>) -> anyhow::Result<PathBuf> {
-    Ok(match flag {
-        Some(p) => p.to_path_buf(),
-        None => DataDir::resolve(store_args.data_dir.as_deref())?.index(),
-    })
-}
 
 /// Updates the index once, or with `--follow` until SIGINT/SIGTERM.
 pub fn run(store_args: &StoreArgs, args: IndexArgs) -> anyhow::Result<()> {
@@ -36,7 +27,7 @@ pub fn run(store_args: &StoreArgs, args: IndexArgs) -> anyhow::Result<()> {
         anyhow::bail!("--index-sealed-text needs --identity (or --kms) to open sealed sessions");
     }
     let (_, store) = store_args.open()?;
-    let dir = index_dir(store_args, args.index.as_deref())?;
+    let dir = store_args.index_dir(args.index.as_deref())?;
     let stop = Arc::new(AtomicBool::new(false));
     if args.follow {
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -108,13 +99,13 @@ fn once(
     // that `replay ls` can show its integrity without reading the store. Both hooks
     // need the units, one after the other.
     let (_, trust) = trust(store_args)?;
-    let units = std::cell::RefCell::new(verify::Units::default());
+    let units = std::cell::RefCell::new(crate::verdict::Units::default());
     let mut observe = |r: &EventRef<'_>| units.borrow_mut().observe(r);
     // The built-in rules of `replay report`, so that the web list can filter by what
     // they flag without running them over every command at each request.
     let rules = report::RuleSet::builtin();
     let mut listing = |info: &SessionInfo, commands: &[search::commands::Command]| {
-        let report = verify::report(info, units.borrow_mut().take(info.id), &trust);
+        let report = crate::verdict::report(info, units.borrow_mut().take(info.id), &trust);
         let mut json = ls::to_json(info, report.state());
         json["findings"] = findings(&rules, commands).into();
         Some(json.to_string())

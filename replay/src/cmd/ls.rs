@@ -11,9 +11,7 @@ use search::index::{IndexError, ListQuery};
 use serde_json::{Value, json};
 
 use crate::cli::LsArgs;
-use crate::cmd::index::index_dir;
 use crate::cmd::search::{note_if_stale, time_bound};
-use crate::cmd::verify;
 use crate::open::{StoreArgs, sessions, trust};
 
 /// Lists sessions as a table or JSON.
@@ -28,7 +26,7 @@ pub fn run(store_args: &StoreArgs, args: LsArgs) -> anyhow::Result<()> {
     let list = if args.scan {
         scan(store_args, &query)?
     } else {
-        let dir = index_dir(store_args, args.index.as_deref())?;
+        let dir = store_args.index_dir(args.index.as_deref())?;
         match from_index(&dir, &query) {
             Ok(mut list) => {
                 note_if_stale(store_args, &dir);
@@ -75,13 +73,18 @@ pub(crate) fn from_index(dir: &Path, query: &ListQuery) -> Result<Vec<Value>, In
 /// Every session read from the store and verified now, filtered as the index would be.
 pub(crate) fn scan(store_args: &StoreArgs, query: &ListQuery) -> anyhow::Result<Vec<Value>> {
     let (_, store) = store_args.open()?;
-    let mut units = verify::Units::default();
+    let mut units = crate::verdict::Units::default();
     // Unreadable objects are named on stderr by `sessions`; ls lists what it could read.
     let (sessions, _) = sessions(store.as_ref(), |r| units.observe(r))?;
     let (_, trust) = trust(store_args)?;
     let mut list: Vec<Value> = sessions
         .iter()
-        .map(|s| to_json(s, verify::report(s, units.take(s.id), &trust).state()))
+        .map(|s| {
+            to_json(
+                s,
+                crate::verdict::report(s, units.take(s.id), &trust).state(),
+            )
+        })
         .filter(|v| matches(v, query))
         .collect();
     if let Some(limit) = query.limit {

@@ -22,8 +22,9 @@ use store::ObjectStore;
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::cmd::reviews::{reviewer_trust, signature_text};
 use crate::cmd::search::time_bound;
-use crate::cmd::verify::{self, Units};
+use crate::cmd::verify;
 use crate::open::{StoreArgs, trust, unseal};
+use crate::verdict::Units;
 
 /// Fewer sessions than this are read without a progress bar.
 const PROGRESS_MIN_SESSIONS: usize = 8;
@@ -305,9 +306,12 @@ fn verify_all(
     for info in all {
         // As `verify --all`: an object that could not be read is a failure of its own (in
         // the header), not of every session it might have held.
-        let r = verify::report(info, units.take(info.id), trust);
+        let r = crate::verdict::report(info, units.take(info.id), trust);
         ledger.extend(verify::ledger_entry(info, &r));
-        verdicts.insert(info.id, (verdict(&r.problems), verify::describe(&r)));
+        verdicts.insert(
+            info.id,
+            (verdict(&r.problems), crate::verdict::describe(&r)),
+        );
     }
     let chosen: HashSet<SessionId> = chosen.iter().copied().collect();
     let stored: HashSet<SessionId> = all.iter().map(|i| i.id).collect();
@@ -550,7 +554,7 @@ fn session_input(
         readable: extracted.is_some(),
         verdict,
         integrity_detail,
-        imported: import.map(crate::cmd::import::describe_source),
+        imported: import.map(crate::verdict::describe_source),
         commands: extracted
             .as_ref()
             .map(|x| {

@@ -11,7 +11,6 @@ use serde_json::json;
 
 use crate::cli::SearchArgs;
 use crate::cmd::Failure;
-use crate::cmd::index::index_dir;
 use crate::open::StoreArgs;
 use schemas::time::offset_text;
 
@@ -19,7 +18,7 @@ const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 
 /// Runs one search and prints the hits.
 pub fn run(store_args: &StoreArgs, args: SearchArgs) -> anyhow::Result<()> {
-    let dir = index_dir(store_args, args.index.as_deref())?;
+    let dir = store_args.index_dir(args.index.as_deref())?;
     let query = SearchQuery {
         text: args.query.clone(),
         user: args.user.clone(),

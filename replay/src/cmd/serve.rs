@@ -18,11 +18,10 @@ use web::backend::{
 };
 
 use crate::cli::{ReportArgs, ReportFormat, ServeAction, ServeArgs};
-use crate::cmd::export::{View, asciicast};
-use crate::cmd::index::index_dir;
 use crate::cmd::search::time_bound;
-use crate::cmd::verify::{self, Units};
+use crate::formats::{View, asciicast};
 use crate::open::{OpenSession, StoreArgs, session_key, trust, unseal};
+use crate::verdict::Units;
 
 /// Serves, or prints a password hash.
 pub fn run(store_args: &StoreArgs, args: ServeArgs, access_log: bool) -> anyhow::Result<()> {
@@ -54,7 +53,7 @@ pub fn run(store_args: &StoreArgs, args: ServeArgs, access_log: bool) -> anyhow:
     let (_, store) = store_args.open()?;
     let (_, trust) = trust(store_args)?;
     let backend = StoreBackend {
-        index: index_dir(store_args, args.index.as_deref())?,
+        index: store_args.index_dir(args.index.as_deref())?,
         store_args: store_args.clone(),
         store,
         trust,
@@ -168,7 +167,7 @@ impl Backend for StoreBackend {
             Err(CatalogError::SessionNotFound { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let state = verify::report(&opened.info, units.take(id), &self.trust).state();
+        let state = crate::verdict::report(&opened.info, units.take(id), &self.trust).state();
         let summary = summary(crate::cmd::ls::to_json(&opened.info, state));
         let content = if opened.info.sealed {
             match session_key(&opened.info, &self.store_args.keys) {
