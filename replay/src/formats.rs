@@ -240,6 +240,16 @@ mod tests {
         }
     }
 
+    /// The view of [`sample`]'s session.
+    fn sample_view<'a>(start: &'a SessionStart, events: &'a [Event]) -> View<'a> {
+        View {
+            id: SessionId::from_bytes([1; 16]),
+            start: Some(start),
+            start_time_ns: 1_700_000_000_123_000_000,
+            events,
+        }
+    }
+
     fn sample() -> (SessionStart, Vec<Event>) {
         let start = SessionStart {
             cols: 80,
@@ -268,12 +278,7 @@ mod tests {
     #[test]
     fn v3_has_the_events_of_v2_and_the_exit_status() {
         let (start, events) = sample();
-        let view = View {
-            id: SessionId::from_bytes([1; 16]),
-            start: Some(&start),
-            start_time_ns: 1_700_000_000_123_000_000,
-            events: &events,
-        };
+        let view = sample_view(&start, &events);
         let v2 = String::from_utf8(asciicast(&view, None)).unwrap();
         let v3 = String::from_utf8(asciicast_v3(&view, None)).unwrap();
         let (h2, e2) = schemas::asciicast::parse_v2(&v2).unwrap();
@@ -306,12 +311,7 @@ mod tests {
     #[test]
     fn jsonl_has_one_line_per_event_with_text_or_base64() {
         let (start, events) = sample();
-        let view = View {
-            id: SessionId::from_bytes([1; 16]),
-            start: Some(&start),
-            start_time_ns: 1_700_000_000_123_000_000,
-            events: &events,
-        };
+        let view = sample_view(&start, &events);
         let out = String::from_utf8(jsonl(&view)).unwrap();
         let lines: Vec<serde_json::Value> = out
             .lines()

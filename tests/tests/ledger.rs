@@ -125,3 +125,60 @@ fn sessions_deleted_whole_are_named_by_their_successor_or_the_signed_head() {
     );
     assert!(!stdout.contains("#4"), "{}", show(&out));
 }
+
+/// A shipper installed and started before the node's first session (the README's order:
+/// enable the service, then the first login) has no node key when it starts; the
+/// session creates one, and the shipper must then send the head without a restart.
+#[test]
+fn a_shipper_started_before_the_first_session_sends_its_head_once_the_key_exists() {
+    let sb = Sandbox::new();
+    let broker = Broker::start(&sb.path().join("broker"));
+    broker.create_topic("events", 1);
+    let key = sb.data_dir().join("node.key");
+    assert!(!key.exists(), "a fresh data dir has no node key");
+    let mut ship = sb.cmd("auditty-agent");
+    ship.args(["ship", "--brokers", &broker.address(), "--topic", "events"]);
+    let mut shipper = sb.spawn_logged(ship, "ship.log");
+    let log = || std::fs::read_to_string(sb.path().join("ship.log")).unwrap_or_default();
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}; shipper log:\n{}",
+                log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    until("the shipper never said it had no key", &|| {
+        log().contains("No node key")
+    });
+
+    sb.run(
+        sb.cmd("auditty-agent")
+            .args(["record", "-q", "--", "sh", "-c", "echo first"]),
+    );
+    assert!(key.exists(), "recording created the node key");
+    until("no ledger head was sent after the key appeared", &|| {
+        log().contains("Sent a ledger head")
+    });
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(shipper.id() as i32, libc::SIGTERM) };
+    let status = shipper.wait().expect("wait for the shipper");
+    assert!(status.success(), "{status}; shipper log:\n{}", log());
+
+    let out = sb.output(
+        sb.cmd("auditty-ingest")
+            .args(["run", "--once", "--group", "ledger-late-key", "--source"])
+            .arg(broker.source("events")),
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let heads = files_under(&sb.store())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/ledger/"))
+        .count();
+    assert_eq!(heads, 1, "one head stored");
+    let out = replay(&sb, &sb.store(), &["verify", "--all"]);
+    assert!(out.status.success(), "{}", show(&out));
+}
