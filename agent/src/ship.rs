@@ -108,10 +108,9 @@ impl Heads {
     fn due(&mut self, spool: &Path) -> anyhow::Result<Option<(u64, SessionId, LedgerHead)>> {
         if self.key.is_none() {
             self.key = NodeKey::load(&self.key_path)?;
-            let Some(key) = &self.key else {
-                return Ok(None);
-            };
-            tracing::info!(key = %self.key_path.display(), public = %key.public(), "Found the node key: ledger heads are sent from now on.");
+            if let Some(key) = &self.key {
+                tracing::info!(key = %self.key_path.display(), public = %key.public(), "Found the node key: ledger heads are sent from now on.");
+            }
         }
         let Some(key) = &self.key else {
             return Ok(None);
