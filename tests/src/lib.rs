@@ -152,6 +152,16 @@ impl Sandbox {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `replay ARGS` with this sandbox's environment, whatever its status.
+    pub fn replay(&self, args: &[&str]) -> Output {
+        self.output(self.cmd("replay").args(args))
+    }
+
+    /// `replay ARGS`, which must succeed; its stdout.
+    pub fn replay_ok(&self, args: &[&str]) -> String {
+        self.run(self.cmd("replay").args(args))
+    }
+
     /// `replay serve hash-password` with `password` on its stdin: the argon2 hash for an
     /// auth file.
     pub fn hash_password(&self, password: &str) -> String {
@@ -223,6 +233,15 @@ impl Sandbox {
         store::StoreUrl::Local(self.store())
             .open()
             .expect("open store")
+    }
+
+    /// `auditty-agent record -q -- sh -c SCRIPT` (no terminal), run to completion; its
+    /// output whatever its status (the recorder exits with the script's).
+    pub fn record_sh(&self, script: &str) -> Output {
+        self.output(
+            self.cmd("auditty-agent")
+                .args(["record", "-q", "--", "sh", "-c", script]),
+        )
     }
 
     /// `auditty-agent record -q RECORD_ARGS -- bash --norc --noprofile` on a new PTY of

@@ -4,7 +4,6 @@
 //! gone, and then a byte changed in every member and in the tar framing, each change named.
 
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use auditty_tests::{PtySession, Sandbox, show};
@@ -44,17 +43,6 @@ fn record(sb: &Sandbox, recipient: Option<&str>) -> String {
     let sessions = sb.sessions();
     let newest = sessions.last().expect("a session");
     newest["id"].as_str().expect("id").to_string()
-}
-
-/// `replay ARGS` with the sandbox's environment.
-fn replay(sb: &Sandbox, args: &[&str]) -> Output {
-    sb.output(sb.cmd("replay").args(args))
-}
-
-fn replay_ok(sb: &Sandbox, args: &[&str]) -> String {
-    let out = replay(sb, args);
-    assert!(out.status.success(), "replay {args:?}\n{}", show(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn p(path: &Path) -> &str {
@@ -102,7 +90,7 @@ fn verify_bundle(sb: &Sandbox, bundle: &Path, trust: Option<&Path>) -> (Option<i
     if let Some(t) = trust {
         args.extend(["--trust", p(t)]);
     }
-    let out = replay(sb, &args);
+    let out = sb.replay(&args);
     (
         out.status.code(),
         format!(
@@ -142,19 +130,16 @@ fn a_bundle_checks_offline_and_a_changed_byte_in_any_member_or_the_framing_is_na
     let sb = Sandbox::new();
     let id = record(&sb, None);
     let bundle_path = sb.path().join("evidence.tar");
-    replay_ok(
-        &sb,
-        &[
-            "export",
-            &id[..8],
-            "--format",
-            "bundle",
-            "-o",
-            p(&bundle_path),
-        ],
-    );
-    let cast = replay_ok(&sb, &["export", &id]);
-    let text = replay_ok(&sb, &["export", &id, "--format", "text"]);
+    sb.replay_ok(&[
+        "export",
+        &id[..8],
+        "--format",
+        "bundle",
+        "-o",
+        p(&bundle_path),
+    ]);
+    let cast = sb.replay_ok(&["export", &id]);
+    let text = sb.replay_ok(&["export", &id, "--format", "text"]);
     let keys = sb.path().join("trusted-keys");
     std::fs::copy(sb.data_dir().join("trusted-keys"), &keys).unwrap();
     // Offline: no store, no data directory, nothing but the bundle and a trust file.
@@ -199,17 +184,14 @@ fn a_bundle_checks_offline_and_a_changed_byte_in_any_member_or_the_framing_is_na
     assert_eq!(code, Some(0), "{said}");
     assert!(said.contains("rows: complete: "), "{said}");
     assert!(said.lines().any(|l| l.starts_with("intact")), "{said}");
-    let out = replay(
-        &sb,
-        &[
-            "verify",
-            "--bundle",
-            p(&bundle_path),
-            "--trust",
-            p(&keys),
-            "--json",
-        ],
-    );
+    let out = sb.replay(&[
+        "verify",
+        "--bundle",
+        p(&bundle_path),
+        "--trust",
+        p(&keys),
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json is JSON");
     assert_eq!(
         (v["state"].as_str(), v["intact"].as_bool()),
@@ -304,10 +286,7 @@ fn a_sealed_session_is_bundled_with_its_key_or_without_contents() {
 
     // Without a key: the sealed rows and their proof, no contents; it still verifies.
     let without = sb.path().join("sealed-rows.tar");
-    let out = replay(
-        &sb,
-        &["export", &id, "--format", "bundle", "-o", p(&without)],
-    );
+    let out = sb.replay(&["export", &id, "--format", "bundle", "-o", p(&without)]);
     assert!(out.status.success(), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("is sealed and no --identity"),
@@ -331,20 +310,17 @@ fn a_sealed_session_is_bundled_with_its_key_or_without_contents() {
 
     // With the auditor's identity: the contents and this session's data key.
     let with = sb.path().join("sealed-opened.tar");
-    replay_ok(
-        &sb,
-        &[
-            "--identity",
-            p(&identity_path),
-            "export",
-            &id,
-            "--format",
-            "bundle",
-            "-o",
-            p(&with),
-        ],
-    );
-    let cast = replay_ok(&sb, &["--identity", p(&identity_path), "export", &id]);
+    sb.replay_ok(&[
+        "--identity",
+        p(&identity_path),
+        "export",
+        &id,
+        "--format",
+        "bundle",
+        "-o",
+        p(&with),
+    ]);
+    let cast = sb.replay_ok(&["--identity", p(&identity_path), "export", &id]);
     std::fs::remove_dir_all(sb.data_dir()).unwrap();
     let bytes = std::fs::read(&with).unwrap();
     let found = members(&bytes);
@@ -406,8 +382,8 @@ fn asciicast_v3_and_json_lines_exports_match_the_v2_export_and_the_store() {
     let id = record(&sb, None);
 
     // v3 parses back with our own parser, with the v2 export's events and an exit status.
-    let v2 = replay_ok(&sb, &["export", &id]);
-    let v3 = replay_ok(&sb, &["export", &id, "--format", "asciicast-v3"]);
+    let v2 = sb.replay_ok(&["export", &id]);
+    let v3 = sb.replay_ok(&["export", &id, "--format", "asciicast-v3"]);
     let (h2, e2) = schemas::asciicast::parse_v2(&v2).expect("v2 parses");
     let (h3, e3) = schemas::asciicast::parse_v3(&v3).expect("v3 parses");
     assert_eq!(
@@ -444,7 +420,7 @@ fn asciicast_v3_and_json_lines_exports_match_the_v2_export_and_the_store() {
     assert!(printed.contains("half-42"), "{printed}");
 
     // JSON lines: one object per stored event, equal to the rows in the store.
-    let jsonl = replay_ok(&sb, &["export", &id, "--format", "jsonl"]);
+    let jsonl = sb.replay_ok(&["export", &id, "--format", "jsonl"]);
     let lines: Vec<serde_json::Value> = jsonl
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))

@@ -64,10 +64,7 @@ fn record_sessions(sb: &Sandbox, n: usize) {
         let script = format!(
             "for j in $(seq 1 150); do echo s{i}-line-$j; done; sleep 0.3; echo s{i}-done; exit {i}"
         );
-        let out = sb.output(
-            sb.cmd("auditty-agent")
-                .args(["record", "-q", "--", "sh", "-c", &script]),
-        );
+        let out = sb.record_sh(&script);
         assert_eq!(out.status.code(), Some(i as i32), "{}", show(&out));
         sb.ingest();
     }
@@ -289,10 +286,8 @@ fn a_store_written_through_kafka_to_s3_compacts_and_playback_needs_fewer_request
     // Sessions whose output comes in bursts a latency bound apart: many chunks each.
     for i in 0..3 {
         let script = format!("for j in $(seq 1 8); do echo k{i}-$j; sleep 0.3; done");
-        sb.run(
-            sb.cmd("auditty-agent")
-                .args(["record", "-q", "--", "sh", "-c", &script]),
-        );
+        let out = sb.record_sh(&script);
+        assert!(out.status.success(), "{}", show(&out));
     }
     sb.run(sb.cmd("auditty-agent").args([
         "ship",

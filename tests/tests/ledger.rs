@@ -25,10 +25,8 @@ fn sessions_deleted_whole_are_named_by_their_successor_or_the_signed_head() {
     broker.create_topic("events", 2);
     for i in 1..=3 {
         let script = format!("echo session-{i}");
-        sb.run(
-            sb.cmd("auditty-agent")
-                .args(["record", "-q", "--", "sh", "-c", &script]),
-        );
+        let out = sb.record_sh(&script);
+        assert!(out.status.success(), "{}", show(&out));
     }
     // Everything shipped, then one head naming the newest session.
     let out = sb.output(
@@ -155,10 +153,8 @@ fn a_shipper_started_before_the_first_session_sends_its_head_once_the_key_exists
         log().contains("No node key")
     });
 
-    sb.run(
-        sb.cmd("auditty-agent")
-            .args(["record", "-q", "--", "sh", "-c", "echo first"]),
-    );
+    let out = sb.record_sh("echo first");
+    assert!(out.status.success(), "{}", show(&out));
     assert!(key.exists(), "recording created the node key");
     until("no ledger head was sent after the key appeared", &|| {
         log().contains("Sent a ledger head")

@@ -45,14 +45,7 @@ fn scrape_until(
 }
 
 fn record(sb: &Sandbox, text: &str) {
-    let out = sb.output(sb.cmd("auditty-agent").args([
-        "record",
-        "-q",
-        "--",
-        "sh",
-        "-c",
-        &format!("echo {text}"),
-    ]));
+    let out = sb.record_sh(&format!("echo {text}"));
     assert!(out.status.success(), "{}", auditty_tests::show(&out));
 }
 

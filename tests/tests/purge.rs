@@ -7,7 +7,7 @@
 //! a tombstone signed by an untrusted key, or changed after signing, counts for nothing.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use auditty_tests::moto::venv_bin;
@@ -16,16 +16,6 @@ use terminal::pty::WinSize;
 
 const T: Duration = Duration::from_secs(30);
 const REASON: &str = "GDPR erasure request 2026-0042";
-
-fn replay(sb: &Sandbox, args: &[&str]) -> Output {
-    sb.output(sb.cmd("replay").args(args))
-}
-
-fn replay_ok(sb: &Sandbox, args: &[&str]) -> String {
-    let out = replay(sb, args);
-    assert!(out.status.success(), "replay {args:?}\n{}", show(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The shortest prefix of `id` that no id of `others` starts with, as a user would type it.
 fn unique_prefix<'a>(id: &'a str, others: &[&str]) -> &'a str {
@@ -37,7 +27,7 @@ fn unique_prefix<'a>(id: &'a str, others: &[&str]) -> &'a str {
 
 /// The session ids of the hits of `replay search QUERY --json` (none: exit status 1).
 fn search_ids(sb: &Sandbox, query: &str) -> Vec<String> {
-    let out = replay(sb, &["search", query, "--json"]);
+    let out = sb.replay(&["search", query, "--json"]);
     if out.status.code() == Some(1) && out.stdout.is_empty() {
         return Vec::new();
     }
@@ -52,10 +42,8 @@ fn search_ids(sb: &Sandbox, query: &str) -> Vec<String> {
 }
 
 fn record_sh(sb: &Sandbox, script: &str) {
-    sb.run(
-        sb.cmd("auditty-agent")
-            .args(["record", "-q", "--", "sh", "-c", script]),
-    );
+    let out = sb.record_sh(script);
+    assert!(out.status.success(), "{}", show(&out));
 }
 
 /// The events objects holding rows of `id`, read with the store's own decoder.
@@ -153,17 +141,14 @@ fn purge_leaves_a_signed_tombstone_that_verify_accepts_and_nothing_else() {
         holding >= 2,
         "the purged session's rows should span several objects"
     );
-    replay_ok(&sb, &["verify", "--all"]);
-    replay_ok(&sb, &["index"]);
+    sb.replay_ok(&["verify", "--all"]);
+    sb.replay_ok(&["index"]);
     assert_eq!(search_ids(&sb, "bravo"), [bravo.clone(), bravo.clone()]);
 
     // The operator's key, trusted by this data dir's verifier.
     let key = sb.path().join("operator.key");
     let key = key.to_str().expect("utf-8 path");
-    let line = replay_ok(
-        &sb,
-        &["operator-key", "--operator-key", key, "--operator", "dpo"],
-    );
+    let line = sb.replay_ok(&["operator-key", "--operator-key", key, "--operator", "dpo"]);
     std::fs::write(sb.data_dir().join("trusted-operators"), &line).expect("trust file");
     let purge = [
         "purge",
@@ -177,9 +162,9 @@ fn purge_leaves_a_signed_tombstone_that_verify_accepts_and_nothing_else() {
     ];
 
     // A hold blocks the purge; released, it does not.
-    replay_ok(&sb, &["hold", bravo_prefix, "--reason", "case 42"]);
-    assert!(replay_ok(&sb, &["holds"]).contains(&format!("{bravo}  ")));
-    let out = replay(&sb, &purge);
+    sb.replay_ok(&["hold", bravo_prefix, "--reason", "case 42"]);
+    assert!(sb.replay_ok(&["holds"]).contains(&format!("{bravo}  ")));
+    let out = sb.replay(&purge);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("is on legal hold"),
@@ -192,10 +177,7 @@ fn purge_leaves_a_signed_tombstone_that_verify_accepts_and_nothing_else() {
         "nothing was touched"
     );
     assert!(!sb.store().join("tombstones").exists());
-    replay_ok(
-        &sb,
-        &["hold", "--release", bravo, "--reason", "case 42 closed"],
-    );
+    sb.replay_ok(&["hold", "--release", bravo, "--reason", "case 42 closed"]);
 
     // A crash after the tombstone and the first rewritten object: verify says so, and
     // the same purge again finishes it.
@@ -210,14 +192,14 @@ fn purge_leaves_a_signed_tombstone_that_verify_accepts_and_nothing_else() {
         left >= 1 && left < holding,
         "the crash left rows behind: {left} of {holding}"
     );
-    let out = replay(&sb, &["verify", bravo]);
+    let out = sb.replay(&["verify", bravo]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("purge incomplete"),
         "{}",
         show(&out)
     );
-    let done = replay_ok(&sb, &purge);
+    let done = sb.replay_ok(&purge);
     assert!(
         done.contains("finishing an earlier interrupted purge"),
         "{done}"
@@ -231,7 +213,7 @@ fn purge_leaves_a_signed_tombstone_that_verify_accepts_and_nothing_else() {
 
     // verify --all: exit 0, the purged session with who and why, the others complete, and
     // the ledger (#1, #2 purged, #3) whole.
-    let out = replay_ok(&sb, &["verify", "--all"]);
+    let out = sb.replay_ok(&["verify", "--all"]);
     let line_of = |id: &str| {
         out.lines()
             .find(|l| l.starts_with(id))
@@ -247,14 +229,14 @@ fn purge_leaves_a_signed_tombstone_that_verify_accepts_and_nothing_else() {
     assert!(line_of(charlie).contains("  complete: "), "{out}");
     assert!(line_of(delta).contains("  complete: "), "{out}");
     assert_eq!(out.lines().count(), 4, "{out}");
-    let json = replay_ok(&sb, &["verify", bravo_prefix, "--json"]);
+    let json = sb.replay_ok(&["verify", bravo_prefix, "--json"]);
     let v: serde_json::Value = serde_json::from_str(json.trim()).expect("JSON");
     assert_eq!(v["state"], "purged", "{v:#}");
     assert_eq!(v["purged"]["reason"], REASON, "{v:#}");
     assert_eq!(v["purged"]["node_seq"], 2, "{v:#}");
     // The compliance report agrees: three sessions, none missing from the node's ledger.
     let report: serde_json::Value =
-        serde_json::from_str(&replay_ok(&sb, &["report", "--format", "json"])).expect("JSON");
+        serde_json::from_str(&sb.replay_ok(&["report", "--format", "json"])).expect("JSON");
     assert_eq!(
         report["header"]["missing_from_ledger"], 0,
         "{:#}",
@@ -265,15 +247,12 @@ fn purge_leaves_a_signed_tombstone_that_verify_accepts_and_nothing_else() {
     // session is missing, and the ledger says so too.
     let empty = sb.path().join("no-operators");
     std::fs::write(&empty, "").expect("empty trust file");
-    let out = replay(
-        &sb,
-        &[
-            "verify",
-            "--all",
-            "--operator-trust",
-            empty.to_str().expect("utf-8"),
-        ],
-    );
+    let out = sb.replay(&[
+        "verify",
+        "--all",
+        "--operator-trust",
+        empty.to_str().expect("utf-8"),
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -290,7 +269,7 @@ fn purge_leaves_a_signed_tombstone_that_verify_accepts_and_nothing_else() {
     );
 
     // The index drops it; ls and search no longer show it; play says it was purged.
-    let index = replay(&sb, &["index"]);
+    let index = sb.replay(&["index"]);
     assert!(index.status.success(), "{}", show(&index));
     assert!(
         String::from_utf8_lossy(&index.stderr).contains("dropped 1 purged session"),
@@ -305,7 +284,7 @@ fn purge_leaves_a_signed_tombstone_that_verify_accepts_and_nothing_else() {
     assert_eq!(listed, [alpha.clone(), charlie.clone(), delta.clone()]);
     assert!(search_ids(&sb, "bravo").is_empty());
     assert_eq!(search_ids(&sb, "charlie"), std::slice::from_ref(charlie));
-    let out = replay(&sb, &["play", bravo_prefix]);
+    let out = sb.replay(&["play", bravo_prefix]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -321,7 +300,7 @@ fn purge_leaves_a_signed_tombstone_that_verify_accepts_and_nothing_else() {
     let text = std::fs::read_to_string(&tomb).expect("tombstone");
     std::fs::write(&tomb, text.replace(REASON, "routine cleanup")).expect("write");
     let c = changed.to_str().expect("utf-8");
-    let out = replay(&sb, &["--store", c, "verify", "--all"]);
+    let out = sb.replay(&["--store", c, "verify", "--all"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("its signature does not match"),
@@ -337,21 +316,18 @@ fn purge_leaves_a_signed_tombstone_that_verify_accepts_and_nothing_else() {
     let f = forged.to_str().expect("utf-8");
     let mallory = sb.path().join("mallory.key");
     let mallory = mallory.to_str().expect("utf-8");
-    replay_ok(&sb, &["operator-key", "--operator-key", mallory]);
-    replay_ok(
-        &sb,
-        &[
-            "--store",
-            f,
-            "purge",
-            alpha,
-            "--reason",
-            "routine",
-            "--operator-key",
-            mallory,
-        ],
-    );
-    let out = replay(&sb, &["--store", f, "verify", "--all"]);
+    sb.replay_ok(&["operator-key", "--operator-key", mallory]);
+    sb.replay_ok(&[
+        "--store",
+        f,
+        "purge",
+        alpha,
+        "--reason",
+        "routine",
+        "--operator-key",
+        mallory,
+    ]);
+    let out = sb.replay(&["--store", f, "verify", "--all"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -378,7 +354,7 @@ fn purge_leaves_a_signed_tombstone_that_verify_accepts_and_nothing_else() {
     copy_tree(&sb.store(), &kept);
     let k = kept.to_str().expect("utf-8");
     for id in [alpha, charlie] {
-        replay_ok(&sb, &["--store", k, "hold", id, "--reason", "case 7"]);
+        sb.replay_ok(&["--store", k, "hold", id, "--reason", "case 7"]);
     }
     let retention = [
         "--store",
@@ -393,12 +369,12 @@ fn purge_leaves_a_signed_tombstone_that_verify_accepts_and_nothing_else() {
     ];
     let mut dry = retention.to_vec();
     dry.push("--dry-run");
-    assert_eq!(replay_ok(&sb, &dry), format!("{delta}  would be purged\n"));
-    replay_ok(&sb, &retention);
+    assert_eq!(sb.replay_ok(&dry), format!("{delta}  would be purged\n"));
+    sb.replay_ok(&retention);
     let (counts, _) = rows_per_session_by_pyarrow(&kept);
     assert!(counts.get(delta).is_none(), "{counts:#}");
     assert!(counts[alpha].as_u64() > Some(2) && counts[charlie].as_u64() > Some(2));
-    let out = replay_ok(&sb, &["--store", k, "verify", "--all"]);
+    let out = sb.replay_ok(&["--store", k, "verify", "--all"]);
     assert!(
         out.lines().any(|l| l.starts_with(delta.as_str())
             && l.contains("  purged on ")
@@ -490,24 +466,21 @@ fn compaction_applies_retention_and_leaves_held_sessions() {
     ] {
         let path = sb.path().join(format!("{name}.cast"));
         std::fs::write(&path, cast_at(timestamp, name)).expect("cast");
-        let out = replay_ok(
-            &sb,
-            &[
-                "import",
-                "--user",
-                "u",
-                "--host",
-                "h",
-                path.to_str().expect("utf-8"),
-            ],
-        );
+        let out = sb.replay_ok(&[
+            "import",
+            "--user",
+            "u",
+            "--host",
+            "h",
+            path.to_str().expect("utf-8"),
+        ]);
         ids.push(out.split_whitespace().next().expect("id").to_string());
     }
     let (held, gone, recent) = (&ids[0], &ids[1], &ids[2]);
-    replay_ok(&sb, &["hold", held, "--reason", "litigation 12"]);
+    sb.replay_ok(&["hold", held, "--reason", "litigation 12"]);
     let key = sb.path().join("operator.key");
     let key = key.to_str().expect("utf-8 path");
-    let line = replay_ok(&sb, &["operator-key", "--operator-key", key]);
+    let line = sb.replay_ok(&["operator-key", "--operator-key", key]);
     std::fs::write(sb.data_dir().join("trusted-operators"), &line).expect("trust file");
     let nodes = sb.path().join("trusted-keys");
     std::fs::write(&nodes, "").expect("an empty nodes' trust file: imports have no node");
@@ -546,7 +519,7 @@ fn compaction_applies_retention_and_leaves_held_sessions() {
     );
     // Imports were not signed at capture, so verify exits 1 for the two kept; the
     // purged one is reported as purged, with the retention reason.
-    let out = replay(&sb, &["verify", "--all"]);
+    let out = sb.replay(&["verify", "--all"]);
     let out = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.lines().any(|l| l.starts_with(gone.as_str())
@@ -562,6 +535,6 @@ fn compaction_applies_retention_and_leaves_held_sessions() {
         );
     }
     assert_eq!(out.lines().count(), 3, "{out}");
-    let access = replay_ok(&sb, &["access-log", "--session", gone]);
+    let access = sb.replay_ok(&["access-log", "--session", gone]);
     assert!(access.contains("purge"), "{access}");
 }

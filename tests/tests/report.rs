@@ -107,10 +107,6 @@ fn commands(set: &[(&'static str, &'static str)]) -> Vec<&'static str> {
     set.iter().map(|(_, c)| *c).collect()
 }
 
-fn replay(sb: &Sandbox, args: &[&str]) -> Output {
-    sb.output(sb.cmd("replay").args(args))
-}
-
 fn ids(sb: &Sandbox) -> Vec<SessionId> {
     sb.sessions()
         .iter()
@@ -121,7 +117,7 @@ fn ids(sb: &Sandbox) -> Vec<SessionId> {
 fn report_json(sb: &Sandbox, extra: &[&str]) -> Value {
     let mut args = vec!["report", "--format", "json"];
     args.extend_from_slice(extra);
-    let out = replay(sb, &args);
+    let out = sb.replay(&args);
     assert!(out.status.success(), "{}", show(&out));
     serde_json::from_slice(&out.stdout).expect("the JSON report parses")
 }
@@ -263,19 +259,16 @@ fn a_report_counts_rules_integrity_ledger_and_sealing_the_same_in_every_format()
     });
     delete_session(&sb.store(), deleted);
     // A review of the first session, and an export: both in the access log.
-    let out = replay(
-        &sb,
-        &[
-            "review",
-            &first.to_string(),
-            "--decision",
-            "escalate",
-            "--comment",
-            "curl | sh",
-        ],
-    );
+    let out = sb.replay(&[
+        "review",
+        &first.to_string(),
+        "--decision",
+        "escalate",
+        "--comment",
+        "curl | sh",
+    ]);
     assert!(out.status.success(), "{}", show(&out));
-    let out = replay(&sb, &["export", &second.to_string(), "--format", "text"]);
+    let out = sb.replay(&["export", &second.to_string(), "--format", "text"]);
     assert!(out.status.success(), "{}", show(&out));
 
     // JSON, without the key of the sealed session.
@@ -338,7 +331,8 @@ fn a_report_counts_rules_integrity_ledger_and_sealing_the_same_in_every_format()
         let listed: Vec<Value> = serde_json::from_str(&format!(
             "[{}]",
             String::from_utf8_lossy(
-                &replay(&sb, &["commands", &session.to_string(), "--json"]).stdout
+                &sb.replay(&["commands", &session.to_string(), "--json"])
+                    .stdout
             )
             .lines()
             .collect::<Vec<_>>()
@@ -441,16 +435,13 @@ fn a_report_counts_rules_integrity_ledger_and_sealing_the_same_in_every_format()
 
     // CSV: the same numbers, one table per file.
     let csv = sb.path().join("csv");
-    let out = replay(
-        &sb,
-        &[
-            "report",
-            "--format",
-            "csv",
-            "--out",
-            csv.to_str().expect("path"),
-        ],
-    );
+    let out = sb.replay(&[
+        "report",
+        "--format",
+        "csv",
+        "--out",
+        csv.to_str().expect("path"),
+    ]);
     assert!(out.status.success(), "{}", show(&out));
     let header: BTreeMap<String, String> = read_csv(&csv.join("header.csv"))
         .into_iter()
@@ -475,21 +466,18 @@ fn a_report_counts_rules_integrity_ledger_and_sealing_the_same_in_every_format()
         .expect("altered session row");
     assert_eq!(altered_row["integrity"], "altered");
     // Not over an existing report without --force.
-    let out = replay(
-        &sb,
-        &[
-            "report",
-            "--format",
-            "csv",
-            "--out",
-            csv.to_str().expect("path"),
-        ],
-    );
+    let out = sb.replay(&[
+        "report",
+        "--format",
+        "csv",
+        "--out",
+        csv.to_str().expect("path"),
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
 
     // HTML in headless Chromium: the numbers shown, a screenshot kept.
     let html = sb.path().join("report.html");
-    let out = replay(&sb, &["report", "--out", html.to_str().expect("path")]);
+    let out = sb.replay(&["report", "--out", html.to_str().expect("path")]);
     assert!(out.status.success(), "{}", show(&out));
     let page = std::fs::read_to_string(&html).expect("html");
     for fetch in ["src=\"http", "href=\"http", "url(", "@import"] {

@@ -22,10 +22,6 @@ fn login() -> String {
         .name
 }
 
-fn replay(sb: &Sandbox, args: &[&str]) -> Output {
-    sb.output(sb.cmd("replay").args(args))
-}
-
 /// Stdout of a JSON Lines command, parsed.
 fn json_lines(out: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout)
@@ -35,7 +31,7 @@ fn json_lines(out: &Output) -> Vec<serde_json::Value> {
 }
 
 fn access_log(sb: &Sandbox) -> Vec<serde_json::Value> {
-    let out = replay(sb, &["access-log", "--json"]);
+    let out = sb.replay(&["access-log", "--json"]);
     // 1 with nothing listed is an empty log; anything else must be a clean listing.
     let empty = out.status.code() == Some(1) && out.stdout.is_empty();
     assert!(
@@ -50,7 +46,7 @@ fn access_log(sb: &Sandbox) -> Vec<serde_json::Value> {
 /// `action` on `id`, by this user on this host; returns that event.
 fn one_access(sb: &Sandbox, args: &[&str], action: &str, id: &str) -> serde_json::Value {
     let before = access_log(sb).len();
-    let out = replay(sb, args);
+    let out = sb.replay(args);
     assert!(out.status.success(), "{args:?}: {}", show(&out));
     let log = access_log(sb);
     assert_eq!(log.len(), before + 1, "{args:?} left one event: {log:#?}");
@@ -143,7 +139,7 @@ fn reviews_are_signed_and_checked_and_every_read_is_logged() {
 
     // Unknown sessions are refused, and nothing is recorded for them.
     let before = access_log(&sb).len();
-    let out = replay(&sb, &["review", "00000000", "--decision", "ok"]);
+    let out = sb.replay(&["review", "00000000", "--decision", "ok"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("00000000"),
@@ -152,7 +148,7 @@ fn reviews_are_signed_and_checked_and_every_read_is_logged() {
     );
     assert_eq!(access_log(&sb).len(), before);
 
-    let out = replay(&sb, &["reviews", "--json"]);
+    let out = sb.replay(&["reviews", "--json"]);
     assert!(out.status.success(), "{}", show(&out));
     let reviews = json_lines(&out);
     assert_eq!(reviews.len(), 3, "{reviews:#?}");
@@ -198,7 +194,7 @@ fn reviews_are_signed_and_checked_and_every_read_is_logged() {
     store
         .put(key, stored.replace("\"escalate\"", "\"ok\"").as_bytes())
         .unwrap();
-    let out = replay(&sb, &["reviews", "--json"]);
+    let out = sb.replay(&["reviews", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let reviews = json_lines(&out);
     assert_eq!(reviews[1]["signature"], "bad", "{reviews:#?}");
@@ -208,7 +204,7 @@ fn reviews_are_signed_and_checked_and_every_read_is_logged() {
         stderr.contains(key) && stderr.contains("changed after it was written"),
         "{stderr}"
     );
-    let text = replay(&sb, &["reviews"]);
+    let text = sb.replay(&["reviews"]);
     assert!(
         String::from_utf8_lossy(&text.stdout).contains("BAD SIGNATURE"),
         "{}",
@@ -246,7 +242,7 @@ fn a_read_that_cannot_be_logged_shows_nothing_unless_told_to() {
         vec!["commands", id.as_str()],
         vec!["play", id.as_str(), "--speed", "100"],
     ] {
-        let out = replay(&sb, &args);
+        let out = sb.replay(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", show(&out));
         assert!(
             out.stdout.is_empty(),
@@ -261,7 +257,7 @@ fn a_read_that_cannot_be_logged_shows_nothing_unless_told_to() {
             "{stderr}"
         );
     }
-    let out = replay(&sb, &["export", &id, "--format", "text", "--no-access-log"]);
+    let out = sb.replay(&["export", &id, "--format", "text", "--no-access-log"]);
     assert!(out.status.success(), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("secret-output"),

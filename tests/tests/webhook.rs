@@ -119,14 +119,7 @@ fn wait_for(what: &str, sb: &Sandbox, mut ok: impl FnMut() -> bool) {
 fn notifications_are_signed_retried_and_never_hold_up_ingestion() {
     let sb = Sandbox::new();
     for text in ["one", "two"] {
-        let out = sb.output(sb.cmd("auditty-agent").args([
-            "record",
-            "-q",
-            "--",
-            "sh",
-            "-c",
-            &format!("echo {text}; exit 3"),
-        ]));
+        let out = sb.record_sh(&format!("echo {text}; exit 3"));
         assert_eq!(out.status.code(), Some(3), "{}", auditty_tests::show(&out));
     }
     let receiver = Receiver::start();
@@ -383,14 +376,7 @@ s.serve_forever()
     let url = format!("https://127.0.0.1:{}/hook", port.trim());
 
     let ingest = |ca: Option<&std::path::Path>, text: &str| -> String {
-        let out = sb.output(sb.cmd("auditty-agent").args([
-            "record",
-            "-q",
-            "--",
-            "sh",
-            "-c",
-            &format!("echo {text}"),
-        ]));
+        let out = sb.record_sh(&format!("echo {text}"));
         assert!(out.status.success(), "{}", auditty_tests::show(&out));
         let mut cmd = sb.cmd("auditty-ingest");
         cmd.args([

@@ -69,6 +69,17 @@ fn ids_in(store: &LocalStore, key: &str) -> Vec<SessionId> {
     }
 }
 
+/// Purges session `sid(n)` as the operator of `key`, with no node trust file.
+fn purge_one(store: &LocalStore, n: u8, reason: &str, key: &NodeKey) -> Result<PurgeReport, Error> {
+    purge(
+        store,
+        &[sid(n)],
+        reason,
+        &operator(key),
+        &TrustSet::default(),
+    )
+}
+
 fn operator(key: &NodeKey) -> Operator<'_> {
     Operator {
         key,
@@ -82,14 +93,7 @@ fn operator(key: &NodeKey) -> Operator<'_> {
 fn purge_removes_every_row_keeps_the_rest_and_the_footers() {
     let (_dir, store) = store_with_two_sessions();
     let key = NodeKey::from_seed([5; 32]);
-    let report = purge(
-        &store,
-        &[sid(1)],
-        "GDPR 7",
-        &operator(&key),
-        &TrustSet::default(),
-    )
-    .unwrap();
+    let report = purge_one(&store, 1, "GDPR 7", &key).unwrap();
     assert_eq!(report.rewritten, [E1, E2, S1]);
     assert_eq!(report.purged[0].rows, 4);
     assert!(!report.purged[0].resumed);
@@ -117,25 +121,11 @@ fn purge_removes_every_row_keeps_the_rest_and_the_footers() {
     );
 
     // Nothing left and a tombstone: a second run changes nothing and says it resumed.
-    let again = purge(
-        &store,
-        &[sid(1)],
-        "GDPR 7",
-        &operator(&key),
-        &TrustSet::default(),
-    )
-    .unwrap();
+    let again = purge_one(&store, 1, "GDPR 7", &key).unwrap();
     assert!(again.purged[0].resumed);
     assert!(again.rewritten.is_empty());
     // A session that was never there is refused.
-    let e = purge(
-        &store,
-        &[sid(9)],
-        "x",
-        &operator(&key),
-        &TrustSet::default(),
-    )
-    .unwrap_err();
+    let e = purge_one(&store, 9, "x", &key).unwrap_err();
     assert!(e.to_string().contains("nothing to purge"), "{e}");
 }
 
@@ -144,14 +134,7 @@ fn a_hold_blocks_purge_and_retention() {
     let (_dir, store) = store_with_two_sessions();
     place_hold(&store, &Hold::new(sid(1), "legal", "root", "h", "case 42")).unwrap();
     let key = NodeKey::from_seed([5; 32]);
-    let e = purge(
-        &store,
-        &[sid(1)],
-        "x",
-        &operator(&key),
-        &TrustSet::default(),
-    )
-    .unwrap_err();
+    let e = purge_one(&store, 1, "x", &key).unwrap_err();
     assert!(matches!(e, Error::Held { .. }), "{e}");
     assert!(e.to_string().contains("case 42"));
     assert_eq!(ids_in(&store, E2), [sid(1)], "nothing was touched");
@@ -182,14 +165,7 @@ fn an_interrupted_purge_is_finished_by_running_it_again() {
         .put(&tombstone_key(sid(1)), &t.sign(&key).unwrap())
         .unwrap();
     rewrite(&store, E1, &BTreeSet::from([sid(1)])).unwrap();
-    let report = purge(
-        &store,
-        &[sid(1)],
-        "second",
-        &operator(&key),
-        &TrustSet::default(),
-    )
-    .unwrap();
+    let report = purge_one(&store, 1, "second", &key).unwrap();
     assert!(report.purged[0].resumed);
     assert_eq!(report.rewritten, [E2, S1]);
     let t = read_tombstone(&store, sid(1), &TrustSet::default())
@@ -206,13 +182,6 @@ fn an_interrupted_purge_is_finished_by_running_it_again() {
             text.replace("first", "forged").as_bytes(),
         )
         .unwrap();
-    let e = purge(
-        &store,
-        &[sid(1)],
-        "x",
-        &operator(&key),
-        &TrustSet::default(),
-    )
-    .unwrap_err();
+    let e = purge_one(&store, 1, "x", &key).unwrap_err();
     assert!(e.to_string().contains("signature does not match"), "{e}");
 }
